@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../core/float16.hpp"
+#include "../../detail/bit_pack.hpp"
+#include "../../detail/bits.hpp"
+#include "../../detail/dispatch.hpp"
+#include "../../random/stream_key.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
+namespace gradcomp::detail {
+
+/// Per-element scale of a block: element j of the block (span-local index base + j) uses
+/// scales[(base + j) / group]; written without a division per element.
+inline void block_scales(const float* scales, std::size_t group, std::size_t base,
+                         std::size_t len, float* out) noexcept {
+  if (scales == nullptr) {
+    std::fill(out, out + len, 0.0f);
+    return;
+  }
+  std::size_t g = base / group;
+  std::size_t next = (g + 1) * group;
+  for (std::size_t j = 0; j < len; ++j) {
+    if (base + j == next) {
+      ++g;
+      next += group;
+    }
+    out[j] = scales[g];
+  }
+}
+
+/// 32 random bits for global elements g0 .. g0+len-1 (len <= 64), lane (g % 4) of block g / 4.
+inline void block_random(const random_stream& rs, std::uint64_t g0, std::size_t len,
+                         std::uint32_t* out) noexcept {
+  const std::uint64_t b0 = g0 >> 2;
+  const std::size_t off = static_cast<std::size_t>(g0 & 3u);
+  const std::size_t blocks = (off + len + 3) / 4;
+  for (std::size_t q = 0; q < blocks; ++q) {
+    const philox_counter v = rs.block(b0 + q);
+    for (std::size_t l = 0; l < 4; ++l) {
+      const std::size_t idx = q * 4 + l;
+      if (idx >= off && idx - off < len) {
+        out[idx - off] = v[l];
+      }
+    }
+  }
+}
+
+/// Calls f with the code width of a coder as a compile-time constant: coders with a fixed width
+/// declare `static constexpr unsigned fixed_bits`; the others (QSGD) go through a switch.
+template <class Coder, class F>
+decltype(auto) with_coder_width(const Coder& coder, F&& f) {
+  if constexpr (requires { Coder::fixed_bits; }) {
+    return f(std::integral_constant<unsigned, Coder::fixed_bits>{});
+  } else {
+    return with_code_width(coder.bits(), std::forward<F>(f));
+  }
+}
+
+/// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out.
+template <>
+struct backend_impl<cpu_tag, encode_codes> {
+  template <class T, class Coder>
+  static void run(const cpu_policy&, const T* x, std::size_t n, std::uint64_t global_begin,
+                  const float* scales, std::size_t group, const random_stream& rs,
+                  const Coder& coder, std::byte* out) {
+    with_coder_width(coder, [&](auto width) {
+      constexpr unsigned B = decltype(width)::value;
+      alignas(64) float xf[codes_per_block];
+      alignas(64) float sc[codes_per_block];
+      alignas(64) std::uint32_t r[codes_per_block] = {};
+      alignas(64) std::uint32_t codes[codes_per_block];
+      std::uint64_t words[B];
+      for (std::size_t base = 0; base < n; base += codes_per_block) {
+        const std::size_t len = std::min(codes_per_block, n - base);
+        for (std::size_t j = 0; j < len; ++j) {
+          xf[j] = to_float(x[base + j]);
+        }
+        block_scales(scales, group, base, len, sc);
+        if constexpr (Coder::uses_random) {
+          block_random(rs, global_begin + base, len, r);
+        }
+        for (std::size_t j = 0; j < len; ++j) {
+          codes[j] = coder.encode(xf[j], sc[j], r[j]);
+        }
+        std::fill(codes + len, codes + codes_per_block, 0u);
+        pack_block<B>(codes, words);
+        const std::size_t bytes = packed_bytes(len, B);
+        std::byte* dst = out + (base / codes_per_block) * (B * 8);
+        for (std::size_t w = 0; w < B && w * 8 < bytes; ++w) {
+          std::byte tmp[8];
+          store_le(tmp, words[w]);
+          std::memcpy(dst + w * 8, tmp, std::min<std::size_t>(8, bytes - w * 8));
+        }
+      }
+    });
+  }
+};
+
+enum class decode_mode { validate, assign, add };
+
+/// Unpack n codes and either validate them (returns the index of the first invalid code, or
+/// n), or decode them into out (assign, or add to what is there).
+template <>
+struct backend_impl<cpu_tag, decode_codes> {
+  template <class T, class Coder>
+  static std::size_t run(const cpu_policy&, const std::byte* in, std::size_t n,
+                         const float* scales, std::size_t group, const Coder& coder,
+                         decode_mode mode, T* out) {
+    return with_coder_width(coder, [&](auto width) -> std::size_t {
+      constexpr unsigned B = decltype(width)::value;
+      alignas(64) std::uint32_t codes[codes_per_block];
+      alignas(64) float sc[codes_per_block];
+      std::uint64_t words[B];
+      for (std::size_t base = 0; base < n; base += codes_per_block) {
+        const std::size_t len = std::min(codes_per_block, n - base);
+        const std::size_t bytes = packed_bytes(len, B);
+        const std::byte* src = in + (base / codes_per_block) * (B * 8);
+        for (std::size_t w = 0; w < B; ++w) {
+          std::byte tmp[8] = {};
+          if (w * 8 < bytes) {
+            std::memcpy(tmp, src + w * 8, std::min<std::size_t>(8, bytes - w * 8));
+          }
+          words[w] = load_le<std::uint64_t>(tmp);
+        }
+        unpack_block<B>(words, codes);
+        if (mode == decode_mode::validate) {
+          for (std::size_t j = 0; j < len; ++j) {
+            if (!coder.valid(codes[j])) {
+              return base + j;
+            }
+          }
+          continue;
+        }
+        block_scales(scales, group, base, len, sc);
+        if (mode == decode_mode::assign) {
+          for (std::size_t j = 0; j < len; ++j) {
+            out[base + j] = from_float<T>(coder.decode(codes[j], sc[j]));
+          }
+        } else {
+          for (std::size_t j = 0; j < len; ++j) {
+            out[base + j] = from_float<T>(to_float(out[base + j]) + coder.decode(codes[j], sc[j]));
+          }
+        }
+      }
+      return n;
+    });
+  }
+};
+
+} // namespace gradcomp::detail

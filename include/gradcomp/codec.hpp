@@ -1,0 +1,487 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "backend/cpu/codes.hpp"
+#include "backend/cpu/reduce_groups.hpp"
+#include "backend/cpu/select_top_keys.hpp"
+#include "compressor/common.hpp"
+#include "core/float16.hpp"
+#include "detail/bits.hpp"
+#include "encoding/packed_span.hpp"
+#include "encoding/sparse_coo.hpp"
+#include "encoding/wire_header.hpp"
+#include "error.hpp"
+#include "layout/model_layout.hpp"
+#include "random/stream_key.hpp"
+#include "scheme.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+/// @file
+/// codec<Scheme>: binds a scheme to a model layout and turns gradients into wire messages and
+/// back. Encoding is two-phase: every span is first scanned (scales, selections, the non-finite
+/// check) into the codec's workspace, then, only if all spans succeed and the output is large
+/// enough, the message is written. Decoding validates the whole message before it writes a single
+/// output element. So a failing call leaves the caller's buffers untouched (failure atomicity).
+/// A codec reuses its workspace between calls: no allocation on the hot path once warm; one codec
+/// must not be used from two threads at once.
+
+namespace gradcomp {
+
+template <class Scheme>
+class codec {
+public:
+  using scheme_type = Scheme;
+  using compressor_type = typename Scheme::compressor_type;
+  using encoding_type = typename Scheme::encoding_type;
+  using granularity_type = typename Scheme::granularity_type;
+  static constexpr bool is_sparse = Scheme::is_sparse;
+
+  /// Validates the scheme's parameters and plans its spans over the layout.
+  codec(Scheme scheme, model_layout layout) : scheme_(std::move(scheme)), layout_(std::move(layout)) {
+    scheme_.compressor.validate();
+    plan_ = scheme_.granularity.plan(layout_, scheme_.rules);
+    detail::require(plan_.size() <= 0xffffffffu, errc::invalid_parameter,
+                    "more than 2^32-1 spans");
+    span_compressors_.reserve(plan_.size());
+    detail::digest_builder digest;
+    digest.add(scheme_.compressor.parameter_word());
+    for (const span_desc& s : plan_) {
+      span_compressors_.push_back(s.parameter ? scheme_.compressor.with_parameter(*s.parameter)
+                                              : scheme_.compressor);
+      digest.add(s.size);
+      digest.add(s.compressed ? 1 : 0);
+      digest.add(span_compressors_.back().parameter_word());
+    }
+    digest_ = digest.value();
+  }
+
+  [[nodiscard]] const Scheme& scheme() const noexcept { return scheme_; }
+  [[nodiscard]] const model_layout& layout() const noexcept { return layout_; }
+  [[nodiscard]] const std::vector<span_desc>& spans() const noexcept { return plan_; }
+  /// The compressor used for span s (the scheme's, or its per-layer override).
+  [[nodiscard]] const compressor_type& span_compressor(std::size_t s) const {
+    return span_compressors_.at(s);
+  }
+
+  /// An upper bound on encode()'s output for gradients of type T, for any input.
+  template <gradient_value T = float>
+  [[nodiscard]] std::size_t max_encoded_bytes() const {
+    std::size_t total = wire_header_bytes + plan_.size() * wire_directory_entry_bytes;
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
+      const std::size_t n = plan_[s].size;
+      const compressor_type& c = span_compressors_[s];
+      if (!plan_[s].compressed) {
+        total += n * sizeof(T);
+      } else if constexpr (is_sparse) {
+        total += encoding_type::bytes(n, c.max_selected(n), false);
+      } else {
+        total += detail::packed_span::bytes(c, c.coder(scheme_.encoding), n);
+      }
+    }
+    return total;
+  }
+
+  /// Compresses and encodes `grad` (the whole flat buffer) into `out`; returns the bytes written.
+  /// Errors: size_mismatch, non_finite_input, buffer_too_small, invalid_parameter (key).
+  template <class Exec, gradient_value T>
+  std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
+                     const stream_key& key) {
+    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
+                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    key.validate();
+    const std::size_t total = plan_encode(exec, grad, key);
+    detail::require(out.size() >= total, errc::buffer_too_small,
+                    "message needs " + std::to_string(total) + " bytes, output has " +
+                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    write_message(exec, grad, out.first(total), key);
+    return total;
+  }
+
+  /// Validates `message` completely, then writes the decompressed gradient into `out` (the whole
+  /// flat buffer). Errors: any errc of the wire format; out is untouched on error.
+  template <class Exec, gradient_value T>
+  void decode(const Exec& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl(exec, message, out, detail::decode_mode::assign);
+  }
+  /// As decode(), but adds the decompressed gradient to what `out` holds (aggregation).
+  template <class Exec, gradient_value T>
+  void decode_add(const Exec& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl(exec, message, out, detail::decode_mode::add);
+  }
+
+  /// Q(grad) as a dense buffer: encode into the codec's own buffer, then decode into out.
+  template <class Exec, gradient_value T>
+  std::size_t apply(const Exec& exec, std::span<const T> grad, std::span<T> out,
+                    const stream_key& key) {
+    detail::require(out.size() == layout_.total_size(), errc::size_mismatch,
+                    "output has " + std::to_string(out.size()) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    message_.resize(max_encoded_bytes<T>());
+    const std::size_t bytes = encode(exec, grad, std::span<std::byte>(message_), key);
+    decode(exec, std::span<const std::byte>(message_.data(), bytes), out);
+    return bytes;
+  }
+
+private:
+  [[nodiscard]] std::string span_name(std::size_t s) const {
+    const span_desc& d = plan_[s];
+    return d.layer != span_desc::no_layer ? "layer '" + layout_[d.layer].name + "' (span " +
+                                                std::to_string(s) + ")"
+                                          : "span " + std::to_string(s);
+  }
+
+  template <class T>
+  void require_finite(std::uint32_t max_bits, const T* x, std::size_t s) const {
+    if (max_bits < detail::inf_abs_bits) {
+      return;
+    }
+    std::size_t i = 0;
+    while (i < plan_[s].size && !detail::is_non_finite(to_float(x[i]))) {
+      ++i;
+    }
+    detail::fail(errc::non_finite_input,
+                 "non-finite gradient value (NaN or Inf) in " + span_name(s) + " at element " +
+                     std::to_string(i) + " (global index " +
+                     std::to_string(plan_[s].begin + i) + ")");
+  }
+
+  [[nodiscard]] span_context context(std::size_t s, const stream_key& key,
+                                     std::uint32_t max_bits) const {
+    return {plan_[s].begin, key.seed, key.stream_word(), max_bits};
+  }
+
+  // Phase 1: scan every span; fills the workspace and returns the message size.
+  template <class Exec, class T>
+  std::size_t plan_encode(const Exec& exec, std::span<const T> grad, const stream_key& key) {
+    const std::size_t S = plan_.size();
+    span_bytes_.assign(S, 0);
+    scale_offsets_.assign(S + 1, 0);
+    sel_offsets_.assign(S + 1, 0);
+    selections_.assign(S, sparse_selection{});
+    sel_indices_.clear();
+    scales_.clear();
+    std::size_t total = wire_header_bytes + S * wire_directory_entry_bytes;
+    for (std::size_t s = 0; s < S; ++s) {
+      const span_desc& d = plan_[s];
+      const T* x = grad.data() + d.begin;
+      const compressor_type& c = span_compressors_[s];
+      scale_offsets_[s + 1] = scale_offsets_[s];
+      if (!d.compressed) {
+        require_finite(detail::scan_max_abs(exec, x, d.size), x, s);
+        span_bytes_[s] = d.size * sizeof(T);
+      } else if constexpr (is_sparse) {
+        const std::uint32_t mb = detail::scan_max_abs(exec, x, d.size);
+        require_finite(mb, x, s);
+        selections_[s] = c.select(exec, x, d.size, context(s, key, mb), sparse_ws_);
+        sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(),
+                            sparse_ws_.indices.end());
+        span_bytes_[s] =
+            encoding_type::bytes(d.size, sparse_ws_.indices.size(), selections_[s].indices_implied);
+      } else {
+        scale_offsets_[s + 1] = scale_offsets_[s] + c.num_scales(d.size);
+        scales_.resize(scale_offsets_[s + 1]);
+        const std::uint32_t mb = c.scan(exec, x, d.size, scales_.data() + scale_offsets_[s], sums_);
+        require_finite(mb, x, s);
+        span_bytes_[s] = detail::packed_span::bytes(c, c.coder(scheme_.encoding), d.size);
+      }
+      sel_offsets_[s + 1] = sel_indices_.size();
+      total += span_bytes_[s];
+    }
+    return total;
+  }
+
+  // Phase 2: write header, directory and payloads, then the checksum.
+  template <class Exec, class T>
+  void write_message(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
+                     const stream_key& key) {
+    const std::size_t S = plan_.size();
+    std::byte* p = out.data();
+    detail::write_frame_header(p, compressor_type::id, encoding_type::id, granularity_type::id,
+                               value_traits<T>::id, static_cast<std::uint32_t>(S),
+                               layout_.total_size(), key.seed, key.stream_word(), digest_);
+    std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;
+    for (std::size_t s = 0; s < S; ++s) {
+      const span_desc& d = plan_[s];
+      detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, d.size,
+                                    span_bytes_[s],
+                                    d.compressed ? span_mode_compressed : span_mode_raw);
+      std::byte* dst = p + offset;
+      const T* x = grad.data() + d.begin;
+      const compressor_type& c = span_compressors_[s];
+      if (!d.compressed) {
+        for (std::size_t i = 0; i < d.size; ++i) {
+          detail::store_le(dst + i * sizeof(T), x[i]);
+        }
+      } else if constexpr (is_sparse) {
+        write_sparse_span(dst, x, d.size, s);
+      } else {
+        const span_context ctx = context(s, key, 0);
+        detail::packed_span::write(exec, c, c.coder(scheme_.encoding), x, d.size, d.begin,
+                                   scales_.data() + scale_offsets_[s], ctx.rounding(), dst);
+      }
+      offset += span_bytes_[s];
+    }
+    detail::store_le<std::uint64_t>(p + 48, detail::message_checksum(out));
+  }
+
+  template <class T>
+  void write_sparse_span(std::byte* dst, const T* x, std::size_t n, std::size_t s) const {
+    const std::size_t* idx = sel_indices_.data() + sel_offsets_[s];
+    const std::size_t k = sel_offsets_[s + 1] - sel_offsets_[s];
+    const bool implied = selections_[s].indices_implied;
+    const unsigned w = encoding_type::index_bytes(n);
+    detail::store_le<std::uint64_t>(dst, k);
+    detail::store_le<std::uint8_t>(dst + 8, static_cast<std::uint8_t>(w));
+    detail::store_le<std::uint8_t>(dst + 9, implied ? encoding_type::flag_implied : 0);
+    detail::store_le<std::uint16_t>(dst + 10, 0);
+    detail::store_le<float>(dst + 12, selections_[s].value_scale);
+    std::byte* q = dst + encoding_type::span_header_bytes;
+    if (!implied) {
+      for (std::size_t j = 0; j < k; ++j) {
+        encoding_type::store_index(q + j * w, w, idx[j]);
+      }
+      q += k * w;
+    }
+    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
+    for (std::size_t j = 0; j < k; ++j) {
+      encoding_type::store_value(q + j * vb, to_float(x[idx[j]]));
+    }
+  }
+
+  // ---- decoding ----------------------------------------------------------------------------
+
+  void check_frame(const message_info& info) const {
+    auto mismatch = [](const char* what, auto got, auto want) {
+      detail::fail(errc::scheme_mismatch,
+                   std::string("message ") + what + " id " + std::to_string(static_cast<int>(got)) +
+                       ", this codec expects " + std::to_string(static_cast<int>(want)));
+    };
+    if (info.compressor != compressor_type::id) {
+      mismatch("compressor", info.compressor, compressor_type::id);
+    }
+    if (info.encoding != encoding_type::id) {
+      mismatch("encoding", info.encoding, encoding_type::id);
+    }
+    if (info.granularity != granularity_type::id) {
+      mismatch("granularity", info.granularity, granularity_type::id);
+    }
+    detail::require(info.total_elements == layout_.total_size(), errc::layout_mismatch,
+                    "message has " + std::to_string(info.total_elements) +
+                        " elements, layout has " + std::to_string(layout_.total_size()));
+    detail::require(info.spans.size() == plan_.size(), errc::layout_mismatch,
+                    "message has " + std::to_string(info.spans.size()) + " spans, plan has " +
+                        std::to_string(plan_.size()));
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
+      detail::require(info.spans[s].elements == plan_[s].size, errc::layout_mismatch,
+                      span_name(s) + " has " + std::to_string(info.spans[s].elements) +
+                          " elements in the message, " + std::to_string(plan_[s].size) +
+                          " in this layout");
+      const bool raw = info.spans[s].mode == span_mode_raw;
+      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch,
+                      span_name(s) + (raw ? " is raw in the message but compressed here"
+                                          : " is compressed in the message but raw here"));
+    }
+    detail::require(info.plan_digest == digest_, errc::scheme_mismatch,
+                    "compressor parameters or per-layer rules differ from this codec's");
+  }
+
+  template <class Exec, class T>
+  void decode_impl(const Exec& exec, std::span<const std::byte> msg, std::span<T> out,
+                   detail::decode_mode mode) {
+    const message_info info = detail::parse_frame(msg);
+    check_frame(info);
+    detail::require(out.size() == layout_.total_size(), errc::size_mismatch,
+                    "output has " + std::to_string(out.size()) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    // Phase 1: validate every span (and regenerate implied indices) without touching out.
+    const std::size_t S = plan_.size();
+    scale_offsets_.assign(S + 1, 0);
+    sel_offsets_.assign(S + 1, 0);
+    sel_indices_.clear();
+    for (std::size_t s = 0; s < S; ++s) {
+      validate_span(exec, info, msg.data() + info.spans[s].offset, s);
+      sel_offsets_[s + 1] = sel_indices_.size();
+    }
+    // Phase 2: write.
+    for (std::size_t s = 0; s < S; ++s) {
+      const span_desc& d = plan_[s];
+      const std::byte* src = msg.data() + info.spans[s].offset;
+      T* dst = out.data() + d.begin;
+      const compressor_type& c = span_compressors_[s];
+      if (!d.compressed) {
+        decode_raw(src, info.value_type, d.size, mode, dst);
+      } else if constexpr (is_sparse) {
+        decode_sparse(src, d.size, s, mode, dst);
+      } else {
+        detail::packed_span::decode(exec, c, c.coder(scheme_.encoding), src, d.size,
+                                    scales_.data() + scale_offsets_[s], mode, dst);
+      }
+    }
+  }
+
+  template <class Exec>
+  void validate_span(const Exec& exec, const message_info& info, const std::byte* src,
+                     std::size_t s) {
+    const span_desc& d = plan_[s];
+    const std::size_t bytes = info.spans[s].bytes;
+    const compressor_type& c = span_compressors_[s];
+    if (!d.compressed) {
+      const std::size_t vs = value_size(info.value_type);
+      detail::require(bytes == d.size * vs, errc::corrupt_payload,
+                      span_name(s) + ": raw span of " + std::to_string(bytes) + " bytes, needs " +
+                          std::to_string(d.size * vs));
+      for (std::size_t i = 0; i < d.size; ++i) {
+        detail::require(!detail::is_non_finite(load_raw(src, info.value_type, i)),
+                        errc::corrupt_payload,
+                        span_name(s) + ": raw value " + std::to_string(i) + " is not finite");
+      }
+      scale_offsets_[s + 1] = scale_offsets_[s];
+    } else if constexpr (is_sparse) {
+      validate_sparse(exec, info, src, bytes, s);
+      scale_offsets_[s + 1] = scale_offsets_[s];
+    } else {
+      const std::size_t ns = c.num_scales(d.size);
+      scale_offsets_[s + 1] = scale_offsets_[s] + ns;
+      scales_.resize(scale_offsets_[s + 1]);
+      detail::packed_span::validate(exec, c, c.coder(scheme_.encoding), src, bytes, d.size, s,
+                                    scales_.data() + scale_offsets_[s]);
+    }
+  }
+
+  [[nodiscard]] static float load_raw(const std::byte* src, value_type_id vt, std::size_t i) {
+    switch (vt) {
+    case value_type_id::f32: return detail::load_le<float>(src + 4 * i);
+    case value_type_id::f16: return to_float(half{detail::load_le<std::uint16_t>(src + 2 * i)});
+    case value_type_id::bf16:
+      return to_float(bfloat16{detail::load_le<std::uint16_t>(src + 2 * i)});
+    }
+    return 0.0f;
+  }
+  template <class T>
+  static void decode_raw(const std::byte* src, value_type_id vt, std::size_t n,
+                         detail::decode_mode mode, T* dst) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const float v = load_raw(src, vt, i);
+      dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
+    }
+  }
+
+  template <class Exec>
+  void validate_sparse(const Exec& exec, const message_info& info, const std::byte* src,
+                       std::size_t bytes, std::size_t s) {
+    const std::size_t n = plan_[s].size;
+    const compressor_type& c = span_compressors_[s];
+    const std::string where = span_name(s) + ": ";
+    detail::require(bytes >= encoding_type::span_header_bytes, errc::corrupt_payload,
+                    where + "sparse span shorter than its 16-byte header");
+    const auto k = detail::load_le<std::uint64_t>(src);
+    const auto w = detail::load_le<std::uint8_t>(src + 8);
+    const auto flags = detail::load_le<std::uint8_t>(src + 9);
+    const auto scale = detail::load_le<float>(src + 12);
+    detail::require(k <= n, errc::corrupt_payload,
+                    where + "count " + std::to_string(k) + " exceeds the span size " +
+                        std::to_string(n));
+    detail::require(w == encoding_type::index_bytes(n), errc::corrupt_payload,
+                    where + "index width " + std::to_string(w) + " is not the width for n = " +
+                        std::to_string(n));
+    detail::require((flags & ~encoding_type::flag_implied) == 0 &&
+                        detail::load_le<std::uint16_t>(src + 10) == 0,
+                    errc::corrupt_payload, where + "unknown flags or non-zero reserved bits");
+    const bool implied = (flags & encoding_type::flag_implied) != 0;
+    bool expect_implied = false;
+    float expect_scale = 1.0f;
+    if constexpr (requires { c.shared_seed; }) {
+      expect_implied = c.shared_seed;
+      expect_scale = c.value_scale(n, k);
+    }
+    detail::require(implied == expect_implied, errc::corrupt_payload,
+                    where + "indices-implied flag does not match the compressor");
+    detail::require(detail::float_bits(scale) == detail::float_bits(expect_scale),
+                    errc::corrupt_payload, where + "value scale is not the one the compressor uses");
+    if constexpr (requires { c.count(n); }) {
+      detail::require(k == c.count(n), errc::corrupt_payload,
+                      where + "count " + std::to_string(k) + ", the compressor keeps " +
+                          std::to_string(c.count(n)));
+    }
+    detail::require(bytes == encoding_type::bytes(n, k, implied), errc::corrupt_payload,
+                    where + std::to_string(bytes) + " payload bytes, the format needs " +
+                        std::to_string(encoding_type::bytes(n, k, implied)));
+    const std::byte* q = src + encoding_type::span_header_bytes;
+    if (implied) {
+      if constexpr (requires { c.shared_seed; }) {
+        const span_context ctx{plan_[s].begin, info.seed, info.stream_word, 0};
+        c.select_subset(exec, n, k, ctx, sparse_ws_);
+        sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(),
+                            sparse_ws_.indices.end());
+      }
+    } else {
+      std::uint64_t prev = 0;
+      for (std::size_t j = 0; j < k; ++j) {
+        const std::uint64_t i = encoding_type::load_index(q + j * w, w);
+        detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload,
+                        where + "index " + std::to_string(j) + " (" + std::to_string(i) +
+                            ") is out of range or not strictly increasing");
+        prev = i;
+      }
+      q += k * w;
+    }
+    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
+    for (std::size_t j = 0; j < k; ++j) {
+      detail::require(!detail::is_non_finite(encoding_type::load_value(q + j * vb)),
+                      errc::corrupt_payload, where + "value " + std::to_string(j) + " is not finite");
+    }
+  }
+
+  template <class T>
+  void decode_sparse(const std::byte* src, std::size_t n, std::size_t s, detail::decode_mode mode,
+                     T* dst) const {
+    const auto k = static_cast<std::size_t>(detail::load_le<std::uint64_t>(src));
+    const unsigned w = encoding_type::index_bytes(n);
+    const bool implied = (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
+    const float scale = detail::load_le<float>(src + 12);
+    const std::byte* q = src + encoding_type::span_header_bytes;
+    const std::byte* values = implied ? q : q + k * w;
+    const std::size_t* regenerated = sel_indices_.data() + sel_offsets_[s];
+    if (mode == detail::decode_mode::assign) {
+      for (std::size_t i = 0; i < n; ++i) {
+        dst[i] = from_float<T>(0.0f);
+      }
+    }
+    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
+    for (std::size_t j = 0; j < k; ++j) {
+      const std::size_t i = implied ? regenerated[j] : encoding_type::load_index(q + j * w, w);
+      const float v = encoding_type::load_value(values + j * vb) * scale;
+      dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
+    }
+  }
+
+  Scheme scheme_;
+  model_layout layout_;
+  std::vector<span_desc> plan_;
+  std::vector<compressor_type> span_compressors_;
+  std::uint64_t digest_ = 0;
+  // workspace, reused between calls
+  std::vector<std::size_t> span_bytes_;
+  std::vector<float> scales_;
+  std::vector<std::size_t> scale_offsets_;
+  std::vector<sparse_selection> selections_;
+  std::vector<std::size_t> sel_indices_;
+  std::vector<std::size_t> sel_offsets_;
+  sparse_workspace sparse_ws_;
+  std::vector<double> sums_;
+  std::vector<std::byte> message_;
+};
+
+/// Convenience: make_codec(scheme, layout).
+template <class Scheme>
+codec<Scheme> make_codec(Scheme scheme, model_layout layout) {
+  return codec<Scheme>(std::move(scheme), std::move(layout));
+}
+
+} // namespace gradcomp

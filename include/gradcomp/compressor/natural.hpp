@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../encoding/code_encodings.hpp"
+#include "../math/natural.hpp"
+#include "common.hpp"
+#include "identity.hpp"
+
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace gradcomp {
+
+namespace detail {
+struct natural9_coder {
+  static constexpr bool uses_random = true;
+  static constexpr unsigned fixed_bits = 9;
+  [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
+                                                          std::uint32_t r) const noexcept {
+    return math::natural_encode9(x, r);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
+    return math::natural_decode9(c);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE bool valid(std::uint32_t c) const noexcept {
+    return math::natural_valid9(c);
+  }
+};
+struct natural8_coder {
+  static constexpr bool uses_random = true;
+  static constexpr unsigned fixed_bits = 8;
+  [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
+                                                          std::uint32_t r) const noexcept {
+    return math::natural_encode8(x, r);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
+    return math::natural_decode8(c);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE bool valid(std::uint32_t c) const noexcept {
+    return math::natural_valid8(c);
+  }
+};
+} // namespace detail
+
+/// Natural compression C_nat (Horvath et al. 2019): unbiased stochastic rounding of |x| to a
+/// power of two, P(up) = m/2^23 exactly (math/natural.hpp has the subnormal, saturation and 8-bit
+/// window rules).
+///
+/// Contract: unbiased (inside the format's range); Omega = 1/8, attained at |x| = (4/3) 2^a.
+/// Elementwise with index-keyed randomness: layer-wise == entire-model bit for bit. Payload:
+/// natural; encodings natural_codes<9> (default) and natural_codes<8>. No parameter.
+struct natural {
+  static constexpr compressor_id id = compressor_id::natural;
+  static constexpr std::string_view name = "natural";
+  static constexpr bool is_unbiased = true;
+  static constexpr bool is_elementwise = true;
+  using payload_kind = natural_payload;
+
+  void validate() const {}
+  [[nodiscard]] natural with_parameter(double) const {
+    detail::fail(errc::invalid_parameter, "natural has no parameter to override");
+  }
+  [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.125; }
+  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
+  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
+  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
+  [[nodiscard]] bool valid_scale(float) const { return true; }
+  template <class Exec, gradient_value T>
+  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
+                     std::vector<double>&) const {
+    return detail::scan_max_abs(exec, x, n);
+  }
+  [[nodiscard]] detail::natural9_coder coder(const natural_codes<9>&) const { return {}; }
+  [[nodiscard]] detail::natural8_coder coder(const natural_codes<8>&) const { return {}; }
+  friend bool operator==(const natural&, const natural&) = default;
+};
+
+} // namespace gradcomp

@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../backend/cpu/select_top_keys.hpp"
+#include "common.hpp"
+
+#include <optional>
+#include <string_view>
+
+namespace gradcomp {
+
+/// Random-k: keeps a uniformly random k-subset of each span.
+///
+/// Contract
+/// - k = ceil(ratio * n), clamped to [1, n], exact (as topk). The subset is the k elements with
+///   the smallest 64-bit Philox keys, key(i) drawn from (seed, step, role, rank) at the global
+///   element index i (ties to the lower index): uniform, and identical on every backend.
+/// - `unbiased = false` (as the paper ran it): Q(x) = x on the subset; E Q(x) = (k/n) x; Omega = 0.
+///   `unbiased = true` (Wangni/Stich rand-k): values scaled by n/k at decode, in fp32; unbiased;
+///   Omega = n/k - 1 exactly.
+/// - `shared_seed = true`: the rank is left out of the key, so all workers draw the same subset;
+///   the message carries no indices (the receiver regenerates them), as in GRACE and the paper's
+///   sparsified_ddp.
+/// - Payload: sparse. Parameter: ratio in (0, 1].
+struct random_k {
+  static constexpr compressor_id id = compressor_id::random_k;
+  static constexpr std::string_view name = "random_k";
+  static constexpr bool is_unbiased = false; ///< of the default (biased) mode; see unbiased
+  static constexpr bool is_elementwise = false;
+  using payload_kind = sparse_payload;
+
+  double ratio = 0.01;
+  bool unbiased = false;
+  bool shared_seed = false;
+
+  void validate() const { (void)detail::ratio_ppb(ratio, "random_k"); }
+  [[nodiscard]] random_k with_parameter(double r) const {
+    random_k c{r, unbiased, shared_seed};
+    c.validate();
+    return c;
+  }
+  [[nodiscard]] std::optional<double> omega(std::size_t n) const {
+    if (!unbiased || n == 0) {
+      return 0.0;
+    }
+    return static_cast<double>(n) / static_cast<double>(count(n)) - 1.0;
+  }
+  [[nodiscard]] std::uint64_t parameter_word() const {
+    return detail::ratio_ppb(ratio, "random_k") | (std::uint64_t{unbiased} << 62) |
+           (std::uint64_t{shared_seed} << 63);
+  }
+  [[nodiscard]] std::size_t count(std::size_t n) const {
+    return detail::count_from_ppb(detail::ratio_ppb(ratio, "random_k"), n);
+  }
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
+  /// The value scale of a span of n elements from which k were kept.
+  [[nodiscard]] float value_scale(std::size_t n, std::size_t k) const noexcept {
+    return unbiased && k > 0 ? static_cast<float>(static_cast<double>(n) / static_cast<double>(k))
+                             : 1.0f;
+  }
+
+  /// The subset alone (also used by receivers to regenerate implied indices).
+  template <class Exec>
+  void select_subset(const Exec& exec, std::size_t n, std::size_t k, const span_context& ctx,
+                     sparse_workspace& ws) const {
+    const random_stream rs = ctx.subset(shared_seed);
+    const std::uint64_t g0 = ctx.global_begin;
+    // k smallest keys == k largest complemented keys
+    detail::run<detail::select_top_keys>(
+        exec, n, k, [rs, g0](std::size_t i) { return ~rs.bits64(g0 + i); }, ws.indices,
+        ws.select);
+  }
+  template <class Exec, gradient_value T>
+  sparse_selection select(const Exec& exec, const T*, std::size_t n, const span_context& ctx,
+                          sparse_workspace& ws) const {
+    const std::size_t k = count(n);
+    select_subset(exec, n, k, ctx, ws);
+    return {value_scale(n, k), shared_seed};
+  }
+  friend bool operator==(const random_k&, const random_k&) = default;
+};
+
+} // namespace gradcomp

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../encoding/code_encodings.hpp"
+#include "../math/stochastic_rounding.hpp"
+#include "common.hpp"
+#include "identity.hpp"
+
+#include <optional>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+namespace gradcomp {
+
+namespace detail {
+template <class V>
+struct stochastic_round_coder : cast_coder<V> {
+  static constexpr bool uses_random = true;
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
+                                                          std::uint32_t r) const noexcept {
+    if constexpr (std::is_same_v<V, bfloat16>) {
+      return math::stochastic_round_bf16(x, r);
+    } else {
+      return math::stochastic_round_f16(x, r);
+    }
+  }
+};
+} // namespace detail
+
+/// Stochastic rounding of fp32 gradients to a 16-bit float format V (bfloat16 or half).
+///
+/// Contract: unbiased inside V's finite range (beyond it values saturate to the largest finite
+/// V). Relative grid, so Omega <= 2^(-2m)/4 with m mantissa bits: 2^-16 for bf16, 2^-22 for fp16
+/// (normal range). Elementwise with index-keyed randomness: layer-wise == entire-model.
+/// Payload: dense; the encoding must be dense<V> of the same V. No parameter.
+template <class V>
+struct stochastic_rounding {
+  static_assert(std::is_same_v<V, bfloat16> || std::is_same_v<V, half>,
+                "gradcomp::stochastic_rounding<V>: V must be gradcomp::bfloat16 or gradcomp::half");
+  static constexpr compressor_id id = compressor_id::stochastic_rounding;
+  static constexpr std::string_view name = std::is_same_v<V, bfloat16> ? "sr_bf16" : "sr_f16";
+  static constexpr bool is_unbiased = true;
+  static constexpr bool is_elementwise = true;
+  using payload_kind = dense_payload;
+  using target_type = V;
+
+  void validate() const {}
+  [[nodiscard]] stochastic_rounding with_parameter(double) const {
+    detail::fail(errc::invalid_parameter, "stochastic_rounding has no parameter to override");
+  }
+  [[nodiscard]] std::optional<double> omega(std::size_t) const {
+    return std::is_same_v<V, bfloat16> ? 0x1p-16 : 0x1p-22;
+  }
+  [[nodiscard]] std::uint64_t parameter_word() const {
+    return static_cast<std::uint64_t>(value_traits<V>::id);
+  }
+  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
+  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
+  [[nodiscard]] bool valid_scale(float) const { return true; }
+  template <class Exec, gradient_value T>
+  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
+                     std::vector<double>&) const {
+    return detail::scan_max_abs(exec, x, n);
+  }
+  template <class W>
+  [[nodiscard]] detail::stochastic_round_coder<V> coder(const dense<W>&) const {
+    static_assert(std::is_same_v<W, V>,
+                  "gradcomp: stochastic_rounding<V> must be encoded as dense<V> (same V)");
+    return {};
+  }
+  friend bool operator==(const stochastic_rounding&, const stochastic_rounding&) = default;
+};
+
+} // namespace gradcomp

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+/// @file
+/// Compiler configuration shared by every gradcomp header: the four house macros and the guard
+/// against value-changing floating-point flags.
+
+#if defined(__CUDACC__) || defined(__HIPCC__)
+#define GRADCOMP_HOST_DEVICE __host__ __device__
+#else
+#define GRADCOMP_HOST_DEVICE
+#endif
+
+#if defined(_MSC_VER)
+#define GRADCOMP_FORCEINLINE __forceinline
+#else
+#define GRADCOMP_FORCEINLINE inline __attribute__((always_inline))
+#endif
+
+// gradcomp promises bit-identical results across backends and a documented NaN/Inf policy.
+// -ffast-math (and -ffinite-math-only) let the compiler reorder reductions and delete the
+// non-finite checks, so both promises would silently break. Refuse to compile unless the user
+// explicitly accepts degraded guarantees.
+#if (defined(__FAST_MATH__) || defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) &&         \
+    !defined(GRADCOMP_ALLOW_FAST_MATH)
+#error "gradcomp: -ffast-math / -ffinite-math-only break the NaN policy and bit-identical results; \
+remove the flag or define GRADCOMP_ALLOW_FAST_MATH to accept degraded guarantees"
+#endif

@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../config.hpp"
+#include "../detail/bits.hpp"
+
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+/// @file
+/// 16-bit floating-point storage types for mixed-precision gradients. They only store bits and
+/// convert to and from float with exact round-to-nearest-even; all arithmetic happens in fp32.
+/// The layout (one uint16_t) matches CUDA's __half and __nv_bfloat16, so the CUDA backend can
+/// reinterpret buffers of these types without copies.
+
+namespace gradcomp {
+
+/// IEEE 754 binary16 (1 sign, 5 exponent, 10 mantissa bits), storage only.
+struct half {
+  std::uint16_t bits = 0;
+  friend constexpr bool operator==(half, half) = default;
+};
+/// bfloat16 (1 sign, 8 exponent, 7 mantissa bits), storage only.
+struct bfloat16 {
+  std::uint16_t bits = 0;
+  friend constexpr bool operator==(bfloat16, bfloat16) = default;
+};
+
+/// Exact float -> bfloat16, round to nearest even; NaN stays a (quiet) NaN.
+GRADCOMP_HOST_DEVICE constexpr bfloat16 to_bfloat16(float f) noexcept {
+  const std::uint32_t x = detail::float_bits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) {
+    return bfloat16{static_cast<std::uint16_t>((x >> 16) | 0x0040u)};
+  }
+  const std::uint32_t bias = 0x7fffu + ((x >> 16) & 1u);
+  return bfloat16{static_cast<std::uint16_t>((x + bias) >> 16)};
+}
+GRADCOMP_HOST_DEVICE constexpr float to_float(bfloat16 b) noexcept {
+  return detail::bits_float(static_cast<std::uint32_t>(b.bits) << 16);
+}
+
+/// Exact float -> binary16, round to nearest even, including subnormals; overflow gives +-Inf.
+GRADCOMP_HOST_DEVICE constexpr half to_half(float f) noexcept {
+  const std::uint32_t x = detail::float_bits(f);
+  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t ax = x & 0x7fffffffu;
+  if (ax >= 0x7f800000u) { // NaN or Inf
+    return half{static_cast<std::uint16_t>(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u))};
+  }
+  if (ax >= 0x477ff000u) { // >= 65520 rounds to Inf
+    return half{static_cast<std::uint16_t>(sign | 0x7c00u)};
+  }
+  if (ax < 0x38800000u) { // below 2^-14: a binary16 subnormal (unit 2^-24) or zero
+    const std::uint32_t e = ax >> 23;
+    if (e < 102u) { // |f| < 2^-25 rounds to zero (2^-25 itself ties to even zero)
+      return half{sign};
+    }
+    const std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+    const std::uint32_t shift = 126u - e; // 14 ... 24
+    std::uint32_t q = mant >> shift;
+    const std::uint32_t rem = mant & ((1u << shift) - 1u);
+    const std::uint32_t halfway = 1u << (shift - 1u);
+    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+    return half{static_cast<std::uint16_t>(sign | q)};
+  }
+  std::uint32_t h = (ax >> 13) - (112u << 10);
+  const std::uint32_t rem = ax & 0x1fffu;
+  h += (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ? 1u : 0u;
+  return half{static_cast<std::uint16_t>(sign | h)};
+}
+GRADCOMP_HOST_DEVICE constexpr float to_float(half h) noexcept {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
+  const std::uint32_t e = (h.bits >> 10) & 0x1fu;
+  const std::uint32_t m = h.bits & 0x3ffu;
+  if (e == 0) { // zero or subnormal: m * 2^-24, exact in float
+    const float mag = static_cast<float>(m) * 5.9604644775390625e-08f;
+    return detail::bits_float(detail::float_bits(mag) | sign);
+  }
+  if (e == 31) {
+    return detail::bits_float(sign | 0x7f800000u | (m << 13));
+  }
+  return detail::bits_float(sign | ((e + 112u) << 23) | (m << 13));
+}
+GRADCOMP_HOST_DEVICE constexpr float to_float(float f) noexcept { return f; }
+
+/// The gradient value types gradcomp accepts, with their wire ids.
+enum class value_type_id : std::uint8_t { f32 = 1, f16 = 2, bf16 = 3 };
+
+template <class T>
+struct value_traits; // only the three types below are gradient value types
+template <>
+struct value_traits<float> {
+  static constexpr value_type_id id = value_type_id::f32;
+  static constexpr std::string_view name = "f32";
+};
+template <>
+struct value_traits<half> {
+  static constexpr value_type_id id = value_type_id::f16;
+  static constexpr std::string_view name = "f16";
+};
+template <>
+struct value_traits<bfloat16> {
+  static constexpr value_type_id id = value_type_id::bf16;
+  static constexpr std::string_view name = "bf16";
+};
+
+template <class T>
+concept gradient_value = std::is_same_v<T, float> || std::is_same_v<T, half> ||
+                         std::is_same_v<T, bfloat16>;
+
+/// float -> T with round to nearest even (the identity for float).
+template <gradient_value T>
+GRADCOMP_HOST_DEVICE constexpr T from_float(float f) noexcept {
+  if constexpr (std::is_same_v<T, float>) {
+    return f;
+  } else if constexpr (std::is_same_v<T, half>) {
+    return to_half(f);
+  } else {
+    return to_bfloat16(f);
+  }
+}
+
+[[nodiscard]] constexpr std::size_t value_size(value_type_id id) noexcept {
+  return id == value_type_id::f32 ? 4 : 2;
+}
+
+} // namespace gradcomp

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../config.hpp"
+#include "bits.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+/// @file
+/// Fixed-width code streams: code j of width B occupies bits [jB, jB+B) of a little-endian bit
+/// stream, least significant bit first. Blocks of 64 codes fill exactly B 64-bit words, so
+/// packing and unpacking run on whole words with compile-time shifts. The stream of n codes is
+/// ceil(nB/8) bytes; unused bits of the last byte are zero (decoders check it).
+
+namespace gradcomp::detail {
+
+inline constexpr std::size_t codes_per_block = 64;
+
+[[nodiscard]] constexpr std::size_t packed_bytes(std::size_t n, unsigned bits) noexcept {
+  // n * bits / 8 rounded up, without overflowing for huge n
+  return (n / 8) * bits + ceil_div((n % 8) * bits, 8);
+}
+
+template <unsigned B>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void pack_block(const std::uint32_t* codes,
+                                                          std::uint64_t* words) noexcept {
+  static_assert(B >= 1 && B <= 32);
+#pragma GCC unroll 32
+  for (unsigned w = 0; w < B; ++w) {
+    words[w] = 0;
+  }
+#pragma GCC unroll 64
+  for (unsigned j = 0; j < 64; ++j) {
+    const unsigned bit = j * B;
+    const unsigned w = bit / 64, sh = bit % 64;
+    words[w] |= static_cast<std::uint64_t>(codes[j]) << sh;
+    if (sh + B > 64) {
+      words[w + 1] |= static_cast<std::uint64_t>(codes[j]) >> (64 - sh);
+    }
+  }
+}
+
+template <unsigned B>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void unpack_block(const std::uint64_t* words,
+                                                            std::uint32_t* codes) noexcept {
+  static_assert(B >= 1 && B <= 32);
+  constexpr std::uint64_t mask = (std::uint64_t{1} << B) - 1;
+#pragma GCC unroll 64
+  for (unsigned j = 0; j < 64; ++j) {
+    const unsigned bit = j * B;
+    const unsigned w = bit / 64, sh = bit % 64;
+    std::uint64_t v = words[w] >> sh;
+    if (sh + B > 64) {
+      v |= words[w + 1] << (64 - sh);
+    }
+    codes[j] = static_cast<std::uint32_t>(v & mask);
+  }
+}
+
+/// Calls f(std::integral_constant<unsigned, B>) for the runtime width bits in [1, 32].
+template <class F>
+decltype(auto) with_code_width(unsigned bits, F&& f) {
+  switch (bits) {
+#define GRADCOMP_DETAIL_WIDTH_CASE(B)                                                              \
+  case B: return f(std::integral_constant<unsigned, B>{});
+    GRADCOMP_DETAIL_WIDTH_CASE(1) GRADCOMP_DETAIL_WIDTH_CASE(2) GRADCOMP_DETAIL_WIDTH_CASE(3)
+    GRADCOMP_DETAIL_WIDTH_CASE(4) GRADCOMP_DETAIL_WIDTH_CASE(5) GRADCOMP_DETAIL_WIDTH_CASE(6)
+    GRADCOMP_DETAIL_WIDTH_CASE(7) GRADCOMP_DETAIL_WIDTH_CASE(8) GRADCOMP_DETAIL_WIDTH_CASE(9)
+    GRADCOMP_DETAIL_WIDTH_CASE(10) GRADCOMP_DETAIL_WIDTH_CASE(11) GRADCOMP_DETAIL_WIDTH_CASE(12)
+    GRADCOMP_DETAIL_WIDTH_CASE(13) GRADCOMP_DETAIL_WIDTH_CASE(14) GRADCOMP_DETAIL_WIDTH_CASE(15)
+    GRADCOMP_DETAIL_WIDTH_CASE(16) GRADCOMP_DETAIL_WIDTH_CASE(17) GRADCOMP_DETAIL_WIDTH_CASE(18)
+    GRADCOMP_DETAIL_WIDTH_CASE(19) GRADCOMP_DETAIL_WIDTH_CASE(20) GRADCOMP_DETAIL_WIDTH_CASE(21)
+    GRADCOMP_DETAIL_WIDTH_CASE(22) GRADCOMP_DETAIL_WIDTH_CASE(23) GRADCOMP_DETAIL_WIDTH_CASE(24)
+    GRADCOMP_DETAIL_WIDTH_CASE(25) GRADCOMP_DETAIL_WIDTH_CASE(26) GRADCOMP_DETAIL_WIDTH_CASE(27)
+    GRADCOMP_DETAIL_WIDTH_CASE(28) GRADCOMP_DETAIL_WIDTH_CASE(29) GRADCOMP_DETAIL_WIDTH_CASE(30)
+    GRADCOMP_DETAIL_WIDTH_CASE(31) GRADCOMP_DETAIL_WIDTH_CASE(32)
+#undef GRADCOMP_DETAIL_WIDTH_CASE
+  default: break;
+  }
+  return f(std::integral_constant<unsigned, 32>{}); // unreachable: widths are validated upstream
+}
+
+} // namespace gradcomp::detail

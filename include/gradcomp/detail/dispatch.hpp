@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../backend/tags.hpp"
+
+#include <utility>
+
+/// @file
+/// Tag dispatch: every algorithm is written once against a small vocabulary of primitives, and
+/// each backend specializes backend_impl<Tag, Primitive>. A missing pair is one readable error.
+
+namespace gradcomp::detail {
+
+// Primitive ids.
+struct reduce_groups {};   // canonical per-group sums (double) + max |x| bits
+struct select_top_keys {}; // exact k largest keys, ties to the lower index, indices ascending
+struct select_where {};    // indices where a predicate holds, ascending
+struct encode_codes {};    // per-element coder + fixed-width bit packing
+struct decode_codes {};    // unpacking + per-element decoder (validate, or write)
+
+template <class>
+inline constexpr bool dependent_false_v = false;
+
+template <class BackendTag, class Primitive>
+struct backend_impl {
+  static_assert(dependent_false_v<BackendTag>,
+                "gradcomp: primitive not implemented for this backend. "
+                "For gradcomp::cuda, include <gradcomp/cuda.cuh> in a .cu file.");
+};
+
+template <class Primitive, class Exec, class... Args>
+decltype(auto) run(const Exec& exec, Args&&... args) {
+  return backend_impl<typename Exec::backend_tag, Primitive>::run(exec,
+                                                                  std::forward<Args>(args)...);
+}
+
+} // namespace gradcomp::detail

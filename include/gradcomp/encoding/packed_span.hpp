@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../backend/cpu/codes.hpp"
+#include "../detail/bit_pack.hpp"
+#include "../detail/bits.hpp"
+#include "../detail/dispatch.hpp"
+#include "../error.hpp"
+#include "../random/stream_key.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+/// @file
+/// The span layout of every fixed-width code encoding:
+///     [num_scales x f32 LE][n codes of `bits` bits, LSB-first, zero-padded to a byte]
+/// bytes = 4 * num_scales(n) + ceil(n * bits / 8).
+
+namespace gradcomp::detail {
+
+struct packed_span {
+  template <class C, class Coder>
+  [[nodiscard]] static std::size_t bytes(const C& c, const Coder& coder, std::size_t n) {
+    return 4 * c.num_scales(n) + packed_bytes(n, coder.bits());
+  }
+
+  template <class Exec, class C, class Coder, class T>
+  static void write(const Exec& exec, const C& c, const Coder& coder, const T* x, std::size_t n,
+                    std::uint64_t global_begin, const float* scales, const random_stream& rs,
+                    std::byte* out) {
+    const std::size_t ns = c.num_scales(n);
+    for (std::size_t i = 0; i < ns; ++i) {
+      store_le<float>(out + 4 * i, scales[i]);
+    }
+    run<encode_codes>(exec, x, n, global_begin, ns > 0 ? scales : nullptr, c.scale_group(n), rs,
+                      coder, out + 4 * ns);
+  }
+
+  /// Validates a span payload of `bytes` bytes for n elements; scales are copied to `scales`.
+  template <class Exec, class C, class Coder>
+  static void validate(const Exec& exec, const C& c, const Coder& coder, const std::byte* in,
+                       std::size_t bytes_in, std::size_t n, std::size_t span, float* scales) {
+    const std::string where = "span " + std::to_string(span) + ": ";
+    require(bytes_in == bytes(c, coder, n), errc::corrupt_payload,
+            where + std::to_string(bytes_in) + " payload bytes, the format needs " +
+                std::to_string(bytes(c, coder, n)));
+    const std::size_t ns = c.num_scales(n);
+    for (std::size_t i = 0; i < ns; ++i) {
+      scales[i] = load_le<float>(in + 4 * i);
+      require(c.valid_scale(scales[i]), errc::corrupt_payload,
+              where + "scale " + std::to_string(i) + " is invalid (non-finite or negative)");
+    }
+    const std::byte* codes = in + 4 * ns;
+    const std::size_t bad = run<decode_codes>(exec, codes, n, scales, c.scale_group(n), coder,
+                                              decode_mode::validate, static_cast<float*>(nullptr));
+    require(bad == n, errc::corrupt_payload,
+            where + "invalid code at element " + std::to_string(bad));
+    const std::size_t used_bits = (n % 8) * coder.bits() % 8;
+    if (used_bits != 0) {
+      const auto last = static_cast<unsigned>(codes[packed_bytes(n, coder.bits()) - 1]);
+      require((last >> used_bits) == 0, errc::corrupt_payload,
+              where + "padding bits after the last code are not zero");
+    }
+  }
+
+  template <class Exec, class C, class Coder, class T>
+  static void decode(const Exec& exec, const C& c, const Coder& coder, const std::byte* in,
+                     std::size_t n, const float* scales, decode_mode mode, T* out) {
+    const std::size_t ns = c.num_scales(n);
+    run<decode_codes>(exec, in + 4 * ns, n, ns > 0 ? scales : nullptr, c.scale_group(n), coder,
+                      mode, out);
+  }
+};
+
+} // namespace gradcomp::detail

@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../core/float16.hpp"
+#include "../detail/bits.hpp"
+#include "../detail/checksum.hpp"
+#include "../error.hpp"
+#include "../granularity/span_plan.hpp"
+#include "../payload.hpp"
+#include "../version.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+/// @file
+/// The wire format's frame: a 56-byte header and a span directory, all little-endian.
+///
+///   offset size field
+///   0      4    magic "GCMP"
+///   4      2    format version (wire_format_version)
+///   6      1    compressor id          (payload.hpp)
+///   7      1    encoding id            (payload.hpp)
+///   8      1    granularity id         (span_plan.hpp)
+///   9      1    gradient value type    (1 f32, 2 f16, 3 bf16; raw spans use it)
+///   10     2    flags (0)
+///   12     4    span count S
+///   16     8    total elements d
+///   24     8    seed
+///   32     8    stream word (step, rank, role; random/stream_key.hpp)
+///   40     8    plan digest (compressor parameters, per-span sizes, rules)
+///   48     8    checksum of bytes [0, 48) and [56, end)
+///   56     24*S directory: per span u64 elements, u64 payload bytes, u8 mode (0 compressed,
+///               1 raw), 7 zero bytes
+///   then the span payloads, back to back, in directory order.
+///
+/// Message size = 56 + 24 S + sum of span payload bytes, exactly.
+
+namespace gradcomp {
+
+inline constexpr std::size_t wire_header_bytes = 56;
+inline constexpr std::size_t wire_directory_entry_bytes = 24;
+inline constexpr std::uint8_t span_mode_compressed = 0;
+inline constexpr std::uint8_t span_mode_raw = 1;
+
+/// The parsed frame of a message (what inspect_message returns).
+struct message_info {
+  std::uint16_t version = 0;
+  compressor_id compressor{};
+  encoding_id encoding{};
+  granularity_id granularity{};
+  value_type_id value_type{};
+  std::uint64_t total_elements = 0;
+  std::uint64_t seed = 0;
+  std::uint64_t stream_word = 0;
+  std::uint64_t plan_digest = 0;
+  struct span_entry {
+    std::uint64_t elements = 0;
+    std::uint64_t bytes = 0;
+    std::uint8_t mode = 0;
+    std::uint64_t offset = 0; ///< of the payload, from the start of the message
+  };
+  std::vector<span_entry> spans;
+};
+
+namespace detail {
+
+inline constexpr std::byte wire_magic[4] = {std::byte{'G'}, std::byte{'C'}, std::byte{'M'},
+                                            std::byte{'P'}};
+
+[[nodiscard]] inline std::uint64_t message_checksum(std::span<const std::byte> msg) noexcept {
+  checksum_state c;
+  c.update(msg.data(), 48);
+  c.update(msg.data() + wire_header_bytes, msg.size() - wire_header_bytes);
+  return c.finish();
+}
+
+/// Digest of a sequence of 64-bit words (FNV-1a over words, then avalanche).
+struct digest_builder {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  void add(std::uint64_t w) noexcept {
+    h = (h ^ w) * 0x100000001b3ull;
+    h = rotl64(h, 23);
+  }
+  [[nodiscard]] std::uint64_t value() const noexcept { return avalanche64(h); }
+};
+
+/// Parses and validates the frame: magic, version, checksum, header fields, directory, sizes.
+/// Span contents are validated by the encodings. Every failure is a named gradcomp::error.
+inline message_info parse_frame(std::span<const std::byte> msg) {
+  require(msg.size() >= wire_header_bytes, errc::truncated_message,
+          "message of " + std::to_string(msg.size()) + " bytes is shorter than the " +
+              std::to_string(wire_header_bytes) + "-byte header");
+  for (int i = 0; i < 4; ++i) {
+    require(msg[i] == wire_magic[i], errc::bad_magic, "message does not start with \"GCMP\"");
+  }
+  message_info info;
+  const std::byte* p = msg.data();
+  info.version = load_le<std::uint16_t>(p + 4);
+  require(info.version == wire_format_version, errc::unsupported_version,
+          "wire format version " + std::to_string(info.version) + ", this build reads " +
+              std::to_string(wire_format_version));
+  require(load_le<std::uint64_t>(p + 48) == message_checksum(msg), errc::checksum_mismatch,
+          "checksum does not match the message contents (corrupted in transit?)");
+  info.compressor = static_cast<compressor_id>(load_le<std::uint8_t>(p + 6));
+  info.encoding = static_cast<encoding_id>(load_le<std::uint8_t>(p + 7));
+  info.granularity = static_cast<granularity_id>(load_le<std::uint8_t>(p + 8));
+  const auto vt = load_le<std::uint8_t>(p + 9);
+  require(vt >= 1 && vt <= 3, errc::corrupt_payload,
+          "gradient value type id " + std::to_string(vt) + " is not 1 (f32), 2 (f16) or 3 (bf16)");
+  info.value_type = static_cast<value_type_id>(vt);
+  require(load_le<std::uint16_t>(p + 10) == 0, errc::corrupt_payload, "header flags must be 0");
+  const auto span_count = load_le<std::uint32_t>(p + 12);
+  info.total_elements = load_le<std::uint64_t>(p + 16);
+  info.seed = load_le<std::uint64_t>(p + 24);
+  info.stream_word = load_le<std::uint64_t>(p + 32);
+  info.plan_digest = load_le<std::uint64_t>(p + 40);
+  const std::size_t dir_end_max = (msg.size() - wire_header_bytes) / wire_directory_entry_bytes;
+  require(span_count <= dir_end_max, errc::truncated_message,
+          "header declares " + std::to_string(span_count) + " spans; the directory does not fit");
+  std::uint64_t offset = wire_header_bytes + std::uint64_t{span_count} * wire_directory_entry_bytes;
+  std::uint64_t elements = 0;
+  info.spans.resize(span_count);
+  for (std::uint32_t s = 0; s < span_count; ++s) {
+    const std::byte* e = p + wire_header_bytes + std::size_t{s} * wire_directory_entry_bytes;
+    auto& sp = info.spans[s];
+    sp.elements = load_le<std::uint64_t>(e);
+    sp.bytes = load_le<std::uint64_t>(e + 8);
+    sp.mode = load_le<std::uint8_t>(e + 16);
+    require(sp.mode <= span_mode_raw, errc::corrupt_payload,
+            "span " + std::to_string(s) + " has unknown mode " + std::to_string(sp.mode));
+    for (int z = 17; z < 24; ++z) {
+      require(e[z] == std::byte{0}, errc::corrupt_payload,
+              "span " + std::to_string(s) + " directory padding is not zero");
+    }
+    require(sp.bytes <= msg.size() - offset, errc::truncated_message,
+            "span " + std::to_string(s) + " declares " + std::to_string(sp.bytes) +
+                " bytes; the message ends first");
+    require(sp.elements <= info.total_elements - elements, errc::corrupt_payload,
+            "span sizes add up to more than the declared total");
+    sp.offset = offset;
+    offset += sp.bytes;
+    elements += sp.elements;
+  }
+  require(elements == info.total_elements, errc::corrupt_payload,
+          "span sizes add up to " + std::to_string(elements) + ", header declares " +
+              std::to_string(info.total_elements));
+  require(offset == msg.size(), errc::corrupt_payload,
+          std::to_string(msg.size() - offset) + " trailing bytes after the last span");
+  return info;
+}
+
+inline void write_frame_header(std::byte* p, compressor_id c, encoding_id e, granularity_id g,
+                               value_type_id v, std::uint32_t spans, std::uint64_t d,
+                               std::uint64_t seed, std::uint64_t stream_word,
+                               std::uint64_t digest) noexcept {
+  for (int i = 0; i < 4; ++i) {
+    p[i] = wire_magic[i];
+  }
+  store_le<std::uint16_t>(p + 4, wire_format_version);
+  store_le<std::uint8_t>(p + 6, static_cast<std::uint8_t>(c));
+  store_le<std::uint8_t>(p + 7, static_cast<std::uint8_t>(e));
+  store_le<std::uint8_t>(p + 8, static_cast<std::uint8_t>(g));
+  store_le<std::uint8_t>(p + 9, static_cast<std::uint8_t>(v));
+  store_le<std::uint16_t>(p + 10, 0);
+  store_le<std::uint32_t>(p + 12, spans);
+  store_le<std::uint64_t>(p + 16, d);
+  store_le<std::uint64_t>(p + 24, seed);
+  store_le<std::uint64_t>(p + 32, stream_word);
+  store_le<std::uint64_t>(p + 40, digest);
+  store_le<std::uint64_t>(p + 48, 0);
+}
+inline void write_directory_entry(std::byte* e, std::uint64_t elements, std::uint64_t bytes,
+                                  std::uint8_t mode) noexcept {
+  store_le<std::uint64_t>(e, elements);
+  store_le<std::uint64_t>(e + 8, bytes);
+  for (int z = 16; z < 24; ++z) {
+    e[z] = std::byte{0};
+  }
+  store_le<std::uint8_t>(e + 16, mode);
+}
+
+} // namespace detail
+
+/// Parses and validates a message's frame (header, checksum, directory) without decoding it.
+inline message_info inspect_message(std::span<const std::byte> msg) {
+  return detail::parse_frame(msg);
+}
+
+} // namespace gradcomp

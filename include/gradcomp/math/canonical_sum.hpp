@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../config.hpp"
+
+#include <cstddef>
+
+/// @file
+/// The canonical summation order that makes l1/l2 scales bit-identical on every backend
+/// (SPECS.md §2.2). For a group of m values v_i = f(x_i) in double:
+///  - chunks of 2048 consecutive elements (the last may be shorter);
+///  - in a chunk, 8 lanes: lane j adds the elements with (i mod 8) == j in index order, starting
+///    from +0.0; the chunk sum is ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7));
+///  - chunk sums combine as a balanced tree: sum(lo, hi) = sum(lo, mid) + sum(mid, hi) with
+///    mid = lo + (hi - lo) / 2; an empty group sums to +0.0.
+/// Squares of floats are exact in double, so fused multiply-add contraction cannot change them.
+
+namespace gradcomp::math {
+
+inline constexpr std::size_t canonical_chunk = 2048;
+inline constexpr std::size_t canonical_lanes = 8;
+
+enum class sum_kind { none, value, square, absolute };
+
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double summand(float v, sum_kind kind) noexcept {
+  const double d = static_cast<double>(v);
+  return kind == sum_kind::square ? d * d : (kind == sum_kind::absolute ? (d < 0 ? -d : d) : d);
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double
+combine_lanes(const double* l) noexcept {
+  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+}
+
+} // namespace gradcomp::math

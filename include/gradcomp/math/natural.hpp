@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../detail/bits.hpp"
+#include "rounding.hpp"
+
+#include <cstdint>
+
+/// @file
+/// Natural compression C_nat (Horvath et al. 2019) in exact integer form: |x| = 2^a (1 + m/2^23)
+/// rounds up to 2^(a+1) iff the top 23 bits of r are < m, so P(up) = m / 2^23 exactly (no
+/// 1/(2^23-1) bias). Float subnormals (biased exponent 0) round to 0 or 2^-126 with P = |x|/2^-126,
+/// which keeps them unbiased. The largest exponent saturates at 2^127 (never rounds to Inf).
+///
+/// 9-bit code: sign << 8 | e, e the biased fp32 exponent (0 = zero, 1..254); e = 255 is invalid.
+/// 8-bit code: sign << 7 | c, c in 1..127 meaning 2^(c - 111), i.e. the window 2^-110 ... 2^16;
+/// c = 0 is zero. Below the window, values round to 0 or 2^-110 with P = |x| / 2^-110 (unbiased);
+/// above it they saturate to 2^16 (biased; gradients that large are outside this format's range).
+
+namespace gradcomp::math {
+
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_encode9(float x, std::uint32_t r) noexcept {
+  const std::uint32_t bits = detail::float_bits(x);
+  const std::uint32_t e = (bits >> 23) & 0xffu;
+  const std::uint32_t m = bits & 0x7fffffu;
+  std::uint32_t ce = e + ((r >> 9) < m ? 1u : 0u);
+  ce = ce < 254u ? ce : 254u; // saturate at 2^127 (never Inf)
+  const std::uint32_t sign = (bits >> 31) & (ce != 0 ? 1u : 0u);
+  return (sign << 8) | ce;
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float natural_decode9(std::uint32_t code) noexcept {
+  const std::uint32_t e = code & 0xffu;
+  return detail::bits_float(((code >> 8) << 31) | (e << 23));
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool natural_valid9(std::uint32_t code) noexcept {
+  const std::uint32_t e = code & 0xffu;
+  return e != 255u && (e != 0u || code == 0u);
+}
+
+inline constexpr std::uint32_t natural8_exponent_offset = 16; // code c <-> biased exponent c + 16
+inline constexpr std::uint32_t natural8_max_code = 127;
+
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_encode8(float x, std::uint32_t r) noexcept {
+  const std::uint32_t bits = detail::float_bits(x);
+  const std::uint32_t e = (bits >> 23) & 0xffu;
+  std::uint32_t c;
+  if (e <= natural8_exponent_offset) { // below 2^-110: 0 or 2^-110, P(up) = |x| * 2^110
+    const float p = detail::bits_float(bits & 0x7fffffffu) * 0x1p110f;
+    c = bernoulli(p, r);
+  } else {
+    const std::uint32_t ce = e + ((r >> 9) < (bits & 0x7fffffu) ? 1u : 0u);
+    const std::uint32_t shifted = ce - natural8_exponent_offset;
+    c = shifted < natural8_max_code ? shifted : natural8_max_code;
+  }
+  const std::uint32_t sign = (bits >> 31) & (c != 0 ? 1u : 0u);
+  return (sign << 7) | c;
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float natural_decode8(std::uint32_t code) noexcept {
+  const std::uint32_t c = code & 0x7fu;
+  const std::uint32_t e = c == 0 ? 0u : c + natural8_exponent_offset;
+  return detail::bits_float(((code >> 7) << 31) | (e << 23));
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool natural_valid8(std::uint32_t code) noexcept {
+  return (code & 0x7fu) != 0u || code == 0u;
+}
+
+} // namespace gradcomp::math

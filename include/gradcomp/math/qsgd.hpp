@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../detail/bits.hpp"
+#include "rounding.hpp"
+
+#include <cstdint>
+
+/// @file
+/// QSGD's per-element math (Alistarh et al. 2017): with r = s|x|/||x||, l = floor(r), the level
+/// is l + Bernoulli(r - l) and Q(x)_i = ||x|| sign(x_i) level / s. A code is the level in the low
+/// `level_bits` bits and the sign in the bit above; a zero level always has a zero sign bit.
+
+namespace gradcomp::math {
+
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+qsgd_encode(float x, float norm, std::uint32_t s, unsigned level_bits, std::uint32_t r) noexcept {
+  const float a = detail::bits_float(detail::abs_bits(x));
+  const float ratio = norm > 0.0f ? (a / norm) * static_cast<float>(s) : 0.0f;
+  const auto floor_level = static_cast<std::uint32_t>(ratio);
+  const float frac = ratio - static_cast<float>(floor_level);
+  std::uint32_t level = floor_level + bernoulli(frac, r);
+  level = level < s ? level : s;
+  const std::uint32_t negative = (detail::float_bits(x) >> 31) & (level != 0 ? 1u : 0u);
+  return (negative << level_bits) | level;
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float
+qsgd_decode(std::uint32_t code, float norm, std::uint32_t s, unsigned level_bits) noexcept {
+  const std::uint32_t level = code & ((1u << level_bits) - 1u);
+  const float mag = (norm * static_cast<float>(level)) / static_cast<float>(s);
+  return (code >> level_bits) != 0 ? -mag : mag;
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
+qsgd_valid(std::uint32_t code, std::uint32_t s, unsigned level_bits) noexcept {
+  const std::uint32_t level = code & ((1u << level_bits) - 1u);
+  return level <= s && (level != 0 || (code >> level_bits) == 0);
+}
+/// ceil(log2(s + 1)): bits needed for the levels 0..s.
+GRADCOMP_HOST_DEVICE constexpr unsigned qsgd_level_bits(std::uint32_t s) noexcept {
+  unsigned b = 0;
+  while (b < 32 && (std::uint64_t{1} << b) < static_cast<std::uint64_t>(s) + 1) {
+    ++b;
+  }
+  return b;
+}
+
+} // namespace gradcomp::math
