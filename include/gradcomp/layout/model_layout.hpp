@@ -4,6 +4,7 @@
 #include "../error.hpp"
 
 #include <cstddef>
+#include <initializer_list>
 #include <limits>
 #include <optional>
 #include <span>
@@ -50,8 +51,9 @@ public:
     }
     return from_layers(std::move(layers));
   }
-  static model_layout from_sizes(std::initializer_list<std::size_t> sizes) {
-    return from_sizes(std::span<const std::size_t>(sizes.begin(), sizes.size()));
+  static model_layout from_sizes(std::initializer_list<std::size_t> sizes,
+                                 std::vector<std::string> names = {}) {
+    return from_sizes(std::span<const std::size_t>(sizes.begin(), sizes.size()), std::move(names));
   }
 
   /// Layers given with explicit offsets; they must tile the buffer from offset 0.

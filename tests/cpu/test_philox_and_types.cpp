@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: Apache-2.0
+// Philox4x32-10 known answers (Random123 kat_vectors), the stream layout, and the fp16/bf16
+// storage types' exact round-to-nearest-even conversions.
+
+#include "../support/generators.hpp"
+
+#include <gradcomp/gradcomp.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <set>
+
+using namespace gradcomp;
+
+TEST_CASE("Philox4x32-10 reproduces the published known-answer vectors", "[random][philox]") {
+  STATIC_REQUIRE(philox4x32_10({0, 0, 0, 0}, {0, 0}) ==
+                 philox_counter{0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u});
+  STATIC_REQUIRE(philox4x32_10({0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+                               {0xffffffffu, 0xffffffffu}) ==
+                 philox_counter{0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu});
+  STATIC_REQUIRE(philox4x32_10({0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+                               {0xa4093822u, 0x299f31d0u}) ==
+                 philox_counter{0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u});
+}
+
+TEST_CASE("stream words pack step, rank, role and purpose without overlap", "[random][stream]") {
+  const stream_key a{1, 5, 3, role::worker};
+  REQUIRE(a.stream_word() == ((5ull << 24) | (3ull << 4)));
+  const stream_key top{1, stream_key::max_step, stream_key::max_rank, role::master};
+  REQUIRE(top.stream_word() == ~std::uint64_t{7});
+  // every field changes the word, and purposes stay distinct
+  std::set<std::uint64_t> words;
+  for (std::uint64_t step : {std::uint64_t{0}, std::uint64_t{1}, stream_key::max_step})
+    for (std::uint32_t rank : {0u, 1u, stream_key::max_rank})
+      for (role r : {role::worker, role::master})
+        for (auto p : {random_purpose::rounding, random_purpose::subset}) {
+          const random_stream rs(9, stream_key{9, step, rank, r}.stream_word(), p);
+          words.insert((std::uint64_t{rs.stream_hi} << 32) | rs.stream_lo);
+        }
+  REQUIRE(words.size() == 3 * 3 * 2 * 2);
+  REQUIRE_THROWS_AS((stream_key{0, stream_key::max_step + 1}.validate()), gradcomp::error);
+  REQUIRE_THROWS_AS((stream_key{0, 0, stream_key::max_rank + 1}.validate()), gradcomp::error);
+}
+
+TEST_CASE("element randomness depends on the global index only", "[random][stream]") {
+  const random_stream rs(42, 7, random_purpose::rounding);
+  // 32-bit draws: lane i%4 of block i/4; 64-bit draws: lanes pair of block i/2
+  for (std::uint64_t i : {0ull, 1ull, 2ull, 3ull, 4ull, 1ull << 33, (1ull << 40) + 3}) {
+    REQUIRE(rs.bits32(i) == rs.block(i / 4)[i % 4]);
+    const philox_counter b = rs.block(i / 2);
+    REQUIRE(rs.bits64(i) == ((std::uint64_t{b[2 * (i % 2)]} << 32) | b[2 * (i % 2) + 1]));
+  }
+  // distinct high counter words at 2^32 block boundaries
+  REQUIRE(rs.block(0) != rs.block(1ull << 32));
+}
+
+namespace {
+// Reference RNE conversion through double arithmetic: nearest representable value, ties to even.
+template <class V>
+float nearest(float x) {
+  if (std::isnan(x)) return x;
+  const double a = std::fabs(static_cast<double>(x));
+  double best = 0;
+  std::uint16_t best_bits = 0;
+  double best_err = INFINITY;
+  // candidates around the truncated bit pattern
+  const std::uint16_t approx = from_float<V>(static_cast<float>(a)).bits;
+  for (int d = -2; d <= 2; ++d) {
+    const int b = static_cast<int>(approx) + d;
+    if (b < 0 || b > 0x7fff) continue;
+    const float v = to_float(V{static_cast<std::uint16_t>(b)});
+    if (std::isnan(v)) continue;
+    const double err = std::fabs(static_cast<double>(v) - a);
+    if (err < best_err || (err == best_err && (b & 1) == 0)) {
+      best_err = err;
+      best = v;
+      best_bits = static_cast<std::uint16_t>(b);
+    }
+  }
+  (void)best_bits;
+  return static_cast<float>(std::signbit(x) ? -best : best);
+}
+} // namespace
+
+TEST_CASE("half and bfloat16 round to nearest even and round-trip exactly", "[types]") {
+  // Every bit pattern round-trips through float.
+  for (std::uint32_t b = 0; b < 0x10000; ++b) {
+    const half h{static_cast<std::uint16_t>(b)};
+    const bfloat16 bf{static_cast<std::uint16_t>(b)};
+    if (!std::isnan(to_float(h))) REQUIRE(to_half(to_float(h)) == h);
+    if (!std::isnan(to_float(bf))) REQUIRE(to_bfloat16(to_float(bf)) == bf);
+  }
+  // Random floats over many binades, plus halfway points, match the nearest-value reference.
+  for (std::uint64_t seed : test::seeds()) {
+    const auto x = test::make_input(20000, test::distribution::mixed_scale, seed);
+    for (float v : x) {
+      CAPTURE(v);
+      REQUIRE(to_float(to_half(v)) == nearest<half>(v));
+      REQUIRE(to_float(to_bfloat16(v)) == nearest<bfloat16>(v));
+    }
+  }
+  REQUIRE(to_half(65519.0f).bits == 0x7bff);
+  REQUIRE(to_half(65520.0f).bits == 0x7c00);       // ties to even: Inf
+  REQUIRE(to_half(0x1p-25f).bits == 0x0000);        // tie between 0 and 2^-24: even (0)
+  REQUIRE(to_half(0x1.8p-25f).bits == 0x0001);
+  REQUIRE(to_half(-0.0f).bits == 0x8000);
+  REQUIRE(std::isnan(to_float(to_half(NAN))));
+  REQUIRE(std::isnan(to_float(to_bfloat16(NAN))));
+  REQUIRE(to_bfloat16(1.0f + 0x1p-8f).bits == 0x3f80); // halfway, even stays
+  REQUIRE(to_bfloat16(1.0f + 0x1.8p-7f).bits == 0x3f82);
+}

@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: Apache-2.0
+// The wire format: golden bytes that pin it, exact size formulas, and a decoder that treats every
+// byte as hostile (truncated, extended, bit-flipped, re-sealed malicious messages), with outputs
+// left untouched on every error (SPECS.md §2.5 C8, D1-D3).
+
+#include "../support/generators.hpp"
+
+#include <gradcomp/gradcomp.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+using namespace gradcomp;
+
+namespace {
+
+std::vector<std::byte> from_hex(const std::string& h) {
+  std::vector<std::byte> out(h.size() / 2);
+  for (std::size_t i = 0; i < out.size(); ++i)
+    out[i] = static_cast<std::byte>(std::stoi(h.substr(2 * i, 2), nullptr, 16));
+  return out;
+}
+const std::vector<float> golden_input{0.5f, -2.0f, 0.25f, 1.5f, -0.125f, 3.0f, -1.0f, 0.75f};
+model_layout golden_layout() { return model_layout::from_sizes({5, 0, 3}, {"w", "e", "b"}); }
+const stream_key golden_key{7, 3, 1, role::worker};
+
+template <class S>
+std::vector<std::byte> encode(codec<S>& c, const std::vector<float>& g, const stream_key& key) {
+  std::vector<std::byte> out(c.template max_encoded_bytes<float>());
+  out.resize(c.encode(cpu, std::span<const float>(g), std::span<std::byte>(out), key));
+  return out;
+}
+/// Recomputes the checksum, so a malicious edit reaches the structural checks.
+void reseal(std::vector<std::byte>& m) {
+  detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
+}
+template <class S>
+errc decode_error(codec<S>& c, const std::vector<std::byte>& m) {
+  std::vector<float> out(c.layout().total_size(), 42.0f);
+  try {
+    c.decode(cpu, std::span<const std::byte>(m), std::span<float>(out));
+  } catch (const gradcomp::error& e) {
+    for (float v : out) REQUIRE(v == 42.0f); // untouched on error
+    return e.code();
+  }
+  FAIL("decode accepted a message it should reject");
+  return errc::invalid_parameter;
+}
+
+template <class S>
+void check_golden(S s, const std::string& hex) {
+  codec c(s, golden_layout());
+  const auto msg = encode(c, golden_input, golden_key);
+  CAPTURE(S::compressor_type::name);
+  REQUIRE(msg == from_hex(hex));
+  // and it decodes
+  std::vector<float> out(8);
+  c.decode(cpu, std::span<const std::byte>(from_hex(hex)), std::span<float>(out));
+}
+
+} // namespace
+
+TEST_CASE("golden messages pin the wire format byte for byte", "[wire][golden]") {
+  // A format change must break these on purpose (and bump wire_format_version).
+  check_golden(scheme<topk, layer_span>{{0.5}},
+      "47434d50010002010201000003000000080000000000000007000000000000001000000300000000"
+      "840fd33ed9f42eb2e6d9d720db44efb6050000000000000022000000000000000000000000000000"
+      "00000000000000001000000000000000000000000000000003000000000000001c00000000000000"
+      "00000000000000000300000000000000020000000000803f0000010003000000003f000000c00000"
+      "c03f0000000000000000020000000000803f0200000000000000020000000000803f000001000000"
+      "4040000080bf");
+  check_golden(scheme<terngrad, layer_span>{},
+      "47434d50010006040201000003000000080000000000000007000000000000001000000300000000"
+      "782f5c578ae4e3ec7c6968aa40757142050000000000000006000000000000000000000000000000"
+      "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
+      "00000000000000000000004008000000404001");
+  check_golden(scheme<qsgd, flat_span>{{3}},
+      "47434d50010007050101000001000000080000000000000007000000000000001000000300000000"
+      "507acd0f1c14cff98ddb9f40dd8f3207080000000000000007000000000000000000000000000000"
+      "e57b8440300235");
+  check_golden(scheme<scaled_sign, layer_span>{},
+      "47434d5001000b060201000003000000080000000000000007000000000000001000000300000000"
+      "782f5c578ae4e3ec12cce1d180c83925050000000000000005000000000000000000000000000000"
+      "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
+      "00000000000000000000603f12abaaca3f02");
+  check_golden(scheme<natural, layer_span, natural_codes<8>>{},
+      "47434d50010009080201000003000000080000000000000007000000000000001000000300000000"
+      "782f5c578ae4e3ec30b8893f4f9fe0dc050000000000000005000000000000000000000000000000"
+      "00000000000000000000000000000000000000000000000003000000000000000300000000000000"
+      "00000000000000006ef06d6fec71ef6f");
+}
+
+TEST_CASE("the header and directory follow the documented layout", "[wire]") {
+  codec c(scheme<topk, layer_span>{{0.5}}, golden_layout());
+  const auto m = encode(c, golden_input, golden_key);
+  const message_info info = inspect_message(m);
+  REQUIRE(info.version == wire_format_version);
+  REQUIRE(info.compressor == compressor_id::topk);
+  REQUIRE(info.encoding == encoding_id::sparse_coo_f32);
+  REQUIRE(info.granularity == granularity_id::layer);
+  REQUIRE(info.value_type == value_type_id::f32);
+  REQUIRE(info.total_elements == 8);
+  REQUIRE(info.seed == 7);
+  REQUIRE(info.stream_word == golden_key.stream_word());
+  REQUIRE(info.spans.size() == 3);
+  REQUIRE(info.spans[0].offset == wire_header_bytes + 3 * wire_directory_entry_bytes);
+}
+
+namespace {
+template <class S>
+void check_sizes(S s, const model_layout& layout, std::size_t bits_per_elem, std::size_t scales_per_span) {
+  codec c(s, layout);
+  const auto x = test::make_input(layout.total_size(), test::distribution::normal, 3);
+  const auto m = encode(c, x, {});
+  REQUIRE(m.size() <= c.template max_encoded_bytes<float>());
+  std::size_t want = wire_header_bytes + c.spans().size() * wire_directory_entry_bytes;
+  for (const auto& sp : c.spans()) {
+    want += detail::packed_bytes(sp.size, static_cast<unsigned>(bits_per_elem)) +
+            4 * (sp.size > 0 ? scales_per_span : 0);
+  }
+  CAPTURE(S::compressor_type::name, S::granularity_type::name);
+  REQUIRE(m.size() == want);
+}
+} // namespace
+
+TEST_CASE("payload sizes follow the documented formulas exactly", "[wire][size]") {
+  const model_layout l = test::odd_layout();
+  check_sizes(scheme<terngrad, layer_span>{}, l, 2, 1);
+  check_sizes(scheme<terngrad, flat_span>{}, l, 2, 1);
+  check_sizes(scheme<qsgd, layer_span>{{255}}, l, 9, 1);
+  check_sizes(scheme<qsgd, layer_span>{{256}}, l, 10, 1);
+  check_sizes(scheme<qsgd, layer_span>{{127}}, l, 8, 1);
+  check_sizes(scheme<qsgd, flat_span>{{1}}, l, 2, 1);
+  check_sizes(scheme<sign_sgd, layer_span>{}, l, 1, 0);
+  check_sizes(scheme<scaled_sign, bucket_span>{{}, {100}}, l, 1, 1);
+  check_sizes(scheme<natural, layer_span>{}, l, 9, 0);
+  check_sizes(scheme<natural, layer_span, natural_codes<8>>{}, l, 8, 0);
+  check_sizes(scheme<stochastic_rounding<bfloat16>, layer_span>{}, l, 16, 0);
+  check_sizes(scheme<identity, flat_span>{}, l, 32, 0);
+  check_sizes(scheme<identity, flat_span, dense<half>>{}, l, 16, 0);
+  // QSGD buckets: one norm per bucket
+  {
+    codec c(scheme<qsgd, flat_span>{{15, 128}}, model_layout::from_sizes({1000}));
+    const auto m = encode(c, test::make_input(1000, test::distribution::normal, 1), {});
+    REQUIRE(m.size() == wire_header_bytes + wire_directory_entry_bytes + 8 * 4 + 625);
+  }
+  // Sparse: 16 + k (W + sizeof(V)), W from n; implied indices omit k W.
+  for (std::size_t n : {1000ul, 65536ul, 65537ul}) {
+    codec c(scheme<topk, flat_span>{{0.01}}, model_layout::from_sizes({n}));
+    const auto m = encode(c, test::make_input(n, test::distribution::normal, 1), {});
+    const std::size_t k = topk{0.01}.count(n), w = n <= 65536 ? 2 : 4;
+    REQUIRE(m.size() == wire_header_bytes + wire_directory_entry_bytes + 16 + k * (w + 4));
+    codec h(scheme<topk, flat_span, sparse_coo<half>>{{0.01}}, model_layout::from_sizes({n}));
+    REQUIRE(encode(h, test::make_input(n, test::distribution::normal, 1), {}).size() ==
+            wire_header_bytes + wire_directory_entry_bytes + 16 + k * (w + 2));
+    codec r(scheme<random_k, flat_span>{{0.01, false, true}}, model_layout::from_sizes({n}));
+    REQUIRE(encode(r, test::make_input(n, test::distribution::normal, 1), {}).size() ==
+            wire_header_bytes + wire_directory_entry_bytes + 16 + k * 4);
+  }
+}
+
+TEST_CASE("decoders reject truncated, extended and bit-flipped messages", "[wire][robust]") {
+  codec c(scheme<qsgd, layer_span>{{15}}, test::odd_layout());
+  const auto m = encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 5), {});
+  for (std::size_t len = 0; len < m.size(); len += 1 + len / 16) {
+    std::vector<std::byte> t(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(len));
+    const errc e = decode_error(c, t);
+    REQUIRE((e == errc::truncated_message || e == errc::checksum_mismatch || e == errc::bad_magic));
+  }
+  auto longer = m;
+  longer.push_back(std::byte{0});
+  REQUIRE(decode_error(c, longer) == errc::checksum_mismatch);
+  reseal(longer);
+  REQUIRE(decode_error(c, longer) == errc::corrupt_payload); // trailing bytes
+  std::mt19937_64 rng(11);
+  for (int i = 0; i < 500; ++i) {
+    auto f = m;
+    const std::size_t pos = rng() % f.size();
+    f[pos] ^= static_cast<std::byte>(1u << (rng() % 8));
+    const errc e = decode_error(c, f);
+    REQUIRE((e == errc::checksum_mismatch || e == errc::bad_magic ||
+             e == errc::unsupported_version));
+  }
+}
+
+TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]") {
+  const model_layout l = model_layout::from_sizes({100, 70000});
+  const auto x = test::make_input(l.total_size(), test::distribution::normal, 9);
+  const std::size_t p0 = wire_header_bytes + 2 * wire_directory_entry_bytes; // first payload
+  auto edit = [](std::vector<std::byte> m, std::size_t at, auto value) {
+    detail::store_le(m.data() + at, value);
+    reseal(m);
+    return m;
+  };
+  SECTION("sparse") {
+    codec c(scheme<topk, layer_span>{{0.1}}, l);
+    const auto m = encode(c, x, {});
+    REQUIRE(decode_error(c, edit(m, p0, std::uint64_t{101})) == errc::corrupt_payload); // k > n
+    REQUIRE(decode_error(c, edit(m, p0, std::uint64_t{9})) == errc::corrupt_payload);   // k != count
+    REQUIRE(decode_error(c, edit(m, p0 + 8, std::uint8_t{4})) == errc::corrupt_payload); // width
+    REQUIRE(decode_error(c, edit(m, p0 + 9, std::uint8_t{2})) == errc::corrupt_payload); // flags
+    REQUIRE(decode_error(c, edit(m, p0 + 12, 2.0f)) == errc::corrupt_payload);          // scale
+    REQUIRE(decode_error(c, edit(m, p0 + 16, std::uint16_t{100})) == errc::corrupt_payload); // idx >= n
+    REQUIRE(decode_error(c, edit(m, p0 + 18, std::uint16_t{0})) == errc::corrupt_payload); // not increasing
+    REQUIRE(decode_error(c, edit(m, p0 + 16 + 10 * 2, NAN)) == errc::corrupt_payload);   // NaN value
+  }
+  SECTION("codes and scales") {
+    codec c(scheme<terngrad, layer_span>{}, l);
+    const auto m = encode(c, x, {});
+    REQUIRE(decode_error(c, edit(m, p0, NAN)) == errc::corrupt_payload);
+    REQUIRE(decode_error(c, edit(m, p0, -1.0f)) == errc::corrupt_payload);
+    REQUIRE(decode_error(c, edit(m, p0 + 4, std::uint8_t{0xff})) == errc::corrupt_payload); // code 3
+    codec q(scheme<qsgd, layer_span>{{5}}, l); // 3 level bits: 6 and 7 are invalid levels
+    const auto mq = encode(q, x, {});
+    REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x07})) == errc::corrupt_payload);
+    REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x08})) == errc::corrupt_payload); // -0 level
+    codec s(scheme<sign_sgd, layer_span>{}, model_layout::from_sizes({3}));
+    auto ms = encode(s, {1.0f, -1.0f, 1.0f}, {});
+    REQUIRE(decode_error(s, edit(ms, wire_header_bytes + wire_directory_entry_bytes,
+                                 std::uint8_t{0xf2})) == errc::corrupt_payload); // padding bits
+  }
+  SECTION("frame") {
+    codec c(scheme<terngrad, layer_span>{}, l);
+    const auto m = encode(c, x, {});
+    REQUIRE(decode_error(c, edit(m, 4, std::uint16_t{2})) == errc::unsupported_version);
+    auto bad_magic = m;
+    bad_magic[0] = std::byte{'X'};
+    REQUIRE(decode_error(c, bad_magic) == errc::bad_magic);
+    REQUIRE(decode_error(c, edit(m, 6, std::uint8_t{7})) == errc::scheme_mismatch);
+    REQUIRE(decode_error(c, edit(m, 9, std::uint8_t{9})) == errc::corrupt_payload);
+    REQUIRE(decode_error(c, edit(m, 12, std::uint32_t{0xffffffff})) == errc::truncated_message);
+    REQUIRE(decode_error(c, edit(m, 16, std::uint64_t{5})) == errc::corrupt_payload);
+    REQUIRE(decode_error(c, edit(m, 40, std::uint64_t{5})) == errc::scheme_mismatch);
+    REQUIRE(decode_error(c, edit(m, wire_header_bytes + 16, std::uint8_t{1})) ==
+            errc::scheme_mismatch); // span declared raw
+    REQUIRE(decode_error(c, edit(m, wire_header_bytes + 16, std::uint8_t{7})) ==
+            errc::corrupt_payload);
+    REQUIRE(decode_error(c, edit(m, wire_header_bytes + 8, std::uint64_t{1} << 60)) ==
+            errc::truncated_message);
+  }
+  SECTION("another scheme, layout or parameters") {
+    codec c(scheme<qsgd, layer_span>{{15}}, l);
+    const auto m = encode(c, x, {});
+    codec other_levels(scheme<qsgd, layer_span>{{31}}, l);
+    REQUIRE(decode_error(other_levels, m) == errc::scheme_mismatch);
+    codec other_gran(scheme<qsgd, flat_span>{{15}}, l);
+    REQUIRE(decode_error(other_gran, m) == errc::scheme_mismatch);
+    codec other_layout(scheme<qsgd, layer_span>{{15}}, model_layout::from_sizes({101, 69999}));
+    REQUIRE(decode_error(other_layout, m) == errc::layout_mismatch);
+    codec other_op(scheme<terngrad, layer_span>{}, l);
+    REQUIRE(decode_error(other_op, m) == errc::scheme_mismatch);
+  }
+}
+
+TEST_CASE("random re-sealed byte edits never crash the decoders", "[wire][robust][fuzz]") {
+  std::mt19937_64 rng(3);
+  const model_layout l = test::odd_layout();
+  const auto x = test::make_input(l.total_size(), test::distribution::heavy_tailed, 2);
+  auto fuzz = [&](auto c) {
+    const auto m = encode(c, x, {1, 2});
+    std::vector<float> out(l.total_size());
+    int accepted = 0;
+    for (int i = 0; i < 300; ++i) {
+      auto f = m;
+      const int edits = 1 + static_cast<int>(rng() % 4);
+      for (int e = 0; e < edits; ++e) f[rng() % f.size()] = static_cast<std::byte>(rng());
+      reseal(f);
+      try {
+        c.decode(cpu, std::span<const std::byte>(f), std::span<float>(out));
+        ++accepted;
+        for (float v : out) REQUIRE_FALSE(detail::is_non_finite(v));
+      } catch (const gradcomp::error&) {
+      }
+    }
+    return accepted;
+  };
+  fuzz(codec(scheme<topk, layer_span>{{0.2}}, l));
+  fuzz(codec(scheme<random_k, layer_span>{{0.2, true, true}}, l));
+  fuzz(codec(scheme<threshold_v, flat_span, sparse_coo<bfloat16>>{{0.5}}, l));
+  fuzz(codec(scheme<terngrad, layer_span>{}, l));
+  fuzz(codec(scheme<qsgd, bucket_span>{{7, 16}, {100}}, l));
+  fuzz(codec(scheme<natural, layer_span, natural_codes<8>>{}, l));
+  fuzz(codec(scheme<stochastic_rounding<half>, layer_span>{}, l));
+  scheme<identity, layer_span> with_raw{};
+  with_raw.rules.identity_below = 100;
+  fuzz(codec(with_raw, l));
+  SUCCEED();
+}
+
+TEST_CASE("encode leaves the output untouched when it fails", "[wire][atomicity]") {
+  const model_layout l = model_layout::from_sizes({10, 10});
+  codec c(scheme<topk, layer_span>{{0.5}}, l);
+  std::vector<float> x(20, 1.0f);
+  x[15] = NAN;
+  std::vector<std::byte> out(c.max_encoded_bytes<float>(), std::byte{0xAB});
+  try {
+    c.encode(cpu, std::span<const float>(x), std::span<std::byte>(out), {});
+    FAIL("NaN accepted");
+  } catch (const gradcomp::error& e) {
+    REQUIRE(e.code() == errc::non_finite_input);
+    REQUIRE(std::string(e.what()).find("layer1") != std::string::npos);
+    REQUIRE(std::string(e.what()).find("element 5") != std::string::npos);
+  }
+  for (std::byte b : out) REQUIRE(b == std::byte{0xAB});
+  x[15] = 1.0f;
+  std::vector<std::byte> small(50, std::byte{0xAB});
+  REQUIRE_THROWS_AS(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(small), {}),
+                    gradcomp::error);
+  for (std::byte b : small) REQUIRE(b == std::byte{0xAB});
+  std::vector<float> wrong(19);
+  REQUIRE_THROWS_AS(c.encode(cpu, std::span<const float>(wrong), std::span<std::byte>(out), {}),
+                    gradcomp::error);
+}
