@@ -16,8 +16,12 @@
 
 namespace gradcomp::test::ref {
 
+/// The 32-bit word of element i: 8 high bits from the rounding stream, 24 low bits from the
+/// rounding_low stream (math/rounding.hpp).
 inline std::uint32_t rnd32(const stream_key& key, std::uint64_t i) {
-  return random_stream(key.seed, key.stream_word(), random_purpose::rounding).bits32(i);
+  const random_stream hi(key.seed, key.stream_word(), random_purpose::rounding);
+  const random_stream lo(key.seed, key.stream_word(), random_purpose::rounding_low);
+  return (hi.bits8(i) << 24) | (lo.bits32(i) & 0xffffffu);
 }
 /// "up" with probability p (exact double p in [0, 1]), the integer rule of SPECS.md §2.2.
 inline bool up(double p, std::uint32_t r) {

@@ -20,7 +20,7 @@ struct cast_coder {
   static constexpr bool uses_random = false;
   static constexpr unsigned fixed_bits = sizeof(V) * 8;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float, std::uint32_t) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t) const noexcept {
     if constexpr (std::is_same_v<V, float>) {
       return float_bits(x);
     } else {

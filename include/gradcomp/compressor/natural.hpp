@@ -17,9 +17,11 @@ struct natural9_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 9;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
-                                                          std::uint32_t r) const noexcept {
-    return math::natural_encode9(x, r);
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
+    return math::natural_threshold9(x);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+    return math::natural_code9(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
     return math::natural_decode9(c);
@@ -32,9 +34,11 @@ struct natural8_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 8;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
-                                                          std::uint32_t r) const noexcept {
-    return math::natural_encode8(x, r);
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
+    return math::natural_threshold8(x);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+    return math::natural_code8(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
     return math::natural_decode8(c);

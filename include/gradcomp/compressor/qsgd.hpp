@@ -22,9 +22,11 @@ struct qsgd_coder {
   std::uint32_t s = 255;
   unsigned level_bits = 8;
   [[nodiscard]] unsigned bits() const noexcept { return level_bits + 1; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float norm,
-                                                          std::uint32_t r) const noexcept {
-    return math::qsgd_encode(x, norm, s, level_bits, r);
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float norm) const noexcept {
+    return math::qsgd_threshold(x, norm, s);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float norm, std::uint32_t up) const noexcept {
+    return math::qsgd_code(x, norm, s, level_bits, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float norm) const noexcept {
     return math::qsgd_decode(c, norm, s, level_bits);

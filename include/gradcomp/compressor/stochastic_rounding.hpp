@@ -17,12 +17,18 @@ namespace detail {
 template <class V>
 struct stochastic_round_coder : cast_coder<V> {
   static constexpr bool uses_random = true;
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float,
-                                                          std::uint32_t r) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
     if constexpr (std::is_same_v<V, bfloat16>) {
-      return math::stochastic_round_bf16(x, r);
+      return math::sr_bf16_threshold(x);
     } else {
-      return math::stochastic_round_f16(x, r);
+      return math::sr_f16_threshold(x);
+    }
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+    if constexpr (std::is_same_v<V, bfloat16>) {
+      return math::sr_bf16_code(x, up);
+    } else {
+      return math::sr_f16_code(x, up);
     }
   }
 };

@@ -21,9 +21,11 @@ struct ternary_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 2;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t encode(float x, float s,
-                                                          std::uint32_t r) const noexcept {
-    return math::ternary_encode(x, s, r);
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float s) const noexcept {
+    return math::ternary_threshold(x, s);
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+    return math::ternary_code(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float s) const noexcept {
     return math::ternary_decode(c, s);

@@ -7,22 +7,36 @@
 #include <cstdint>
 
 /// @file
-/// QSGD's per-element math (Alistarh et al. 2017): with r = s|x|/||x||, l = floor(r), the level
-/// is l + Bernoulli(r - l) and Q(x)_i = ||x|| sign(x_i) level / s. A code is the level in the low
-/// `level_bits` bits and the sign in the bit above; a zero level always has a zero sign bit.
+/// QSGD's per-element math (Alistarh et al. 2017): with r = (|x|/||x||) s, l = floor(r), the
+/// level is l + Bernoulli(r - l) and Q(x)_i = ||x|| sign(x_i) level / s. A code is the level in the
+/// low `level_bits` bits and the sign in the bit above; a zero level always has a zero sign bit.
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
-qsgd_encode(float x, float norm, std::uint32_t s, unsigned level_bits, std::uint32_t r) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float qsgd_ratio(float x, float norm,
+                                                                    std::uint32_t s) noexcept {
   const float a = detail::bits_float(detail::abs_bits(x));
-  const float ratio = norm > 0.0f ? (a / norm) * static_cast<float>(s) : 0.0f;
-  const auto floor_level = static_cast<std::uint32_t>(ratio);
-  const float frac = ratio - static_cast<float>(floor_level);
-  std::uint32_t level = floor_level + bernoulli(frac, r);
+  // a norm of 0 means every a is 0: the smallest subnormal as divisor keeps the ratio 0 without
+  // a branch (the loop vectorizes); for norm > 0 the divisor is the norm itself.
+  const float divisor = norm > 0x1p-149f ? norm : 0x1p-149f;
+  return (a / divisor) * static_cast<float>(s);
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+qsgd_threshold(float x, float norm, std::uint32_t s) noexcept {
+  const float ratio = qsgd_ratio(x, norm, s);
+  return probability_threshold(ratio - static_cast<float>(static_cast<std::uint32_t>(ratio)));
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+qsgd_code(float x, float norm, std::uint32_t s, unsigned level_bits, std::uint32_t up) noexcept {
+  std::uint32_t level = static_cast<std::uint32_t>(qsgd_ratio(x, norm, s)) + up;
   level = level < s ? level : s;
   const std::uint32_t negative = (detail::float_bits(x) >> 31) & (level != 0 ? 1u : 0u);
   return (negative << level_bits) | level;
+}
+template <class R>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+qsgd_encode(float x, float norm, std::uint32_t s, unsigned level_bits, const R& r) noexcept {
+  return qsgd_code(x, norm, s, level_bits, r.below(qsgd_threshold(x, norm, s)));
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float
 qsgd_decode(std::uint32_t code, float norm, std::uint32_t s, unsigned level_bits) noexcept {

@@ -16,34 +16,55 @@
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
-stochastic_round_bf16(float x, std::uint32_t r) noexcept {
-  const std::uint32_t bits = detail::float_bits(x);
-  const std::uint32_t up = (r >> 16) < (bits & 0xffffu) ? 1u : 0u;
-  std::uint32_t out = (bits >> 16) + up;
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t sr_bf16_threshold(float x) noexcept {
+  return static_cast<std::uint64_t>(detail::float_bits(x) & 0xffffu) << 16;
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t sr_bf16_code(float x,
+                                                                             std::uint32_t up) noexcept {
+  std::uint32_t out = (detail::float_bits(x) >> 16) + up;
   if ((out & 0x7fffu) == 0x7f80u) { // carried into Inf: saturate at the largest finite bf16
     out -= 1u;
   }
   return static_cast<std::uint16_t>(out);
 }
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
-stochastic_round_f16(float x, std::uint32_t r) noexcept {
+inline constexpr std::uint32_t f16_saturation_bits = 0x477fe000u; // 65504.0f
+inline constexpr std::uint32_t f16_normal_bits = 0x38800000u;     // 2^-14
+
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t sr_f16_threshold(float x) noexcept {
+  const std::uint32_t ax = detail::float_bits(x) & 0x7fffffffu;
+  if (ax >= f16_saturation_bits) {
+    return 0;
+  }
+  if (ax >= f16_normal_bits) {
+    return static_cast<std::uint64_t>(ax & 0x1fffu) << 19;
+  }
+  const float t = detail::bits_float(ax) * 0x1p24f; // subnormal fp16 grid 2^-24: exact
+  return probability_threshold(t - static_cast<float>(static_cast<std::uint32_t>(t)));
+}
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t sr_f16_code(float x,
+                                                                            std::uint32_t up) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
-  const std::uint32_t sign = (bits >> 16) & 0x8000u;
   const std::uint32_t ax = bits & 0x7fffffffu;
   std::uint32_t h;
-  if (ax >= 0x477fe000u) { // >= 65504: saturate
+  if (ax >= f16_saturation_bits) {
     h = 0x7bffu;
-  } else if (ax >= 0x38800000u) { // normal fp16 range
-    h = (ax >> 13) - (112u << 10);
-    h += (r >> 19) < (ax & 0x1fffu) ? 1u : 0u;
-  } else { // subnormal fp16 range: grid 2^-24
-    const float t = detail::bits_float(ax) * 0x1p24f; // exact
-    const auto lo = static_cast<std::uint32_t>(t);
-    h = lo + bernoulli(t - static_cast<float>(lo), r);
+  } else if (ax >= f16_normal_bits) {
+    h = (ax >> 13) - (112u << 10) + up;
+  } else {
+    h = static_cast<std::uint32_t>(detail::bits_float(ax) * 0x1p24f) + up;
   }
-  return static_cast<std::uint16_t>(sign | h);
+  return static_cast<std::uint16_t>(((bits >> 16) & 0x8000u) | h);
+}
+template <class R>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
+stochastic_round_bf16(float x, const R& r) noexcept {
+  return sr_bf16_code(x, r.below(sr_bf16_threshold(x)));
+}
+template <class R>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
+stochastic_round_f16(float x, const R& r) noexcept {
+  return sr_f16_code(x, r.below(sr_f16_threshold(x)));
 }
 
 } // namespace gradcomp::math

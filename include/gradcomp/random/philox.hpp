@@ -4,6 +4,7 @@
 #include "../config.hpp"
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 /// @file

@@ -26,7 +26,7 @@ namespace gradcomp {
 enum class role : std::uint8_t { worker = 0, master = 1 };
 
 /// What a random word is used for; distinct purposes never share a counter.
-enum class random_purpose : std::uint8_t { rounding = 0, subset = 1 };
+enum class random_purpose : std::uint8_t { rounding = 0, subset = 1, rounding_low = 2 };
 
 /// Identifies one compression call: whose gradient, which step, which seed.
 struct stream_key {
@@ -54,8 +54,8 @@ struct stream_key {
 };
 
 /// A random stream bound to a seed, a packed stream word and a purpose. Element `i` (global flat
-/// index) reads 32 bits from lane i%4 of block i/4, or 64 bits from lanes 2(i%2), 2(i%2)+1 of
-/// block i/2.
+/// index) reads 32 bits from lane i%4 of block i/4, 64 bits from lanes 2(i%2), 2(i%2)+1 of
+/// block i/2, or 8 bits from byte i%4 of lane (i/4)%4 of block i/16.
 struct random_stream {
   philox_key key{};
   std::uint32_t stream_lo = 0;
@@ -68,6 +68,13 @@ struct random_stream {
         stream_lo(static_cast<std::uint32_t>(stream_word | static_cast<std::uint64_t>(purpose))),
         stream_hi(static_cast<std::uint32_t>(stream_word >> 32)) {}
 
+  /// The same seed and stream word, another purpose.
+  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr random_stream
+  with_purpose(random_purpose p) const noexcept {
+    random_stream r = *this;
+    r.stream_lo = (stream_lo & ~7u) | static_cast<std::uint32_t>(p);
+    return r;
+  }
   [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr philox_counter
   block(std::uint64_t block_index) const noexcept {
     return philox4x32_10({static_cast<std::uint32_t>(block_index),
@@ -78,6 +85,11 @@ struct random_stream {
   [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint32_t
   bits32(std::uint64_t i) const noexcept {
     return block(i >> 2)[i & 3u];
+  }
+  /// 8 uniform bits for global element i.
+  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint32_t
+  bits8(std::uint64_t i) const noexcept {
+    return (block(i >> 4)[(i >> 2) & 3u] >> (8u * static_cast<unsigned>(i & 3u))) & 0xffu;
   }
   /// 64 uniform bits for global element i.
   [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint64_t

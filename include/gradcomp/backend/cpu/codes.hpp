@@ -5,6 +5,7 @@
 #include "../../detail/bit_pack.hpp"
 #include "../../detail/bits.hpp"
 #include "../../detail/dispatch.hpp"
+#include "../../math/rounding.hpp"
 #include "../../random/stream_key.hpp"
 
 #include <algorithm>
@@ -36,20 +37,22 @@ inline void block_scales(const float* scales, std::size_t group, std::size_t bas
   }
 }
 
-/// 32 random bits for global elements g0 .. g0+len-1 (len <= 64), lane (g % 4) of block g / 4.
-inline void block_random(const random_stream& rs, std::uint64_t g0, std::size_t len,
-                         std::uint32_t* out) noexcept {
-  const std::uint64_t b0 = g0 >> 2;
-  const std::size_t off = static_cast<std::size_t>(g0 & 3u);
-  const std::size_t blocks = (off + len + 3) / 4;
+/// The high random bytes a_i (math/rounding.hpp) of global elements g0 .. g0+len-1 (len <= 64):
+/// byte i%4 of lane (i/4)%4 of Philox block i/16, generated as whole blocks.
+GRADCOMP_FORCEINLINE void block_random_high8(const random_stream& rs, std::uint64_t g0,
+                                             std::size_t len, std::uint32_t* out) noexcept {
+  const std::uint64_t b0 = g0 >> 4;
+  const std::size_t off = static_cast<std::size_t>(g0 & 15u);
+  const std::size_t blocks = (off + len + 15) / 16;
+  alignas(64) std::byte tmp[16 * (codes_per_block / 16 + 1)];
   for (std::size_t q = 0; q < blocks; ++q) {
     const philox_counter v = rs.block(b0 + q);
     for (std::size_t l = 0; l < 4; ++l) {
-      const std::size_t idx = q * 4 + l;
-      if (idx >= off && idx - off < len) {
-        out[idx - off] = v[l];
-      }
+      store_le<std::uint32_t>(tmp + 16 * q + 4 * l, v[l]);
     }
+  }
+  for (std::size_t j = 0; j < len; ++j) {
+    out[j] = static_cast<std::uint32_t>(tmp[off + j]);
   }
 }
 
@@ -75,7 +78,10 @@ struct backend_impl<cpu_tag, encode_codes> {
       constexpr unsigned B = decltype(width)::value;
       alignas(64) float xf[codes_per_block];
       alignas(64) float sc[codes_per_block];
-      alignas(64) std::uint32_t r[codes_per_block] = {};
+      alignas(64) std::uint32_t high8[codes_per_block] = {};
+      alignas(64) std::uint64_t threshold[codes_per_block];
+      alignas(64) std::uint32_t up[codes_per_block];
+      const random_stream low = rs.with_purpose(random_purpose::rounding_low);
       alignas(64) std::uint32_t codes[codes_per_block];
       std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
@@ -85,10 +91,33 @@ struct backend_impl<cpu_tag, encode_codes> {
         }
         block_scales(scales, group, base, len, sc);
         if constexpr (Coder::uses_random) {
-          block_random(rs, global_begin + base, len, r);
-        }
-        for (std::size_t j = 0; j < len; ++j) {
-          codes[j] = coder.encode(xf[j], sc[j], r[j]);
+          // Decide every element by its high random byte; the rare ties (p <= 1/256 each) read
+          // the low 24 bits (math/rounding.hpp).
+          block_random_high8(rs, global_begin + base, len, high8);
+          for (std::size_t j = 0; j < len; ++j) {
+            threshold[j] = coder.threshold(xf[j], sc[j]);
+          }
+          std::uint32_t ties = 0;
+          for (std::size_t j = 0; j < len; ++j) {
+            const auto t_hi = static_cast<std::uint32_t>(threshold[j] >> 24);
+            up[j] = high8[j] < t_hi;
+            ties |= high8[j] == t_hi ? 1u : 0u;
+          }
+          if (ties != 0) {
+            for (std::size_t j = 0; j < len; ++j) {
+              if (high8[j] == static_cast<std::uint32_t>(threshold[j] >> 24)) {
+                up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
+                        static_cast<std::uint32_t>(threshold[j] & 0xffffffu);
+              }
+            }
+          }
+          for (std::size_t j = 0; j < len; ++j) {
+            codes[j] = coder.code(xf[j], sc[j], up[j]);
+          }
+        } else {
+          for (std::size_t j = 0; j < len; ++j) {
+            codes[j] = coder.code(xf[j], sc[j], 0u);
+          }
         }
         std::fill(codes + len, codes + codes_per_block, 0u);
         pack_block<B>(codes, words);

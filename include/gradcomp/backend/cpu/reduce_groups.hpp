@@ -19,25 +19,43 @@ struct backend_impl<cpu_tag, reduce_groups> {
   template <class T>
   static std::uint32_t run(const cpu_policy&, const T* x, std::size_t n, std::size_t group,
                            math::sum_kind kind, double* group_sums) {
-    std::uint32_t max_bits = 0;
-    if (kind == math::sum_kind::none) {
-      for (std::size_t i = 0; i < n; ++i) {
-        max_bits = std::max(max_bits, abs_bits(to_float(x[i])));
-      }
-      return max_bits;
+    switch (kind) {
+    case math::sum_kind::none: return max_abs(x, n);
+    case math::sum_kind::value: return groups<math::sum_kind::value>(x, n, group, group_sums);
+    case math::sum_kind::square: return groups<math::sum_kind::square>(x, n, group, group_sums);
+    case math::sum_kind::absolute: return groups<math::sum_kind::absolute>(x, n, group, group_sums);
     }
-    const std::size_t groups = ceil_div(n, group);
-    for (std::size_t g = 0; g < groups; ++g) {
-      const std::size_t begin = g * group;
-      const std::size_t m = std::min(group, n - begin);
-      group_sums[g] = tree(x + begin, m, 0, ceil_div(m, math::canonical_chunk), kind, max_bits);
-    }
-    return max_bits;
+    return 0;
   }
 
 private:
   template <class T>
-  static double chunk(const T* x, std::size_t m, math::sum_kind kind, std::uint32_t& max_bits) {
+  static std::uint32_t max_abs(const T* x, std::size_t n) {
+    std::uint32_t m[8] = {};
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      for (std::size_t j = 0; j < 8; ++j) {
+        m[j] = std::max(m[j], abs_bits(to_float(x[i + j])));
+      }
+    }
+    for (; i < n; ++i) {
+      m[0] = std::max(m[0], abs_bits(to_float(x[i])));
+    }
+    return *std::max_element(m, m + 8);
+  }
+  template <math::sum_kind Kind, class T>
+  static std::uint32_t groups(const T* x, std::size_t n, std::size_t group, double* group_sums) {
+    std::uint32_t max_bits = 0;
+    const std::size_t count = ceil_div(n, group);
+    for (std::size_t g = 0; g < count; ++g) {
+      const std::size_t begin = g * group;
+      const std::size_t m = std::min(group, n - begin);
+      group_sums[g] = tree<Kind>(x + begin, m, 0, ceil_div(m, math::canonical_chunk), max_bits);
+    }
+    return max_bits;
+  }
+  template <math::sum_kind Kind, class T>
+  static double chunk(const T* x, std::size_t m, std::uint32_t& max_bits) {
     double lane[math::canonical_lanes] = {};
     std::uint32_t mb = 0;
     std::size_t i = 0;
@@ -45,29 +63,29 @@ private:
       for (std::size_t j = 0; j < math::canonical_lanes; ++j) {
         const float v = to_float(x[i + j]);
         mb = std::max(mb, abs_bits(v));
-        lane[j] += math::summand(v, kind);
+        lane[j] += math::summand(v, Kind);
       }
     }
     for (std::size_t j = 0; i + j < m; ++j) {
       const float v = to_float(x[i + j]);
       mb = std::max(mb, abs_bits(v));
-      lane[j] += math::summand(v, kind);
+      lane[j] += math::summand(v, Kind);
     }
     max_bits = std::max(max_bits, mb);
     return math::combine_lanes(lane);
   }
-  template <class T>
-  static double tree(const T* x, std::size_t m, std::size_t lo, std::size_t hi, math::sum_kind kind,
+  template <math::sum_kind Kind, class T>
+  static double tree(const T* x, std::size_t m, std::size_t lo, std::size_t hi,
                      std::uint32_t& max_bits) {
     if (hi - lo == 0) {
       return 0.0;
     }
     if (hi - lo == 1) {
       const std::size_t b = lo * math::canonical_chunk;
-      return chunk(x + b, std::min(math::canonical_chunk, m - b), kind, max_bits);
+      return chunk<Kind>(x + b, std::min(math::canonical_chunk, m - b), max_bits);
     }
     const std::size_t mid = lo + (hi - lo) / 2;
-    return tree(x, m, lo, mid, kind, max_bits) + tree(x, m, mid, hi, kind, max_bits);
+    return tree<Kind>(x, m, lo, mid, max_bits) + tree<Kind>(x, m, mid, hi, max_bits);
   }
 };
 
