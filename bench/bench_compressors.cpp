@@ -26,14 +26,16 @@ std::vector<float> gradient(std::size_t n) {
   std::vector<float> x(n);
   std::mt19937_64 rng(42);
   std::normal_distribution<float> nd(0.0f, 1e-3f);
-  for (auto& v : x) v = nd(rng);
+  for (auto& v : x)
+    v = nd(rng);
   return x;
 }
 
 /// memcpy input rate (bytes/s) on n floats, best of 5 runs, measured once per size.
 double memcpy_rate(std::size_t n) {
   static std::map<std::size_t, double> cache;
-  if (auto it = cache.find(n); it != cache.end()) return it->second;
+  if (auto it = cache.find(n); it != cache.end())
+    return it->second;
   std::vector<float> a = gradient(n), b(n);
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {
@@ -41,13 +43,15 @@ double memcpy_rate(std::size_t n) {
     std::memcpy(b.data(), a.data(), n * 4);
     benchmark::DoNotOptimize(b.data());
     benchmark::ClobberMemory();
-    best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   return cache[n] = static_cast<double>(n) * 4 / best;
 }
 
 void report(benchmark::State& st, std::size_t n, std::size_t payload) {
-  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations()) * static_cast<std::int64_t>(n) * 4);
+  st.SetBytesProcessed(static_cast<std::int64_t>(st.iterations()) * static_cast<std::int64_t>(n) *
+                       4);
   st.counters["bits_per_elem"] = static_cast<double>(payload) * 8 / static_cast<double>(n);
   st.counters["payload_bytes"] = static_cast<double>(payload);
   // rate relative to memcpy's input rate on the same size (>1: faster than memcpy)
@@ -60,30 +64,40 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
                      const model_layout& layout) {
   const std::string name = op + "/" + std::string(Scheme::granularity_type::name) + "/" +
                            std::string(Scheme::encoding_type::name) + "/cpu/" + layout_name;
-  benchmark::RegisterBenchmark((name + "/encode").c_str(), [s, layout](benchmark::State& st) {
-    codec<Scheme> c(s, layout);
-    const auto x = gradient(layout.total_size());
-    std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
-    std::size_t bytes = 0;
-    std::uint64_t step = 0;
-    for (auto _ : st) {
-      bytes = c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), stream_key{1, step++});
-      benchmark::DoNotOptimize(msg.data());
-    }
-    report(st, x.size(), bytes);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark((name + "/decode").c_str(), [s, layout](benchmark::State& st) {
-    codec<Scheme> c(s, layout);
-    const auto x = gradient(layout.total_size());
-    std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
-    msg.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), stream_key{1, 0}));
-    std::vector<float> out(x.size());
-    for (auto _ : st) {
-      c.decode(cpu, std::span<const std::byte>(msg), std::span<float>(out));
-      benchmark::DoNotOptimize(out.data());
-    }
-    report(st, x.size(), msg.size());
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark((name + "/encode").c_str(),
+                               [s, layout](benchmark::State& st) {
+                                 codec<Scheme> c(s, layout);
+                                 const auto x = gradient(layout.total_size());
+                                 std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
+                                 std::size_t bytes = 0;
+                                 std::uint64_t step = 0;
+                                 for (auto _ : st) {
+                                   bytes =
+                                       c.encode(cpu, std::span<const float>(x),
+                                                std::span<std::byte>(msg), stream_key{1, step++});
+                                   benchmark::DoNotOptimize(msg.data());
+                                 }
+                                 report(st, x.size(), bytes);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark((name + "/decode").c_str(),
+                               [s, layout](benchmark::State& st) {
+                                 codec<Scheme> c(s, layout);
+                                 const auto x = gradient(layout.total_size());
+                                 std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
+                                 msg.resize(c.encode(cpu, std::span<const float>(x),
+                                                     std::span<std::byte>(msg), stream_key{1, 0}));
+                                 std::vector<float> out(x.size());
+                                 for (auto _ : st) {
+                                   c.decode(cpu, std::span<const std::byte>(msg),
+                                            std::span<float>(out));
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                                 report(st, x.size(), msg.size());
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 template <class G>
@@ -107,41 +121,58 @@ void register_all(const std::string& layout_name, const model_layout& l, G) {
 
 void baselines(std::size_t n) {
   const std::string sz = std::to_string(n);
-  benchmark::RegisterBenchmark(("baseline/memcpy/" + sz).c_str(), [n](benchmark::State& st) {
-    const auto a = gradient(n);
-    std::vector<float> b(n);
-    for (auto _ : st) {
-      std::memcpy(b.data(), a.data(), n * 4);
-      benchmark::DoNotOptimize(b.data());
-      benchmark::ClobberMemory();
-    }
-    report(st, n, n * 4);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
-  benchmark::RegisterBenchmark(("baseline/sum/" + sz).c_str(), [n](benchmark::State& st) {
-    const auto a = gradient(n);
-    for (auto _ : st) {
-      float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-      for (std::size_t i = 0; i + 8 <= n; i += 8) {
-        s0 += a[i]; s1 += a[i + 1]; s2 += a[i + 2]; s3 += a[i + 3];
-        s4 += a[i + 4]; s5 += a[i + 5]; s6 += a[i + 6]; s7 += a[i + 7];
-      }
-      benchmark::DoNotOptimize(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
-    }
-    report(st, n, 0);
-  })->Unit(benchmark::kMillisecond)->UseRealTime();
+  benchmark::RegisterBenchmark(("baseline/memcpy/" + sz).c_str(),
+                               [n](benchmark::State& st) {
+                                 const auto a = gradient(n);
+                                 std::vector<float> b(n);
+                                 for (auto _ : st) {
+                                   std::memcpy(b.data(), a.data(), n * 4);
+                                   benchmark::DoNotOptimize(b.data());
+                                   benchmark::ClobberMemory();
+                                 }
+                                 report(st, n, n * 4);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark(("baseline/sum/" + sz).c_str(),
+                               [n](benchmark::State& st) {
+                                 const auto a = gradient(n);
+                                 for (auto _ : st) {
+                                   float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0,
+                                         s7 = 0;
+                                   for (std::size_t i = 0; i + 8 <= n; i += 8) {
+                                     s0 += a[i];
+                                     s1 += a[i + 1];
+                                     s2 += a[i + 2];
+                                     s3 += a[i + 3];
+                                     s4 += a[i + 4];
+                                     s5 += a[i + 5];
+                                     s6 += a[i + 6];
+                                     s7 += a[i + 7];
+                                   }
+                                   benchmark::DoNotOptimize(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
+                                 }
+                                 report(st, n, 0);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
   for (double r : {0.01, 0.1}) {
-    benchmark::RegisterBenchmark(("baseline/nth_element_topk_" + std::to_string(int(r * 100)) + "pct/" + sz).c_str(),
-                                 [n, r](benchmark::State& st) {
-      const auto a = gradient(n);
-      std::vector<float> mag(n);
-      const auto k = static_cast<std::ptrdiff_t>(topk{r}.count(n));
-      for (auto _ : st) {
-        for (std::size_t i = 0; i < n; ++i) mag[i] = std::fabs(a[i]);
-        std::nth_element(mag.begin(), mag.begin() + (k - 1), mag.end(), std::greater<>());
-        benchmark::DoNotOptimize(mag[static_cast<std::size_t>(k - 1)]);
-      }
-      report(st, n, 0);
-    })->Unit(benchmark::kMillisecond)->UseRealTime();
+    benchmark::RegisterBenchmark(
+        ("baseline/nth_element_topk_" + std::to_string(int(r * 100)) + "pct/" + sz).c_str(),
+        [n, r](benchmark::State& st) {
+          const auto a = gradient(n);
+          std::vector<float> mag(n);
+          const auto k = static_cast<std::ptrdiff_t>(topk{r}.count(n));
+          for (auto _ : st) {
+            for (std::size_t i = 0; i < n; ++i)
+              mag[i] = std::fabs(a[i]);
+            std::nth_element(mag.begin(), mag.begin() + (k - 1), mag.end(), std::greater<>());
+            benchmark::DoNotOptimize(mag[static_cast<std::size_t>(k - 1)]);
+          }
+          report(st, n, 0);
+        })
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
   }
 }
 

@@ -7,6 +7,7 @@
 #include "compressor/common.hpp"
 #include "core/float16.hpp"
 #include "detail/bits.hpp"
+#include "detail/scan.hpp"
 #include "encoding/packed_span.hpp"
 #include "encoding/sparse_coo.hpp"
 #include "encoding/wire_header.hpp"
@@ -42,11 +43,11 @@ public:
   static constexpr bool is_sparse = Scheme::is_sparse;
 
   /// Validates the scheme's parameters and plans its spans over the layout.
-  codec(Scheme scheme, model_layout layout) : scheme_(std::move(scheme)), layout_(std::move(layout)) {
+  codec(Scheme scheme, model_layout layout)
+      : scheme_(std::move(scheme)), layout_(std::move(layout)) {
     scheme_.compressor.validate();
     plan_ = scheme_.granularity.plan(layout_, scheme_.rules);
-    detail::require(plan_.size() <= 0xffffffffu, errc::invalid_parameter,
-                    "more than 2^32-1 spans");
+    detail::require(plan_.size() <= 0xffffffffu, errc::invalid_parameter, "more than 2^32-1 spans");
     span_compressors_.reserve(plan_.size());
     detail::digest_builder digest;
     digest.add(scheme_.compressor.parameter_word());
@@ -131,9 +132,9 @@ public:
 private:
   [[nodiscard]] std::string span_name(std::size_t s) const {
     const span_desc& d = plan_[s];
-    return d.layer != span_desc::no_layer ? "layer '" + layout_[d.layer].name + "' (span " +
-                                                std::to_string(s) + ")"
-                                          : "span " + std::to_string(s);
+    return d.layer != span_desc::no_layer
+               ? "layer '" + layout_[d.layer].name + "' (span " + std::to_string(s) + ")"
+               : "span " + std::to_string(s);
   }
 
   template <class T>
@@ -145,10 +146,10 @@ private:
     while (i < plan_[s].size && !detail::is_non_finite(to_float(x[i]))) {
       ++i;
     }
-    detail::fail(errc::non_finite_input,
-                 "non-finite gradient value (NaN or Inf) in " + span_name(s) + " at element " +
-                     std::to_string(i) + " (global index " +
-                     std::to_string(plan_[s].begin + i) + ")");
+    detail::fail(errc::non_finite_input, "non-finite gradient value (NaN or Inf) in " +
+                                             span_name(s) + " at element " + std::to_string(i) +
+                                             " (global index " +
+                                             std::to_string(plan_[s].begin + i) + ")");
   }
 
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key,
@@ -356,8 +357,10 @@ private:
 
   [[nodiscard]] static float load_raw(const std::byte* src, value_type_id vt, std::size_t i) {
     switch (vt) {
-    case value_type_id::f32: return detail::load_le<float>(src + 4 * i);
-    case value_type_id::f16: return to_float(half{detail::load_le<std::uint16_t>(src + 2 * i)});
+    case value_type_id::f32:
+      return detail::load_le<float>(src + 4 * i);
+    case value_type_id::f16:
+      return to_float(half{detail::load_le<std::uint16_t>(src + 2 * i)});
     case value_type_id::bf16:
       return to_float(bfloat16{detail::load_le<std::uint16_t>(src + 2 * i)});
     }
@@ -388,8 +391,8 @@ private:
                     where + "count " + std::to_string(k) + " exceeds the span size " +
                         std::to_string(n));
     detail::require(w == encoding_type::index_bytes(n), errc::corrupt_payload,
-                    where + "index width " + std::to_string(w) + " is not the width for n = " +
-                        std::to_string(n));
+                    where + "index width " + std::to_string(w) +
+                        " is not the width for n = " + std::to_string(n));
     detail::require((flags & ~encoding_type::flag_implied) == 0 &&
                         detail::load_le<std::uint16_t>(src + 10) == 0,
                     errc::corrupt_payload, where + "unknown flags or non-zero reserved bits");
@@ -403,7 +406,8 @@ private:
     detail::require(implied == expect_implied, errc::corrupt_payload,
                     where + "indices-implied flag does not match the compressor");
     detail::require(detail::float_bits(scale) == detail::float_bits(expect_scale),
-                    errc::corrupt_payload, where + "value scale is not the one the compressor uses");
+                    errc::corrupt_payload,
+                    where + "value scale is not the one the compressor uses");
     if constexpr (requires { c.count(n); }) {
       detail::require(k == c.count(n), errc::corrupt_payload,
                       where + "count " + std::to_string(k) + ", the compressor keeps " +
@@ -434,7 +438,8 @@ private:
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
     for (std::size_t j = 0; j < k; ++j) {
       detail::require(!detail::is_non_finite(encoding_type::load_value(q + j * vb)),
-                      errc::corrupt_payload, where + "value " + std::to_string(j) + " is not finite");
+                      errc::corrupt_payload,
+                      where + "value " + std::to_string(j) + " is not finite");
     }
   }
 
@@ -443,7 +448,8 @@ private:
                      T* dst) const {
     const auto k = static_cast<std::size_t>(detail::load_le<std::uint64_t>(src));
     const unsigned w = encoding_type::index_bytes(n);
-    const bool implied = (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
+    const bool implied =
+        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
     const float scale = detail::load_le<float>(src + 12);
     const std::byte* q = src + encoding_type::span_header_bytes;
     const std::byte* values = implied ? q : q + k * w;

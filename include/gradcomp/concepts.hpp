@@ -25,26 +25,26 @@ namespace gradcomp {
 /// where no finite Omega exists.
 template <class C>
 concept compressor = std::copyable<C> && std::equality_comparable<C> &&
-                     requires(const C& c, std::size_t n, double p) {
-                       typename C::payload_kind;
-                       { C::id } -> std::convertible_to<compressor_id>;
-                       { C::name } -> std::convertible_to<std::string_view>;
-                       { C::is_unbiased } -> std::convertible_to<bool>;
-                       { C::is_elementwise } -> std::convertible_to<bool>;
-                       { c.validate() };
-                       { c.with_parameter(p) } -> std::same_as<C>;
-                       { c.omega(n) } -> std::same_as<std::optional<double>>;
-                       { c.parameter_word() } -> std::same_as<std::uint64_t>;
-                     };
+    requires(const C& c, std::size_t n, double p) {
+  typename C::payload_kind;
+  { C::id } -> std::convertible_to<compressor_id>;
+  { C::name } -> std::convertible_to<std::string_view>;
+  { C::is_unbiased } -> std::convertible_to<bool>;
+  { C::is_elementwise } -> std::convertible_to<bool>;
+  {c.validate()};
+  { c.with_parameter(p) } -> std::same_as<C>;
+  { c.omega(n) } -> std::same_as<std::optional<double>>;
+  { c.parameter_word() } -> std::same_as<std::uint64_t>;
+};
 
 /// Which spans are compressed independently.
 template <class G>
 concept granularity = std::copyable<G> &&
-                      requires(const G& g, const model_layout& l, const layer_rules& r) {
-                        { G::id } -> std::convertible_to<granularity_id>;
-                        { G::name } -> std::convertible_to<std::string_view>;
-                        { g.plan(l, r) } -> std::same_as<std::vector<span_desc>>;
-                      };
+    requires(const G& g, const model_layout& l, const layer_rules& r) {
+  { G::id } -> std::convertible_to<granularity_id>;
+  { G::name } -> std::convertible_to<std::string_view>;
+  { g.plan(l, r) } -> std::same_as<std::vector<span_desc>>;
+};
 
 /// How a payload kind looks on the wire.
 template <class E>

@@ -21,8 +21,9 @@
 // -ffast-math (and -ffinite-math-only) let the compiler reorder reductions and delete the
 // non-finite checks, so both promises would silently break. Refuse to compile unless the user
 // explicitly accepts degraded guarantees.
-#if (defined(__FAST_MATH__) || defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) &&         \
+#if (defined(__FAST_MATH__) || defined(__FINITE_MATH_ONLY__) && __FINITE_MATH_ONLY__) &&           \
     !defined(GRADCOMP_ALLOW_FAST_MATH)
-#error "gradcomp: -ffast-math / -ffinite-math-only break the NaN policy and bit-identical results; \
+#error                                                                                             \
+    "gradcomp: -ffast-math / -ffinite-math-only break the NaN policy and bit-identical results; \
 remove the flag or define GRADCOMP_ALLOW_FAST_MATH to accept degraded guarantees"
 #endif

@@ -26,18 +26,30 @@ enum class errc {
 
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
   switch (e) {
-  case errc::invalid_parameter: return "invalid_parameter";
-  case errc::invalid_layout: return "invalid_layout";
-  case errc::size_mismatch: return "size_mismatch";
-  case errc::non_finite_input: return "non_finite_input";
-  case errc::buffer_too_small: return "buffer_too_small";
-  case errc::truncated_message: return "truncated_message";
-  case errc::bad_magic: return "bad_magic";
-  case errc::unsupported_version: return "unsupported_version";
-  case errc::scheme_mismatch: return "scheme_mismatch";
-  case errc::layout_mismatch: return "layout_mismatch";
-  case errc::checksum_mismatch: return "checksum_mismatch";
-  case errc::corrupt_payload: return "corrupt_payload";
+  case errc::invalid_parameter:
+    return "invalid_parameter";
+  case errc::invalid_layout:
+    return "invalid_layout";
+  case errc::size_mismatch:
+    return "size_mismatch";
+  case errc::non_finite_input:
+    return "non_finite_input";
+  case errc::buffer_too_small:
+    return "buffer_too_small";
+  case errc::truncated_message:
+    return "truncated_message";
+  case errc::bad_magic:
+    return "bad_magic";
+  case errc::unsupported_version:
+    return "unsupported_version";
+  case errc::scheme_mismatch:
+    return "scheme_mismatch";
+  case errc::layout_mismatch:
+    return "layout_mismatch";
+  case errc::checksum_mismatch:
+    return "checksum_mismatch";
+  case errc::corrupt_payload:
+    return "corrupt_payload";
   }
   return "unknown";
 }
@@ -46,8 +58,8 @@ enum class errc {
 class error : public std::runtime_error {
 public:
   error(errc code, const std::string& what)
-      : std::runtime_error("gradcomp: " + std::string(to_string(code)) + ": " + what),
-        code_(code) {}
+      : std::runtime_error("gradcomp: " + std::string(to_string(code)) + ": " + what), code_(code) {
+  }
   [[nodiscard]] errc code() const noexcept { return code_; }
 
 private:
@@ -55,7 +67,9 @@ private:
 };
 
 namespace detail {
-[[noreturn]] inline void fail(errc code, const std::string& what) { throw error(code, what); }
+[[noreturn]] inline void fail(errc code, const std::string& what) {
+  throw error(code, what);
+}
 inline void require(bool ok, errc code, const std::string& what) {
   if (!ok) {
     fail(code, what);

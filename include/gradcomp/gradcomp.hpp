@@ -5,22 +5,8 @@
 /// Umbrella header of gradcomp's CPU library. Never includes a CUDA header; the CUDA backend is
 /// <gradcomp/cuda.cuh>.
 
-#include "config.hpp"
-#include "error.hpp"
-#include "version.hpp"
-
-#include "core/float16.hpp"
-#include "random/philox.hpp"
-#include "random/stream_key.hpp"
-
-#include "layout/model_layout.hpp"
-#include "layout/models.hpp"
-
-#include "granularity/bucket_span.hpp"
-#include "granularity/flat_span.hpp"
-#include "granularity/layer_span.hpp"
-#include "granularity/span_plan.hpp"
-
+#include "backend/tags.hpp"
+#include "codec.hpp"
 #include "compressor/adaptive_threshold.hpp"
 #include "compressor/identity.hpp"
 #include "compressor/natural.hpp"
@@ -31,12 +17,20 @@
 #include "compressor/terngrad.hpp"
 #include "compressor/threshold_v.hpp"
 #include "compressor/topk.hpp"
-
+#include "concepts.hpp"
+#include "config.hpp"
+#include "core/float16.hpp"
 #include "encoding/code_encodings.hpp"
 #include "encoding/sparse_coo.hpp"
 #include "encoding/wire_header.hpp"
-
-#include "backend/tags.hpp"
-#include "codec.hpp"
-#include "concepts.hpp"
+#include "error.hpp"
+#include "granularity/bucket_span.hpp"
+#include "granularity/flat_span.hpp"
+#include "granularity/layer_span.hpp"
+#include "granularity/span_plan.hpp"
+#include "layout/model_layout.hpp"
+#include "layout/models.hpp"
+#include "random/philox.hpp"
+#include "random/stream_key.hpp"
 #include "scheme.hpp"
+#include "version.hpp"

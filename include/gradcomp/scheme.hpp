@@ -49,7 +49,9 @@ struct default_encoding {
   using type = typename default_encoding_for<typename C::payload_kind>::type;
 };
 template <class C>
-  requires requires { typename C::target_type; }
+requires requires {
+  typename C::target_type;
+}
 struct default_encoding<C> {
   using type = dense<typename C::target_type>;
 };
@@ -76,7 +78,8 @@ struct scheme {
   using compressor_type = Compressor;
   using granularity_type = Granularity;
   using encoding_type = Encoding;
-  static constexpr bool is_sparse = std::is_same_v<typename Compressor::payload_kind, sparse_payload>;
+  static constexpr bool is_sparse =
+      std::is_same_v<typename Compressor::payload_kind, sparse_payload>;
 
   Compressor compressor{};
   Granularity granularity{};

@@ -73,7 +73,8 @@ TEST_CASE("empty models, empty layers and all-zero spans", "[edge]") {
     std::vector<std::byte> m(c0.template max_encoded_bytes<float>());
     const std::size_t empty_span_bytes = decltype(s)::is_sparse ? 16 : 0;
     REQUIRE(c0.encode(cpu, std::span<const float>(), std::span<std::byte>(m), {}) ==
-            wire_header_bytes + c0.spans().size() * (wire_directory_entry_bytes + empty_span_bytes));
+            wire_header_bytes +
+                c0.spans().size() * (wire_directory_entry_bytes + empty_span_bytes));
     c0.decode(cpu, std::span<const std::byte>(m), std::span<float>());
     // empty layers between non-empty ones, and all-zero input: exact zeros, no NaN (the paper's
     // QSGD gives 0/0 = NaN here)
@@ -112,8 +113,10 @@ TEST_CASE("non-finite gradients are rejected by every operator", "[edge][nonfini
   REQUIRE(apply1(scheme<terngrad>{}, {3e38f, 3e38f})[0] == 3e38f);
 }
 
-TEST_CASE("signed zeros, denormals and extreme magnitudes follow the documented policy", "[edge][fp]") {
-  const std::vector<float> x{-0.0f, 0.0f, FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN, FLT_MAX, -FLT_MAX, 1e-30f, 1e30f};
+TEST_CASE("signed zeros, denormals and extreme magnitudes follow the documented policy",
+          "[edge][fp]") {
+  const std::vector<float> x{-0.0f,   0.0f,     FLT_TRUE_MIN, -FLT_TRUE_MIN, FLT_MIN,
+                             FLT_MAX, -FLT_MAX, 1e-30f,       1e30f};
   // sign(-0) = sign(+0) = +1
   const auto s = apply1(scheme<sign_sgd>{}, x);
   REQUIRE(s[0] == 1.0f);
@@ -165,7 +168,8 @@ TEST_CASE("ties at the threshold and at the k-th magnitude are exact", "[edge][t
           std::vector<float>{-0.0f, 0.0f, 0.0f, 0.0f});
   std::vector<float> many(5000, 1.0f);
   const auto m = apply1(scheme<topk>{{0.01}}, many);
-  for (std::size_t i = 0; i < many.size(); ++i) REQUIRE(m[i] == (i < 50 ? 1.0f : 0.0f));
+  for (std::size_t i = 0; i < many.size(); ++i)
+    REQUIRE(m[i] == (i < 50 ? 1.0f : 0.0f));
 }
 
 TEST_CASE("k is ceil(ratio n) computed exactly, k >= n is the identity", "[edge][k]") {
@@ -181,8 +185,10 @@ TEST_CASE("k is ceil(ratio n) computed exactly, k >= n is the identity", "[edge]
     for (double r : {0.001, 0.01, 0.1, 0.3, 0.5, 1.0}) {
       const auto x = test::make_input(d, test::distribution::normal, d);
       const auto q = apply1(scheme<topk>{{r}}, x);
-      const auto kept = static_cast<std::size_t>(std::count_if(q.begin(), q.end(), [](float v) { return v != 0; }));
-      const std::size_t want = std::max<std::size_t>(1, static_cast<std::size_t>(std::ceil(r * static_cast<double>(d) - 1e-9)));
+      const auto kept = static_cast<std::size_t>(
+          std::count_if(q.begin(), q.end(), [](float v) { return v != 0; }));
+      const std::size_t want = std::max<std::size_t>(
+          1, static_cast<std::size_t>(std::ceil(r * static_cast<double>(d) - 1e-9)));
       CAPTURE(d, r);
       REQUIRE(kept == std::min(d, want));
     }
@@ -212,7 +218,8 @@ TEST_CASE("bad parameters are rejected with a named error", "[edge][params]") {
   REQUIRE(code(scheme<qsgd>{{0}}) == errc::invalid_parameter);
   REQUIRE(code(scheme<qsgd>{{1}}) != errc::invalid_parameter); // s = 1 is valid
   REQUIRE(code(scheme<threshold_v>{{-1e-3}}) == errc::invalid_parameter);
-  REQUIRE(code(scheme<threshold_v>{{std::numeric_limits<double>::quiet_NaN()}}) == errc::invalid_parameter);
+  REQUIRE(code(scheme<threshold_v>{{std::numeric_limits<double>::quiet_NaN()}}) ==
+          errc::invalid_parameter);
   REQUIRE(code(scheme<threshold_v>{{INFINITY}}) == errc::invalid_parameter);
   REQUIRE(code(scheme<terngrad>{{true, 0.0}}) == errc::invalid_parameter);
   REQUIRE(code(scheme<identity, bucket_span>{{}, {0}}) == errc::invalid_parameter);
@@ -223,7 +230,8 @@ TEST_CASE("bad parameters are rejected with a named error", "[edge][params]") {
   }
 }
 
-TEST_CASE("same inputs, seed and step give identical messages; steps and ranks differ", "[edge][determinism]") {
+TEST_CASE("same inputs, seed and step give identical messages; steps and ranks differ",
+          "[edge][determinism]") {
   const model_layout l = test::odd_layout();
   const auto x = test::make_input(l.total_size(), test::distribution::normal, 4);
   auto msg = [&](auto s, stream_key key) {

@@ -22,9 +22,12 @@ void check_identical(C comp) {
       const auto x = test::make_input(l.total_size(), d, seed);
       std::vector<float> a(x.size()), b(x.size()), c(x.size());
       const stream_key key{seed, 11};
-      codec<scheme<C, layer_span, E>>({comp}, l).apply(cpu, std::span<const float>(x), std::span<float>(a), key);
-      codec<scheme<C, flat_span, E>>({comp}, l).apply(cpu, std::span<const float>(x), std::span<float>(b), key);
-      codec<scheme<C, bucket_span, E>>({comp, {100}}, l).apply(cpu, std::span<const float>(x), std::span<float>(c), key);
+      codec<scheme<C, layer_span, E>>({comp}, l).apply(cpu, std::span<const float>(x),
+                                                       std::span<float>(a), key);
+      codec<scheme<C, flat_span, E>>({comp}, l).apply(cpu, std::span<const float>(x),
+                                                      std::span<float>(b), key);
+      codec<scheme<C, bucket_span, E>>({comp, {100}}, l)
+          .apply(cpu, std::span<const float>(x), std::span<float>(c), key);
       CAPTURE(C::name, test::to_string(d));
       REQUIRE(std::memcmp(a.data(), b.data(), a.size() * 4) == 0);
       REQUIRE(std::memcmp(a.data(), c.data(), a.size() * 4) == 0);
@@ -33,11 +36,15 @@ void check_identical(C comp) {
 }
 
 // layers of very different sizes and gradient scales
-model_layout lemma_layout() { return model_layout::from_sizes({20, 300, 3000, 64}); }
+model_layout lemma_layout() {
+  return model_layout::from_sizes({20, 300, 3000, 64});
+}
 std::vector<float> lemma_input() {
   auto x = test::make_input(3384, test::distribution::normal, 21);
-  for (std::size_t i = 0; i < 20; ++i) x[i] *= 100.0f;
-  for (std::size_t i = 3320; i < 3384; ++i) x[i] *= 0.01f;
+  for (std::size_t i = 0; i < 20; ++i)
+    x[i] *= 100.0f;
+  for (std::size_t i = 3320; i < 3384; ++i)
+    x[i] *= 0.01f;
   return x;
 }
 
@@ -49,7 +56,8 @@ void check_lemma1(S s) {
   double bound_sum = 0, max_factor = 0, norm2 = 0;
   for (std::size_t j = 0; j < l.num_layers(); ++j) {
     double xj2 = 0;
-    for (std::size_t i = l[j].offset; i < l[j].offset + l[j].size; ++i) xj2 += static_cast<double>(x[i]) * x[i];
+    for (std::size_t i = l[j].offset; i < l[j].offset + l[j].size; ++i)
+      xj2 += static_cast<double>(x[i]) * x[i];
     const double factor = 1.0 + c.span_compressor(j).omega(l[j].size).value();
     bound_sum += factor * xj2;
     max_factor = std::max(max_factor, factor);
@@ -61,7 +69,8 @@ void check_lemma1(S s) {
   for (std::size_t step = 0; step < N; ++step) {
     c.apply(cpu, std::span<const float>(x), std::span<float>(q), stream_key{3, step});
     double q2 = 0;
-    for (float v : q) q2 += static_cast<double>(v) * v;
+    for (float v : q)
+      q2 += static_cast<double>(v) * v;
     mean_q2 += q2 / N;
     max_q2 = std::max(max_q2, q2);
   }
@@ -73,7 +82,8 @@ void check_lemma1(S s) {
 }
 } // namespace
 
-TEST_CASE("elementwise operators: layer-wise == entire-model == bucketed, bit for bit", "[theory][elementwise]") {
+TEST_CASE("elementwise operators: layer-wise == entire-model == bucketed, bit for bit",
+          "[theory][elementwise]") {
   check_identical(threshold_v{0.2});
   check_identical(sign_sgd{});
   check_identical<natural, natural_codes<9>>(natural{});
@@ -91,7 +101,8 @@ TEST_CASE("Lemma 1 holds empirically for layer-wise unbiased operators", "[theor
   check_lemma1(scheme<random_k, layer_span>{{0.2, true}});
 }
 
-TEST_CASE("layer-wise QSGD and TernGrad have lower error than entire-model on mixed scales", "[theory][direction]") {
+TEST_CASE("layer-wise QSGD and TernGrad have lower error than entire-model on mixed scales",
+          "[theory][direction]") {
   // The mechanism behind the paper's findings: per-layer scales are finer.
   const model_layout l = lemma_layout();
   const auto x = lemma_input();
@@ -101,7 +112,8 @@ TEST_CASE("layer-wise QSGD and TernGrad have lower error than entire-model on mi
     double e = 0;
     for (std::size_t step = 0; step < 200; ++step) {
       c.apply(cpu, std::span<const float>(x), std::span<float>(q), stream_key{8, step});
-      for (std::size_t i = 0; i < x.size(); ++i) e += (q[i] - static_cast<double>(x[i])) * (q[i] - static_cast<double>(x[i]));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        e += (q[i] - static_cast<double>(x[i])) * (q[i] - static_cast<double>(x[i]));
     }
     return e;
   };

@@ -39,12 +39,15 @@ TEST_CASE("layouts are validated", "[layout]") {
     }
     return errc::corrupt_payload; // not thrown: a value no layout check uses
   };
-  REQUIRE(code_of([] { model_layout::from_layers({{"a", 0, 4}, {"b", 3, 2}}); }) ==
-          errc::invalid_layout); // overlap
-  REQUIRE(code_of([] { model_layout::from_layers({{"a", 0, 4}, {"b", 5, 2}}); }) ==
-          errc::invalid_layout); // gap
-  REQUIRE(code_of([] { model_layout::from_layers({{"a", 0, 4}, {"a", 4, 2}}); }) ==
-          errc::invalid_layout); // duplicate name
+  REQUIRE(code_of([] {
+            model_layout::from_layers({{"a", 0, 4}, {"b", 3, 2}});
+          }) == errc::invalid_layout); // overlap
+  REQUIRE(code_of([] {
+            model_layout::from_layers({{"a", 0, 4}, {"b", 5, 2}});
+          }) == errc::invalid_layout); // gap
+  REQUIRE(code_of([] {
+            model_layout::from_layers({{"a", 0, 4}, {"a", 4, 2}});
+          }) == errc::invalid_layout); // duplicate name
   REQUIRE(code_of([] { model_layout::from_layers({{"", 0, 4}}); }) == errc::invalid_layout);
   REQUIRE(code_of([] { model_layout::from_sizes({SIZE_MAX, 2}); }) == errc::invalid_layout);
 }
@@ -67,7 +70,8 @@ TEST_CASE("granularities plan the spans they promise", "[granularity]") {
   REQUIRE_THROWS_AS(bucket_span{4}.plan(l, {5, {}}), gradcomp::error);
 }
 
-TEST_CASE("per-layer rules: identity below a size and parameter overrides", "[granularity][rules]") {
+TEST_CASE("per-layer rules: identity below a size and parameter overrides",
+          "[granularity][rules]") {
   const model_layout l = model_layout::from_sizes({1000, 10, 500}, {"conv", "bias", "fc"});
   scheme<topk, layer_span> s{{0.01}};
   s.rules = {100, {{"fc", 0.1}}};
@@ -81,7 +85,8 @@ TEST_CASE("per-layer rules: identity below a size and parameter overrides", "[gr
   std::vector<float> q(g.size());
   c.apply(cpu, std::span<const float>(g), std::span<float>(q), {});
   // the raw layer arrives unchanged, the overridden layer keeps 50
-  for (std::size_t i = 1000; i < 1010; ++i) REQUIRE(q[i] == g[i]);
+  for (std::size_t i = 1000; i < 1010; ++i)
+    REQUIRE(q[i] == g[i]);
   REQUIRE(std::count_if(q.begin() + 1010, q.end(), [](float v) { return v != 0; }) == 50);
   // unknown layer names and invalid override values are rejected when the codec is built
   s.rules = {0, {{"nope", 0.1}}};
@@ -99,10 +104,13 @@ TEST_CASE("layer-wise k is the per-layer sum of ceil(r d_j)", "[granularity][top
     codec c(scheme<topk, layer_span>{{r}}, r50);
     std::size_t sum = 0;
     for (const auto& layer : r50.layers()) {
-      sum += layer.size == 0 ? 0 : static_cast<std::size_t>(std::ceil(r * static_cast<double>(layer.size) - 1e-9));
+      sum += layer.size == 0
+                 ? 0
+                 : static_cast<std::size_t>(std::ceil(r * static_cast<double>(layer.size) - 1e-9));
     }
     std::size_t k = 0;
-    for (std::size_t s = 0; s < c.spans().size(); ++s) k += c.span_compressor(s).count(c.spans()[s].size);
+    for (std::size_t s = 0; s < c.spans().size(); ++s)
+      k += c.span_compressor(s).count(c.spans()[s].size);
     REQUIRE(k == sum);
     REQUIRE(k >= topk{r}.count(r50.total_size()));
   }

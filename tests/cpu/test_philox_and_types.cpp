@@ -59,7 +59,8 @@ namespace {
 // Reference RNE conversion through double arithmetic: nearest representable value, ties to even.
 template <class V>
 float nearest(float x) {
-  if (std::isnan(x)) return x;
+  if (std::isnan(x))
+    return x;
   const double a = std::fabs(static_cast<double>(x));
   double best = 0;
   std::uint16_t best_bits = 0;
@@ -68,9 +69,11 @@ float nearest(float x) {
   const std::uint16_t approx = from_float<V>(static_cast<float>(a)).bits;
   for (int d = -2; d <= 2; ++d) {
     const int b = static_cast<int>(approx) + d;
-    if (b < 0 || b > 0x7fff) continue;
+    if (b < 0 || b > 0x7fff)
+      continue;
     const float v = to_float(V{static_cast<std::uint16_t>(b)});
-    if (std::isnan(v)) continue;
+    if (std::isnan(v))
+      continue;
     const double err = std::fabs(static_cast<double>(v) - a);
     if (err < best_err || (err == best_err && (b & 1) == 0)) {
       best_err = err;
@@ -88,8 +91,10 @@ TEST_CASE("half and bfloat16 round to nearest even and round-trip exactly", "[ty
   for (std::uint32_t b = 0; b < 0x10000; ++b) {
     const half h{static_cast<std::uint16_t>(b)};
     const bfloat16 bf{static_cast<std::uint16_t>(b)};
-    if (!std::isnan(to_float(h))) REQUIRE(to_half(to_float(h)) == h);
-    if (!std::isnan(to_float(bf))) REQUIRE(to_bfloat16(to_float(bf)) == bf);
+    if (!std::isnan(to_float(h)))
+      REQUIRE(to_half(to_float(h)) == h);
+    if (!std::isnan(to_float(bf)))
+      REQUIRE(to_bfloat16(to_float(bf)) == bf);
   }
   // Random floats over many binades, plus halfway points, match the nearest-value reference.
   for (std::uint64_t seed : test::seeds()) {
@@ -101,8 +106,8 @@ TEST_CASE("half and bfloat16 round to nearest even and round-trip exactly", "[ty
     }
   }
   REQUIRE(to_half(65519.0f).bits == 0x7bff);
-  REQUIRE(to_half(65520.0f).bits == 0x7c00);       // ties to even: Inf
-  REQUIRE(to_half(0x1p-25f).bits == 0x0000);        // tie between 0 and 2^-24: even (0)
+  REQUIRE(to_half(65520.0f).bits == 0x7c00); // ties to even: Inf
+  REQUIRE(to_half(0x1p-25f).bits == 0x0000); // tie between 0 and 2^-24: even (0)
   REQUIRE(to_half(0x1.8p-25f).bits == 0x0001);
   REQUIRE(to_half(-0.0f).bits == 0x8000);
   REQUIRE(std::isnan(to_float(to_half(NAN))));

@@ -62,7 +62,8 @@ void check_scheme(const Scheme& s, const model_layout& layout, distribution d, s
   codec<Scheme> c(s, layout);
   const std::vector<T> xt = test::convert<T>(test::make_input(layout.total_size(), d, seed));
   std::vector<float> xf(xt.size());
-  for (std::size_t i = 0; i < xt.size(); ++i) xf[i] = to_float(xt[i]);
+  for (std::size_t i = 0; i < xt.size(); ++i)
+    xf[i] = to_float(xt[i]);
   const stream_key key{seed, seed % 97, static_cast<std::uint32_t>(seed % 5), role::worker};
   std::vector<T> out(xt.size());
   c.apply(cpu, std::span<const T>(xt), std::span<T>(out), key);
@@ -80,13 +81,15 @@ void check_scheme(const Scheme& s, const model_layout& layout, distribution d, s
           const std::size_t k = c.span_compressor(si).count(sp.size);
           scale = c.span_compressor(si).value_scale(sp.size, k);
         }
-        for (float& w : want) w = to_float(from_float<typename E::value_type>(w)) * scale;
+        for (float& w : want)
+          w = to_float(from_float<typename E::value_type>(w)) * scale;
       }
     }
     for (std::size_t i = 0; i < sp.size; ++i) {
       const T got = out[sp.begin + i];
       const T exp = from_float<T>(want[i]);
-      if (detail::bit_cast<std::uint32_t>(to_float(got)) != detail::bit_cast<std::uint32_t>(to_float(exp))) {
+      if (detail::bit_cast<std::uint32_t>(to_float(got)) !=
+          detail::bit_cast<std::uint32_t>(to_float(exp))) {
         CAPTURE(Scheme::compressor_type::name, Scheme::granularity_type::name, E::name,
                 value_traits<T>::name, test::to_string(d), seed, si, sp.size, i, xs[i],
                 to_float(got), to_float(exp));
@@ -114,7 +117,8 @@ void check_all(const C& comp) {
 } // namespace
 
 TEST_CASE("top-k agrees with a full sort, ties to the lower index", "[reference][topk]") {
-  for (double r : {0.001, 0.01, 0.1, 0.3, 0.5, 1.0}) check_all(topk{r});
+  for (double r : {0.001, 0.01, 0.1, 0.3, 0.5, 1.0})
+    check_all(topk{r});
   check_all<topk, sparse_coo<half>>(topk{0.1});
   check_all<topk, sparse_coo<bfloat16>>(topk{0.1});
 }
@@ -127,12 +131,14 @@ TEST_CASE("random-k agrees with sorting Philox keys", "[reference][random_k]") {
   }
 }
 TEST_CASE("threshold-v agrees with |x| >= v", "[reference][threshold_v]") {
-  for (double v : {0.0, 1e-4, 0.25, 0.3, 2.0}) check_all(threshold_v{v});
+  for (double v : {0.0, 1e-4, 0.25, 0.3, 2.0})
+    check_all(threshold_v{v});
 }
 TEST_CASE("adaptive threshold agrees with 2|x| >= max|x|", "[reference][adaptive]") {
   check_all(adaptive_threshold{});
 }
-TEST_CASE("TernGrad agrees with the reference, with and without clipping", "[reference][terngrad]") {
+TEST_CASE("TernGrad agrees with the reference, with and without clipping",
+          "[reference][terngrad]") {
   check_all(terngrad{});
   check_all(terngrad{true, 2.5});
 }

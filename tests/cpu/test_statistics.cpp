@@ -30,7 +30,7 @@ double hoeffding(std::size_t draws, double alpha) {
 struct verdict {
   bool unbiased = true;
   bool variance_ok = true;
-  double worst_bias = 0;  // max_i |mean_i - x_i| / (R_i t)
+  double worst_bias = 0; // max_i |mean_i - x_i| / (R_i t)
   double var_emp = 0, var_exact = 0, var_tol = 0;
 };
 
@@ -77,14 +77,16 @@ draw_fn codec_draw(Scheme s, std::vector<float> x) {
     c->apply(cpu, std::span<const float>(x), std::span<float>(q), stream_key{0xC0FFEE, step});
   };
 }
-const stream_key stat_key(std::uint64_t step) { return stream_key{0xC0FFEE, step}; }
+const stream_key stat_key(std::uint64_t step) {
+  return stream_key{0xC0FFEE, step};
+}
 
 /// A vector with values spread over several binades and signs, and exact zeros.
 std::vector<float> stat_input() {
   std::vector<float> x = test::make_input(30, test::distribution::uniform, 77);
   x.push_back(0.0f);
   x.push_back(-0.0f);
-  x[3] = 4.0f / 3.0f;   // C_nat worst case
+  x[3] = 4.0f / 3.0f; // C_nat worst case
   x[4] = -0.7f;
   x[5] = 1e-3f;
   return x;
@@ -98,7 +100,8 @@ TEST_CASE("QSGD is unbiased with the exact variance; broken variants are caught"
   const std::uint32_t s = 4;
   const auto norm = static_cast<float>(std::sqrt([&] {
     std::vector<double> sq;
-    for (float v : x) sq.push_back(static_cast<double>(v) * v);
+    for (float v : x)
+      sq.push_back(static_cast<double>(v) * v);
     return ref::canonical_sum(sq);
   }()));
   std::vector<double> R(x.size(), norm / s);
@@ -116,7 +119,8 @@ TEST_CASE("QSGD is unbiased with the exact variance; broken variants are caught"
 
   auto mutant = [&](std::function<float(float, std::uint32_t)> q) {
     return [&x, q](std::uint64_t step, std::vector<float>& out) {
-      for (std::size_t i = 0; i < x.size(); ++i) out[i] = q(x[i], ref::rnd32(stat_key(step), i));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        out[i] = q(x[i], ref::rnd32(stat_key(step), i));
     };
   };
   auto level = [&](float v, float p_up, std::uint32_t r) {
@@ -129,51 +133,64 @@ TEST_CASE("QSGD is unbiased with the exact variance; broken variants are caught"
     return rr - std::floor(rr);
   };
   // floor instead of stochastic rounding
-  REQUIRE_FALSE(run_stats(x, R, V, draws, mutant([&](float v, std::uint32_t) { return level(v, 0, 0); })).unbiased);
+  REQUIRE_FALSE(
+      run_stats(x, R, V, draws, mutant([&](float v, std::uint32_t) { return level(v, 0, 0); }))
+          .unbiased);
   // p -> 1 - p
-  REQUIRE_FALSE(run_stats(x, R, V, draws, mutant([&](float v, std::uint32_t r) { return level(v, 1 - fr(v), r); })).unbiased);
+  REQUIRE_FALSE(run_stats(x, R, V, draws,
+                          mutant([&](float v, std::uint32_t r) { return level(v, 1 - fr(v), r); }))
+                    .unbiased);
   // a coarser grid (s/2 levels): still unbiased, variance too large
   const verdict coarse = run_stats(x, R, V, draws, codec_draw(scheme<qsgd>{{s / 2}}, x));
   REQUIRE(coarse.unbiased);
   REQUIRE_FALSE(coarse.variance_ok);
 }
 
-TEST_CASE("TernGrad is unbiased with the exact variance; broken variants are caught", "[stats][terngrad]") {
+TEST_CASE("TernGrad is unbiased with the exact variance; broken variants are caught",
+          "[stats][terngrad]") {
   const std::vector<float> x = stat_input();
   float m = 0;
-  for (float v : x) m = std::max(m, std::fabs(v));
+  for (float v : x)
+    m = std::max(m, std::fabs(v));
   std::vector<double> R(x.size(), m);
   double V = 0;
-  for (float v : x) V += std::fabs(static_cast<double>(v)) * (m - std::fabs(static_cast<double>(v)));
+  for (float v : x)
+    V += std::fabs(static_cast<double>(v)) * (m - std::fabs(static_cast<double>(v)));
   const verdict ok = run_stats(x, R, V, draws, codec_draw(scheme<terngrad>{}, x));
   CAPTURE(ok.worst_bias, ok.var_emp, ok.var_exact, ok.var_tol);
   REQUIRE(ok.unbiased);
   REQUIRE(ok.variance_ok);
   auto mutant = [&](auto q) {
     return [&x, q](std::uint64_t step, std::vector<float>& out) {
-      for (std::size_t i = 0; i < x.size(); ++i) out[i] = q(x[i], ref::rnd32(stat_key(step), i));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        out[i] = q(x[i], ref::rnd32(stat_key(step), i));
     };
   };
   // floor (never keep), and p -> 1 - p
-  REQUIRE_FALSE(run_stats(x, R, V, draws, mutant([](float, std::uint32_t) { return 0.0f; })).unbiased);
+  REQUIRE_FALSE(
+      run_stats(x, R, V, draws, mutant([](float, std::uint32_t) { return 0.0f; })).unbiased);
   REQUIRE_FALSE(run_stats(x, R, V, draws, mutant([m](float v, std::uint32_t r) {
-                  return ref::up(1.0 - std::fabs(v) / m, r) ? std::copysign(m, v) : 0.0f;
-                })).unbiased);
+                            return ref::up(1.0 - std::fabs(v) / m, r) ? std::copysign(m, v) : 0.0f;
+                          }))
+                    .unbiased);
   // doubled scale: unbiased, but the variance is not V(x)
-  const verdict wide = run_stats(x, R, V, draws, mutant([m](float v, std::uint32_t r) {
-    return ref::up(std::fabs(v) / (2 * m), r) ? std::copysign(2 * m, v) : 0.0f;
-  }));
+  const verdict wide =
+      run_stats(x, R, V, draws, mutant([m](float v, std::uint32_t r) {
+                  return ref::up(std::fabs(v) / (2 * m), r) ? std::copysign(2 * m, v) : 0.0f;
+                }));
   REQUIRE_FALSE(wide.variance_ok);
 }
 
-TEST_CASE("natural compression is unbiased with the exact variance and Omega = 1/8", "[stats][natural]") {
+TEST_CASE("natural compression is unbiased with the exact variance and Omega = 1/8",
+          "[stats][natural]") {
   std::vector<float> x = stat_input();
   std::vector<double> R(x.size());
   double V = 0, norm2 = 0;
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double a = std::fabs(static_cast<double>(x[i]));
     norm2 += a * a;
-    if (a == 0) continue;
+    if (a == 0)
+      continue;
     int e;
     (void)std::frexp(a, &e);
     const double lo = std::ldexp(1.0, e - 1), p = a / lo - 1.0;
@@ -192,18 +209,23 @@ TEST_CASE("natural compression is unbiased with the exact variance and Omega = 1
   auto flipped = [&x](std::uint64_t step, std::vector<float>& out) {
     for (std::size_t i = 0; i < x.size(); ++i) {
       const double av = std::fabs(static_cast<double>(x[i]));
-      if (av == 0) { out[i] = 0; continue; }
+      if (av == 0) {
+        out[i] = 0;
+        continue;
+      }
       int e;
       (void)std::frexp(av, &e);
       const double lo = std::ldexp(1.0, e - 1);
-      const double mag = ref::up(1.0 - (av / lo - 1.0), ref::rnd32(stat_key(step), i)) ? 2 * lo : lo;
+      const double mag =
+          ref::up(1.0 - (av / lo - 1.0), ref::rnd32(stat_key(step), i)) ? 2 * lo : lo;
       out[i] = static_cast<float>(std::copysign(mag, static_cast<double>(x[i])));
     }
   };
   REQUIRE_FALSE(run_stats(x, R, V, draws, flipped).unbiased);
 }
 
-TEST_CASE("unbiased random-k: unbiased, V = (n/k - 1)|x|^2; without n/k it is biased", "[stats][random_k]") {
+TEST_CASE("unbiased random-k: unbiased, V = (n/k - 1)|x|^2; without n/k it is biased",
+          "[stats][random_k]") {
   const std::vector<float> x = stat_input();
   const std::size_t n = x.size(), k = random_k{0.25}.count(n);
   const double scale = static_cast<double>(random_k{0.25, true}.value_scale(n, k));
@@ -242,22 +264,27 @@ TEST_CASE("random-k subsets are uniform: per-index inclusion ~ Bin(N, k/n)", "[s
     REQUIRE(kept == 4);
   }
   const double t = hoeffding(N, alpha_total / n);
-  for (std::size_t i = 0; i < n; ++i) REQUIRE(std::fabs(hits[i] / N - 0.1) <= t);
+  for (std::size_t i = 0; i < n; ++i)
+    REQUIRE(std::fabs(hits[i] / N - 0.1) <= t);
   // shared seed: every rank draws the same subset; without it ranks differ
   codec sh(scheme<random_k>{{0.1, false, true}}, model_layout::from_sizes({n}));
   std::vector<float> a(n), b(n), y(n);
-  for (std::size_t i = 0; i < n; ++i) y[i] = static_cast<float>(i + 1);
+  for (std::size_t i = 0; i < n; ++i)
+    y[i] = static_cast<float>(i + 1);
   sh.apply(cpu, std::span<const float>(x), std::span<float>(a), stream_key{5, 1, 0});
   sh.apply(cpu, std::span<const float>(y), std::span<float>(b), stream_key{5, 1, 3});
-  for (std::size_t i = 0; i < n; ++i) REQUIRE((a[i] != 0) == (b[i] != 0));
+  for (std::size_t i = 0; i < n; ++i)
+    REQUIRE((a[i] != 0) == (b[i] != 0));
   c.apply(cpu, std::span<const float>(x), std::span<float>(a), stream_key{5, 1, 0});
   c.apply(cpu, std::span<const float>(x), std::span<float>(b), stream_key{5, 1, 3});
   REQUIRE(a != b);
 }
 
-TEST_CASE("stochastic rounding to bf16 and fp16 is unbiased; round-to-nearest is caught", "[stats][sr]") {
+TEST_CASE("stochastic rounding to bf16 and fp16 is unbiased; round-to-nearest is caught",
+          "[stats][sr]") {
   std::vector<float> x = stat_input();
-  for (float& v : x) v = v * 1.0001f + 3e-3f; // off the grid
+  for (float& v : x)
+    v = v * 1.0001f + 3e-3f; // off the grid
   auto check = [&](auto sr, auto tag) {
     using V = decltype(tag);
     std::vector<double> R(x.size());
@@ -265,7 +292,8 @@ TEST_CASE("stochastic rounding to bf16 and fp16 is unbiased; round-to-nearest is
     for (std::size_t i = 0; i < x.size(); ++i) {
       const double a = std::fabs(static_cast<double>(x[i]));
       std::uint16_t b = from_float<V>(static_cast<float>(a)).bits;
-      while (to_float(V{b}) > a) --b;
+      while (to_float(V{b}) > a)
+        --b;
       const double lo = to_float(V{b}), hi = to_float(V{static_cast<std::uint16_t>(b + 1)});
       R[i] = hi - lo;
       const double p = (a - lo) / (hi - lo);
@@ -276,7 +304,8 @@ TEST_CASE("stochastic rounding to bf16 and fp16 is unbiased; round-to-nearest is
     REQUIRE(ok.unbiased);
     REQUIRE(ok.variance_ok);
     auto nearest = [&x](std::uint64_t, std::vector<float>& out) {
-      for (std::size_t i = 0; i < x.size(); ++i) out[i] = to_float(from_float<V>(x[i]));
+      for (std::size_t i = 0; i < x.size(); ++i)
+        out[i] = to_float(from_float<V>(x[i]));
     };
     REQUIRE_FALSE(run_stats(x, R, Var, draws, nearest).unbiased);
   };
@@ -289,22 +318,28 @@ TEST_CASE("biased operators meet their exact deterministic bounds", "[stats][bia
     for (auto d : test::all_distributions) {
       const std::vector<float> x = test::make_input(1000, d, seed);
       double norm2 = 0, l1 = 0;
-      for (float v : x) { norm2 += static_cast<double>(v) * v; l1 += std::fabs(static_cast<double>(v)); }
+      for (float v : x) {
+        norm2 += static_cast<double>(v) * v;
+        l1 += std::fabs(static_cast<double>(v));
+      }
       std::vector<float> q(x.size());
       for (double r : {0.01, 0.1, 0.5}) { // top-k: |Q - x|^2 <= (1 - k/n)|x|^2
         codec c(scheme<topk>{{r}}, model_layout::from_sizes({x.size()}));
         c.apply(cpu, std::span<const float>(x), std::span<float>(q), {});
         double err = 0;
-        for (std::size_t i = 0; i < x.size(); ++i) err += (q[i] - static_cast<double>(x[i])) * (q[i] - static_cast<double>(x[i]));
+        for (std::size_t i = 0; i < x.size(); ++i)
+          err += (q[i] - static_cast<double>(x[i])) * (q[i] - static_cast<double>(x[i]));
         REQUIRE(err <= (1.0 - topk{r}.count(x.size()) / 1000.0) * norm2 * (1 + 1e-12));
       }
       // scaled sign: |C(x)|^2 = |x|_1^2 / n <= |x|^2 (Omega = 0); subnormal scales lose
       // precision in fp32, so the tiny distribution is left out of this check
-      if (d == test::distribution::tiny) continue;
+      if (d == test::distribution::tiny)
+        continue;
       codec c(scheme<scaled_sign>{}, model_layout::from_sizes({x.size()}));
       c.apply(cpu, std::span<const float>(x), std::span<float>(q), {});
       double c2 = 0;
-      for (float v : q) c2 += static_cast<double>(v) * v;
+      for (float v : q)
+        c2 += static_cast<double>(v) * v;
       REQUIRE(c2 == Approx(l1 * l1 / 1000.0).epsilon(1e-5));
       REQUIRE(c2 <= norm2 * (1 + 1e-5));
     }

@@ -23,7 +23,9 @@ std::vector<std::byte> from_hex(const std::string& h) {
   return out;
 }
 const std::vector<float> golden_input{0.5f, -2.0f, 0.25f, 1.5f, -0.125f, 3.0f, -1.0f, 0.75f};
-model_layout golden_layout() { return model_layout::from_sizes({5, 0, 3}, {"w", "e", "b"}); }
+model_layout golden_layout() {
+  return model_layout::from_sizes({5, 0, 3}, {"w", "e", "b"});
+}
 const stream_key golden_key{7, 3, 1, role::worker};
 
 template <class S>
@@ -42,7 +44,8 @@ errc decode_error(codec<S>& c, const std::vector<std::byte>& m) {
   try {
     c.decode(cpu, std::span<const std::byte>(m), std::span<float>(out));
   } catch (const gradcomp::error& e) {
-    for (float v : out) REQUIRE(v == 42.0f); // untouched on error
+    for (float v : out)
+      REQUIRE(v == 42.0f); // untouched on error
     return e.code();
   }
   FAIL("decode accepted a message it should reject");
@@ -65,31 +68,31 @@ void check_golden(S s, const std::string& hex) {
 TEST_CASE("golden messages pin the wire format byte for byte", "[wire][golden]") {
   // A format change must break these on purpose (and bump wire_format_version).
   check_golden(scheme<topk, layer_span>{{0.5}},
-      "47434d50010002010201000003000000080000000000000007000000000000001000000300000000"
-      "840fd33ed9f42eb2e6d9d720db44efb6050000000000000022000000000000000000000000000000"
-      "00000000000000001000000000000000000000000000000003000000000000001c00000000000000"
-      "00000000000000000300000000000000020000000000803f0000010003000000003f000000c00000"
-      "c03f0000000000000000020000000000803f0200000000000000020000000000803f000001000000"
-      "4040000080bf");
+               "47434d50010002010201000003000000080000000000000007000000000000001000000300000000"
+               "840fd33ed9f42eb2e6d9d720db44efb6050000000000000022000000000000000000000000000000"
+               "00000000000000001000000000000000000000000000000003000000000000001c00000000000000"
+               "00000000000000000300000000000000020000000000803f0000010003000000003f000000c00000"
+               "c03f0000000000000000020000000000803f0200000000000000020000000000803f000001000000"
+               "4040000080bf");
   check_golden(scheme<terngrad, layer_span>{},
-      "47434d50010006040201000003000000080000000000000007000000000000001000000300000000"
-      "782f5c578ae4e3ecbb089672d6dcd19c050000000000000006000000000000000000000000000000"
-      "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
-      "00000000000000000000004009000000404001");
+               "47434d50010006040201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ecbb089672d6dcd19c050000000000000006000000000000000000000000000000"
+               "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
+               "00000000000000000000004009000000404001");
   check_golden(scheme<qsgd, flat_span>{{3}},
-      "47434d50010007050101000001000000080000000000000007000000000000001000000300000000"
-      "507acd0f1c14cff9e6bb3b9f35d41458080000000000000007000000000000000000000000000000"
-      "e57b8440310235");
+               "47434d50010007050101000001000000080000000000000007000000000000001000000300000000"
+               "507acd0f1c14cff9e6bb3b9f35d41458080000000000000007000000000000000000000000000000"
+               "e57b8440310235");
   check_golden(scheme<scaled_sign, layer_span>{},
-      "47434d5001000b060201000003000000080000000000000007000000000000001000000300000000"
-      "782f5c578ae4e3ec12cce1d180c83925050000000000000005000000000000000000000000000000"
-      "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
-      "00000000000000000000603f12abaaca3f02");
+               "47434d5001000b060201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec12cce1d180c83925050000000000000005000000000000000000000000000000"
+               "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
+               "00000000000000000000603f12abaaca3f02");
   check_golden(scheme<natural, layer_span, natural_codes<8>>{},
-      "47434d50010009080201000003000000080000000000000007000000000000001000000300000000"
-      "782f5c578ae4e3ec3e677b3e8a2cb34c050000000000000005000000000000000000000000000000"
-      "00000000000000000000000000000000000000000000000003000000000000000300000000000000"
-      "00000000000000006ef06d6fec70ef6f");
+               "47434d50010009080201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec3e677b3e8a2cb34c050000000000000005000000000000000000000000000000"
+               "00000000000000000000000000000000000000000000000003000000000000000300000000000000"
+               "00000000000000006ef06d6fec70ef6f");
 }
 
 TEST_CASE("the header and directory follow the documented layout", "[wire]") {
@@ -110,7 +113,8 @@ TEST_CASE("the header and directory follow the documented layout", "[wire]") {
 
 namespace {
 template <class S>
-void check_sizes(S s, const model_layout& layout, std::size_t bits_per_elem, std::size_t scales_per_span) {
+void check_sizes(S s, const model_layout& layout, std::size_t bits_per_elem,
+                 std::size_t scales_per_span) {
   codec c(s, layout);
   const auto x = test::make_input(layout.total_size(), test::distribution::normal, 3);
   const auto m = encode(c, x, {});
@@ -163,7 +167,8 @@ TEST_CASE("payload sizes follow the documented formulas exactly", "[wire][size]"
 
 TEST_CASE("decoders reject truncated, extended and bit-flipped messages", "[wire][robust]") {
   codec c(scheme<qsgd, layer_span>{{15}}, test::odd_layout());
-  const auto m = encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 5), {});
+  const auto m =
+      encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 5), {});
   for (std::size_t len = 0; len < m.size(); len += 1 + len / 16) {
     std::vector<std::byte> t(m.begin(), m.begin() + static_cast<std::ptrdiff_t>(len));
     const errc e = decode_error(c, t);
@@ -180,8 +185,8 @@ TEST_CASE("decoders reject truncated, extended and bit-flipped messages", "[wire
     const std::size_t pos = rng() % f.size();
     f[pos] ^= static_cast<std::byte>(1u << (rng() % 8));
     const errc e = decode_error(c, f);
-    REQUIRE((e == errc::checksum_mismatch || e == errc::bad_magic ||
-             e == errc::unsupported_version));
+    REQUIRE(
+        (e == errc::checksum_mismatch || e == errc::bad_magic || e == errc::unsupported_version));
   }
 }
 
@@ -198,24 +203,28 @@ TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]")
     codec c(scheme<topk, layer_span>{{0.1}}, l);
     const auto m = encode(c, x, {});
     REQUIRE(decode_error(c, edit(m, p0, std::uint64_t{101})) == errc::corrupt_payload); // k > n
-    REQUIRE(decode_error(c, edit(m, p0, std::uint64_t{9})) == errc::corrupt_payload);   // k != count
+    REQUIRE(decode_error(c, edit(m, p0, std::uint64_t{9})) == errc::corrupt_payload); // k != count
     REQUIRE(decode_error(c, edit(m, p0 + 8, std::uint8_t{4})) == errc::corrupt_payload); // width
     REQUIRE(decode_error(c, edit(m, p0 + 9, std::uint8_t{2})) == errc::corrupt_payload); // flags
-    REQUIRE(decode_error(c, edit(m, p0 + 12, 2.0f)) == errc::corrupt_payload);          // scale
-    REQUIRE(decode_error(c, edit(m, p0 + 16, std::uint16_t{100})) == errc::corrupt_payload); // idx >= n
-    REQUIRE(decode_error(c, edit(m, p0 + 18, std::uint16_t{0})) == errc::corrupt_payload); // not increasing
-    REQUIRE(decode_error(c, edit(m, p0 + 16 + 10 * 2, NAN)) == errc::corrupt_payload);   // NaN value
+    REQUIRE(decode_error(c, edit(m, p0 + 12, 2.0f)) == errc::corrupt_payload);           // scale
+    REQUIRE(decode_error(c, edit(m, p0 + 16, std::uint16_t{100})) ==
+            errc::corrupt_payload); // idx >= n
+    REQUIRE(decode_error(c, edit(m, p0 + 18, std::uint16_t{0})) ==
+            errc::corrupt_payload); // not increasing
+    REQUIRE(decode_error(c, edit(m, p0 + 16 + 10 * 2, NAN)) == errc::corrupt_payload); // NaN value
   }
   SECTION("codes and scales") {
     codec c(scheme<terngrad, layer_span>{}, l);
     const auto m = encode(c, x, {});
     REQUIRE(decode_error(c, edit(m, p0, NAN)) == errc::corrupt_payload);
     REQUIRE(decode_error(c, edit(m, p0, -1.0f)) == errc::corrupt_payload);
-    REQUIRE(decode_error(c, edit(m, p0 + 4, std::uint8_t{0xff})) == errc::corrupt_payload); // code 3
+    REQUIRE(decode_error(c, edit(m, p0 + 4, std::uint8_t{0xff})) ==
+            errc::corrupt_payload);            // code 3
     codec q(scheme<qsgd, layer_span>{{5}}, l); // 3 level bits: 6 and 7 are invalid levels
     const auto mq = encode(q, x, {});
     REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x07})) == errc::corrupt_payload);
-    REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x08})) == errc::corrupt_payload); // -0 level
+    REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x08})) ==
+            errc::corrupt_payload); // -0 level
     codec s(scheme<sign_sgd, layer_span>{}, model_layout::from_sizes({3}));
     auto ms = encode(s, {1.0f, -1.0f, 1.0f}, {});
     REQUIRE(decode_error(s, edit(ms, wire_header_bytes + wire_directory_entry_bytes,
@@ -265,12 +274,14 @@ TEST_CASE("random re-sealed byte edits never crash the decoders", "[wire][robust
     for (int i = 0; i < 300; ++i) {
       auto f = m;
       const int edits = 1 + static_cast<int>(rng() % 4);
-      for (int e = 0; e < edits; ++e) f[rng() % f.size()] = static_cast<std::byte>(rng());
+      for (int e = 0; e < edits; ++e)
+        f[rng() % f.size()] = static_cast<std::byte>(rng());
       reseal(f);
       try {
         c.decode(cpu, std::span<const std::byte>(f), std::span<float>(out));
         ++accepted;
-        for (float v : out) REQUIRE_FALSE(detail::is_non_finite(v));
+        for (float v : out)
+          REQUIRE_FALSE(detail::is_non_finite(v));
       } catch (const gradcomp::error&) {
       }
     }
@@ -303,12 +314,14 @@ TEST_CASE("encode leaves the output untouched when it fails", "[wire][atomicity]
     REQUIRE(std::string(e.what()).find("layer1") != std::string::npos);
     REQUIRE(std::string(e.what()).find("element 5") != std::string::npos);
   }
-  for (std::byte b : out) REQUIRE(b == std::byte{0xAB});
+  for (std::byte b : out)
+    REQUIRE(b == std::byte{0xAB});
   x[15] = 1.0f;
   std::vector<std::byte> small(50, std::byte{0xAB});
   REQUIRE_THROWS_AS(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(small), {}),
                     gradcomp::error);
-  for (std::byte b : small) REQUIRE(b == std::byte{0xAB});
+  for (std::byte b : small)
+    REQUIRE(b == std::byte{0xAB});
   std::vector<float> wrong(19);
   REQUIRE_THROWS_AS(c.encode(cpu, std::span<const float>(wrong), std::span<std::byte>(out), {}),
                     gradcomp::error);

@@ -33,13 +33,20 @@ enum class distribution { normal, uniform, heavy_tailed, mostly_zero, ties, tiny
 
 inline const char* to_string(distribution d) {
   switch (d) {
-  case distribution::normal: return "normal";
-  case distribution::uniform: return "uniform";
-  case distribution::heavy_tailed: return "heavy_tailed";
-  case distribution::mostly_zero: return "mostly_zero";
-  case distribution::ties: return "ties";
-  case distribution::tiny: return "tiny";
-  case distribution::mixed_scale: return "mixed_scale";
+  case distribution::normal:
+    return "normal";
+  case distribution::uniform:
+    return "uniform";
+  case distribution::heavy_tailed:
+    return "heavy_tailed";
+  case distribution::mostly_zero:
+    return "mostly_zero";
+  case distribution::ties:
+    return "ties";
+  case distribution::tiny:
+    return "tiny";
+  case distribution::mixed_scale:
+    return "mixed_scale";
   }
   return "?";
 }
@@ -55,12 +62,24 @@ inline std::vector<float> make_input(std::size_t n, distribution d, std::uint64_
   std::vector<float> x(n);
   for (std::size_t i = 0; i < n; ++i) {
     switch (d) {
-    case distribution::normal: x[i] = 1e-3f * normal(rng); break;
-    case distribution::uniform: x[i] = uni(rng); break;
-    case distribution::heavy_tailed: x[i] = normal(rng) / (std::abs(normal(rng)) + 1e-3f); break;
-    case distribution::mostly_zero: x[i] = (rng() % 10 == 0) ? normal(rng) : 0.0f; break;
-    case distribution::ties: x[i] = static_cast<float>(static_cast<int>(rng() % 7) - 3) * 0.25f; break;
-    case distribution::tiny: x[i] = normal(rng) * 1e-40f; break; // float subnormals
+    case distribution::normal:
+      x[i] = 1e-3f * normal(rng);
+      break;
+    case distribution::uniform:
+      x[i] = uni(rng);
+      break;
+    case distribution::heavy_tailed:
+      x[i] = normal(rng) / (std::abs(normal(rng)) + 1e-3f);
+      break;
+    case distribution::mostly_zero:
+      x[i] = (rng() % 10 == 0) ? normal(rng) : 0.0f;
+      break;
+    case distribution::ties:
+      x[i] = static_cast<float>(static_cast<int>(rng() % 7) - 3) * 0.25f;
+      break;
+    case distribution::tiny:
+      x[i] = normal(rng) * 1e-40f;
+      break; // float subnormals
     case distribution::mixed_scale:
       x[i] = normal(rng) * std::ldexp(1.0f, static_cast<int>(rng() % 40) - 30);
       break;
@@ -80,7 +99,8 @@ std::vector<T> convert(const std::vector<float>& x) {
 
 /// Layer sizes that exercise packing tails, index widths and empty layers.
 inline model_layout odd_layout() {
-  return model_layout::from_sizes({0, 1, 2, 3, 5, 31, 32, 33, 64, 65, 127, 129, 0, 1023, 1025, 4099});
+  return model_layout::from_sizes(
+      {0, 1, 2, 3, 5, 31, 32, 33, 64, 65, 127, 129, 0, 1023, 1025, 4099});
 }
 
 } // namespace gradcomp::test

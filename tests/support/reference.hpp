@@ -42,8 +42,10 @@ inline double canonical_sum(const std::vector<double>& v) {
   struct tree_t {
     const std::vector<double>& s;
     double operator()(std::size_t lo, std::size_t hi) const {
-      if (hi == lo) return 0.0;
-      if (hi - lo == 1) return s[lo];
+      if (hi == lo)
+        return 0.0;
+      if (hi - lo == 1)
+        return s[lo];
       const std::size_t mid = lo + (hi - lo) / 2;
       return (*this)(lo, mid) + (*this)(mid, hi);
     }
@@ -53,7 +55,8 @@ inline double canonical_sum(const std::vector<double>& v) {
 
 inline std::vector<float> keep(const std::vector<float>& x, const std::vector<std::size_t>& idx) {
   std::vector<float> out(x.size(), 0.0f);
-  for (std::size_t i : idx) out[i] = x[i];
+  for (std::size_t i : idx)
+    out[i] = x[i];
   return out;
 }
 
@@ -71,7 +74,8 @@ inline std::vector<float> topk(const std::vector<float>& x, std::size_t k) {
 inline std::vector<std::size_t> random_subset(std::size_t n, std::size_t k, const stream_key& key,
                                               std::uint64_t g0, bool shared) {
   stream_key sk = key;
-  if (shared) sk.rank = 0;
+  if (shared)
+    sk.rank = 0;
   const random_stream rs(sk.seed, sk.stream_word(), random_purpose::subset);
   std::vector<std::size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
@@ -86,25 +90,33 @@ inline std::vector<std::size_t> random_subset(std::size_t n, std::size_t k, cons
 inline std::vector<float> threshold(const std::vector<float>& x, double v) {
   std::vector<float> out(x.size(), 0.0f);
   for (std::size_t i = 0; i < x.size(); ++i)
-    if (x[i] != 0.0f && std::fabs(static_cast<double>(x[i])) >= v) out[i] = x[i];
+    if (x[i] != 0.0f && std::fabs(static_cast<double>(x[i])) >= v)
+      out[i] = x[i];
   return out;
 }
 
 inline std::vector<float> adaptive(const std::vector<float>& x) {
   double m = 0;
-  for (float v : x) m = std::max(m, std::fabs(static_cast<double>(v)));
+  for (float v : x)
+    m = std::max(m, std::fabs(static_cast<double>(v)));
   std::vector<float> out(x.size(), 0.0f);
   for (std::size_t i = 0; i < x.size(); ++i)
-    if (x[i] != 0.0f && 2.0 * std::fabs(static_cast<double>(x[i])) >= m) out[i] = x[i];
+    if (x[i] != 0.0f && 2.0 * std::fabs(static_cast<double>(x[i])) >= m)
+      out[i] = x[i];
   return out;
 }
 
 inline float terngrad_scale(const std::vector<float>& x, bool clip, double sigmas) {
   float m = 0;
-  for (float v : x) m = std::max(m, std::fabs(v));
-  if (!clip || x.empty()) return m;
+  for (float v : x)
+    m = std::max(m, std::fabs(v));
+  if (!clip || x.empty())
+    return m;
   std::vector<double> v1, v2;
-  for (float v : x) { v1.push_back(v); v2.push_back(static_cast<double>(v) * v); }
+  for (float v : x) {
+    v1.push_back(v);
+    v2.push_back(static_cast<double>(v) * v);
+  }
   const double n = static_cast<double>(x.size());
   const double mean = canonical_sum(v1) / n;
   const double var = std::max(0.0, std::fma(-mean, mean, canonical_sum(v2) / n));
@@ -114,9 +126,11 @@ inline std::vector<float> terngrad(const std::vector<float>& x, float s, const s
                                    std::uint64_t g0) {
   std::vector<float> out(x.size(), 0.0f);
   for (std::size_t i = 0; i < x.size(); ++i) {
-    if (s == 0.0f) continue;
+    if (s == 0.0f)
+      continue;
     const float p = std::min(std::fabs(x[i]), s) / s;
-    if (up(p, rnd32(key, g0 + i))) out[i] = std::signbit(x[i]) ? -s : s;
+    if (up(p, rnd32(key, g0 + i)))
+      out[i] = std::signbit(x[i]) ? -s : s;
   }
   return out;
 }
@@ -128,14 +142,16 @@ inline std::vector<float> qsgd(const std::vector<float>& x, std::uint32_t s, std
   for (std::size_t lo = 0; lo < x.size(); lo += b) {
     const std::size_t hi = std::min(x.size(), lo + b);
     std::vector<double> sq;
-    for (std::size_t i = lo; i < hi; ++i) sq.push_back(static_cast<double>(x[i]) * x[i]);
+    for (std::size_t i = lo; i < hi; ++i)
+      sq.push_back(static_cast<double>(x[i]) * x[i]);
     const auto norm = static_cast<float>(std::sqrt(canonical_sum(sq)));
     for (std::size_t i = lo; i < hi; ++i) {
-      if (norm == 0.0f) continue;
+      if (norm == 0.0f)
+        continue;
       const float r = (std::fabs(x[i]) / norm) * static_cast<float>(s);
       const float l = std::floor(r);
-      const float level = std::min(l + (up(r - l, rnd32(key, g0 + i)) ? 1.0f : 0.0f),
-                                   static_cast<float>(s));
+      const float level =
+          std::min(l + (up(r - l, rnd32(key, g0 + i)) ? 1.0f : 0.0f), static_cast<float>(s));
       const float mag = (norm * level) / static_cast<float>(s);
       out[i] = (std::signbit(x[i]) && level > 0) ? -mag : mag;
     }
@@ -147,11 +163,13 @@ inline std::vector<float> sign(const std::vector<float>& x, bool scaled) {
   float scale = 1.0f;
   if (scaled && !x.empty()) {
     std::vector<double> a;
-    for (float v : x) a.push_back(std::fabs(static_cast<double>(v)));
+    for (float v : x)
+      a.push_back(std::fabs(static_cast<double>(v)));
     scale = static_cast<float>(canonical_sum(a) / static_cast<double>(x.size()));
   }
   std::vector<float> out(x.size());
-  for (std::size_t i = 0; i < x.size(); ++i) out[i] = x[i] < 0.0f ? -scale : scale;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    out[i] = x[i] < 0.0f ? -scale : scale;
   return out;
 }
 
@@ -159,7 +177,8 @@ inline std::vector<float> sign(const std::vector<float>& x, bool scaled) {
 /// below it values round to 0 or 2^lo_exp). 9-bit: [-126, 127]; 8-bit: [-110, 16].
 inline float natural_one(float x, std::uint32_t r, int lo_exp, int hi_exp) {
   const double a = std::fabs(static_cast<double>(x));
-  if (a == 0.0) return 0.0f;
+  if (a == 0.0)
+    return 0.0f;
   int e;
   (void)std::frexp(a, &e); // a = f 2^e, f in [0.5, 1): floor(log2 a) = e - 1
   int fl = e - 1;
@@ -171,7 +190,8 @@ inline float natural_one(float x, std::uint32_t r, int lo_exp, int hi_exp) {
     int out_e = fl + (up(p, r) ? 1 : 0);
     mag = std::ldexp(1.0, std::min(out_e, hi_exp));
   }
-  if (mag == 0.0) return 0.0f; // zero is sent as +0
+  if (mag == 0.0)
+    return 0.0f; // zero is sent as +0
   return static_cast<float>(std::signbit(x) ? -mag : mag);
 }
 inline std::vector<float> natural(const std::vector<float>& x, const stream_key& key,
@@ -188,10 +208,12 @@ template <class V>
 float sr_one(float x, std::uint32_t r) {
   const double a = std::fabs(static_cast<double>(x));
   const float maxv = std::is_same_v<V, half> ? 65504.0f : to_float(bfloat16{0x7f7f});
-  if (a >= maxv) return std::signbit(x) ? -maxv : maxv;
+  if (a >= maxv)
+    return std::signbit(x) ? -maxv : maxv;
   // lo = largest V <= a (positive bit patterns are ordered like the values)
   std::uint16_t b = from_float<V>(static_cast<float>(a)).bits;
-  while (to_float(V{b}) > a) --b;
+  while (to_float(V{b}) > a)
+    --b;
   const double lo = to_float(V{b}), hi = to_float(V{static_cast<std::uint16_t>(b + 1)});
   const double p = (a - lo) / (hi - lo);
   const double mag = up(p, r) ? hi : lo;

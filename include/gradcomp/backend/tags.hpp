@@ -18,6 +18,8 @@ struct cpu_policy {
 inline constexpr cpu_policy cpu{};
 
 template <class Exec>
-concept execution_policy = requires { typename Exec::backend_tag; };
+concept execution_policy = requires {
+  typename Exec::backend_tag;
+};
 
 } // namespace gradcomp

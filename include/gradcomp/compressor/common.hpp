@@ -70,7 +70,8 @@ inline std::uint64_t ratio_ppb(double ratio, const char* who) {
   }
   // ppb * n / 1e9 with n = q 1e9 + r: ppb q + ppb r / 1e9, every product within 64 bits
   const std::uint64_t q = n / ratio_denominator, r = n % ratio_denominator;
-  auto k = static_cast<std::size_t>(ppb * q + (ppb * r + ratio_denominator - 1) / ratio_denominator);
+  auto k =
+      static_cast<std::size_t>(ppb * q + (ppb * r + ratio_denominator - 1) / ratio_denominator);
   return k < 1 ? 1 : (k > n ? n : k);
 }
 [[nodiscard]] inline std::uint64_t double_word(double v) noexcept {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../detail/dispatch.hpp"
+#include "../detail/scan.hpp"
 #include "../encoding/code_encodings.hpp"
 #include "../math/canonical_sum.hpp"
 #include "common.hpp"
@@ -20,7 +21,8 @@ struct cast_coder {
   static constexpr bool uses_random = false;
   static constexpr unsigned fixed_bits = sizeof(V) * 8;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t) const noexcept {
     if constexpr (std::is_same_v<V, float>) {
       return float_bits(x);
     } else {
@@ -39,11 +41,6 @@ struct cast_coder {
   }
 };
 
-/// Max |x| bits over a span: the finiteness scan of compressors that need no scale.
-template <class Exec, class T>
-std::uint32_t scan_max_abs(const Exec& exec, const T* x, std::size_t n) {
-  return run<reduce_groups>(exec, x, n, std::size_t{1}, math::sum_kind::none, nullptr);
-}
 } // namespace detail
 
 /// The identity: sends every value (dense fp32, or fp16/bf16 rounded to nearest even).

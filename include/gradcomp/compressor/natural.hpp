@@ -20,7 +20,8 @@ struct natural9_coder {
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
     return math::natural_threshold9(x);
   }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t up) const noexcept {
     return math::natural_code9(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
@@ -37,7 +38,8 @@ struct natural8_coder {
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
     return math::natural_threshold8(x);
   }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t up) const noexcept {
     return math::natural_code8(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {

@@ -25,7 +25,8 @@ struct qsgd_coder {
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float norm) const noexcept {
     return math::qsgd_threshold(x, norm, s);
   }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float norm, std::uint32_t up) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float norm,
+                                                        std::uint32_t up) const noexcept {
     return math::qsgd_code(x, norm, s, level_bits, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float norm) const noexcept {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../backend/cpu/select_top_keys.hpp"
+#include "../core/float16.hpp"
 #include "common.hpp"
 
 #include <optional>
@@ -67,8 +68,7 @@ struct random_k {
     const std::uint64_t g0 = ctx.global_begin;
     // k smallest keys == k largest complemented keys
     detail::run<detail::select_top_keys>(
-        exec, n, k, [rs, g0](std::size_t i) { return ~rs.bits64(g0 + i); }, ws.indices,
-        ws.select);
+        exec, n, k, [rs, g0](std::size_t i) { return ~rs.bits64(g0 + i); }, ws.indices, ws.select);
   }
   template <class Exec, gradient_value T>
   sparse_selection select(const Exec& exec, const T*, std::size_t n, const span_context& ctx,

@@ -19,7 +19,8 @@ struct sign_coder {
   static constexpr bool uses_random = false;
   static constexpr unsigned fixed_bits = 1;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t) const noexcept {
     return x < 0.0f ? 1u : 0u;
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float s) const noexcept {

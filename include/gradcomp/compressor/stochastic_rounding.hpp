@@ -24,7 +24,8 @@ struct stochastic_round_coder : cast_coder<V> {
       return math::sr_f16_threshold(x);
     }
   }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t up) const noexcept {
     if constexpr (std::is_same_v<V, bfloat16>) {
       return math::sr_bf16_code(x, up);
     } else {

@@ -24,7 +24,8 @@ struct ternary_coder {
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float s) const noexcept {
     return math::ternary_threshold(x, s);
   }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float, std::uint32_t up) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
+                                                        std::uint32_t up) const noexcept {
     return math::ternary_code(x, up);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float s) const noexcept {
@@ -87,7 +88,8 @@ struct terngrad {
       return mb;
     }
     double sum = 0, sum_sq = 0;
-    const std::uint32_t mb = detail::run<detail::reduce_groups>(exec, x, n, n, math::sum_kind::value, &sum);
+    const std::uint32_t mb =
+        detail::run<detail::reduce_groups>(exec, x, n, n, math::sum_kind::value, &sum);
     (void)detail::run<detail::reduce_groups>(exec, x, n, n, math::sum_kind::square, &sum_sq);
     const double mean = sum / static_cast<double>(n);
     const double var = std::max(0.0, std::fma(-mean, mean, sum_sq / static_cast<double>(n)));

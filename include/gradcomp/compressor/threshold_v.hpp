@@ -46,8 +46,9 @@ struct threshold_v {
   /// The smallest float >= threshold: |x| >= v  <=>  |x| >= float_threshold() for float x.
   [[nodiscard]] float float_threshold() const noexcept {
     const auto f = static_cast<float>(threshold);
-    return static_cast<double>(f) >= threshold ? f
-                                               : std::nextafter(f, std::numeric_limits<float>::infinity());
+    return static_cast<double>(f) >= threshold
+               ? f
+               : std::nextafter(f, std::numeric_limits<float>::infinity());
   }
 
   template <class Exec, gradient_value T>

@@ -82,7 +82,9 @@ GRADCOMP_HOST_DEVICE constexpr float to_float(half h) noexcept {
   }
   return detail::bits_float(sign | ((e + 112u) << 23) | (m << 13));
 }
-GRADCOMP_HOST_DEVICE constexpr float to_float(float f) noexcept { return f; }
+GRADCOMP_HOST_DEVICE constexpr float to_float(float f) noexcept {
+  return f;
+}
 
 /// The gradient value types gradcomp accepts, with their wire ids.
 enum class value_type_id : std::uint8_t { f32 = 1, f16 = 2, bf16 = 3 };
@@ -106,8 +108,8 @@ struct value_traits<bfloat16> {
 };
 
 template <class T>
-concept gradient_value = std::is_same_v<T, float> || std::is_same_v<T, half> ||
-                         std::is_same_v<T, bfloat16>;
+concept gradient_value =
+    std::is_same_v<T, float> || std::is_same_v<T, half> || std::is_same_v<T, bfloat16>;
 
 /// float -> T with round to nearest even (the identity for float).
 template <gradient_value T>

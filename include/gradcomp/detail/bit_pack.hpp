@@ -65,20 +65,29 @@ template <class F>
 decltype(auto) with_code_width(unsigned bits, F&& f) {
   switch (bits) {
 #define GRADCOMP_DETAIL_WIDTH_CASE(B)                                                              \
-  case B: return f(std::integral_constant<unsigned, B>{});
-    GRADCOMP_DETAIL_WIDTH_CASE(1) GRADCOMP_DETAIL_WIDTH_CASE(2) GRADCOMP_DETAIL_WIDTH_CASE(3)
-    GRADCOMP_DETAIL_WIDTH_CASE(4) GRADCOMP_DETAIL_WIDTH_CASE(5) GRADCOMP_DETAIL_WIDTH_CASE(6)
-    GRADCOMP_DETAIL_WIDTH_CASE(7) GRADCOMP_DETAIL_WIDTH_CASE(8) GRADCOMP_DETAIL_WIDTH_CASE(9)
-    GRADCOMP_DETAIL_WIDTH_CASE(10) GRADCOMP_DETAIL_WIDTH_CASE(11) GRADCOMP_DETAIL_WIDTH_CASE(12)
-    GRADCOMP_DETAIL_WIDTH_CASE(13) GRADCOMP_DETAIL_WIDTH_CASE(14) GRADCOMP_DETAIL_WIDTH_CASE(15)
-    GRADCOMP_DETAIL_WIDTH_CASE(16) GRADCOMP_DETAIL_WIDTH_CASE(17) GRADCOMP_DETAIL_WIDTH_CASE(18)
-    GRADCOMP_DETAIL_WIDTH_CASE(19) GRADCOMP_DETAIL_WIDTH_CASE(20) GRADCOMP_DETAIL_WIDTH_CASE(21)
-    GRADCOMP_DETAIL_WIDTH_CASE(22) GRADCOMP_DETAIL_WIDTH_CASE(23) GRADCOMP_DETAIL_WIDTH_CASE(24)
-    GRADCOMP_DETAIL_WIDTH_CASE(25) GRADCOMP_DETAIL_WIDTH_CASE(26) GRADCOMP_DETAIL_WIDTH_CASE(27)
-    GRADCOMP_DETAIL_WIDTH_CASE(28) GRADCOMP_DETAIL_WIDTH_CASE(29) GRADCOMP_DETAIL_WIDTH_CASE(30)
-    GRADCOMP_DETAIL_WIDTH_CASE(31) GRADCOMP_DETAIL_WIDTH_CASE(32)
+  case B:                                                                                          \
+    return f(std::integral_constant<unsigned, B>{});
+    GRADCOMP_DETAIL_WIDTH_CASE(1)
+    GRADCOMP_DETAIL_WIDTH_CASE(2) GRADCOMP_DETAIL_WIDTH_CASE(3) GRADCOMP_DETAIL_WIDTH_CASE(
+        4) GRADCOMP_DETAIL_WIDTH_CASE(5) GRADCOMP_DETAIL_WIDTH_CASE(6) GRADCOMP_DETAIL_WIDTH_CASE(7)
+        GRADCOMP_DETAIL_WIDTH_CASE(8) GRADCOMP_DETAIL_WIDTH_CASE(9) GRADCOMP_DETAIL_WIDTH_CASE(10)
+            GRADCOMP_DETAIL_WIDTH_CASE(11) GRADCOMP_DETAIL_WIDTH_CASE(12)
+                GRADCOMP_DETAIL_WIDTH_CASE(13) GRADCOMP_DETAIL_WIDTH_CASE(14)
+                    GRADCOMP_DETAIL_WIDTH_CASE(15) GRADCOMP_DETAIL_WIDTH_CASE(16)
+                        GRADCOMP_DETAIL_WIDTH_CASE(17) GRADCOMP_DETAIL_WIDTH_CASE(18)
+                            GRADCOMP_DETAIL_WIDTH_CASE(19) GRADCOMP_DETAIL_WIDTH_CASE(20)
+                                GRADCOMP_DETAIL_WIDTH_CASE(21) GRADCOMP_DETAIL_WIDTH_CASE(22)
+                                    GRADCOMP_DETAIL_WIDTH_CASE(23) GRADCOMP_DETAIL_WIDTH_CASE(24)
+                                        GRADCOMP_DETAIL_WIDTH_CASE(25)
+                                            GRADCOMP_DETAIL_WIDTH_CASE(26)
+                                                GRADCOMP_DETAIL_WIDTH_CASE(27)
+                                                    GRADCOMP_DETAIL_WIDTH_CASE(28)
+                                                        GRADCOMP_DETAIL_WIDTH_CASE(29)
+                                                            GRADCOMP_DETAIL_WIDTH_CASE(30)
+                                                                GRADCOMP_DETAIL_WIDTH_CASE(31)
+                                                                    GRADCOMP_DETAIL_WIDTH_CASE(32)
 #undef GRADCOMP_DETAIL_WIDTH_CASE
-  default: break;
+                                                                        default : break;
   }
   return f(std::integral_constant<unsigned, 32>{}); // unreachable: widths are validated upstream
 }

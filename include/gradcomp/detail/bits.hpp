@@ -3,9 +3,9 @@
 
 #include "../config.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <array>
 #include <cstring>
 #include <type_traits>
 
@@ -44,7 +44,8 @@ inline void store_le(std::byte* p, T v) noexcept {
   static_assert(std::is_trivially_copyable_v<T>);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   auto u = bit_cast<std::array<std::byte, sizeof(T)>>(v);
-  for (std::size_t i = 0; i < sizeof(T); ++i) p[i] = u[sizeof(T) - 1 - i];
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    p[i] = u[sizeof(T) - 1 - i];
 #else
   std::memcpy(p, &v, sizeof(T));
 #endif
@@ -55,7 +56,8 @@ template <class T>
   T v;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
   std::array<std::byte, sizeof(T)> u;
-  for (std::size_t i = 0; i < sizeof(T); ++i) u[i] = p[sizeof(T) - 1 - i];
+  for (std::size_t i = 0; i < sizeof(T); ++i)
+    u[i] = p[sizeof(T) - 1 - i];
   v = bit_cast<T>(u);
 #else
   std::memcpy(&v, p, sizeof(T));

@@ -47,7 +47,8 @@ struct sign_bits {
 template <unsigned Bits>
 struct natural_codes {
   static_assert(Bits == 8 || Bits == 9, "natural_codes<Bits>: Bits must be 8 or 9");
-  static constexpr encoding_id id = Bits == 9 ? encoding_id::natural_9bit : encoding_id::natural_8bit;
+  static constexpr encoding_id id =
+      Bits == 9 ? encoding_id::natural_9bit : encoding_id::natural_8bit;
   static constexpr std::string_view name = Bits == 9 ? "nat9" : "nat8";
   static constexpr unsigned bits = Bits;
   template <class P>

@@ -56,8 +56,9 @@ struct sparse_coo {
     }
   }
   [[nodiscard]] static std::uint64_t load_index(const std::byte* p, unsigned w) noexcept {
-    return w == 2 ? detail::load_le<std::uint16_t>(p)
-                  : (w == 4 ? detail::load_le<std::uint32_t>(p) : detail::load_le<std::uint64_t>(p));
+    return w == 2
+               ? detail::load_le<std::uint16_t>(p)
+               : (w == 4 ? detail::load_le<std::uint32_t>(p) : detail::load_le<std::uint64_t>(p));
   }
   static void store_value(std::byte* p, float v) noexcept {
     if constexpr (std::is_same_v<V, float>) {

@@ -43,10 +43,10 @@ public:
     std::size_t offset = 0;
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       detail::require(sizes[i] <= std::numeric_limits<std::size_t>::max() - offset,
-                      errc::invalid_layout, "from_sizes: total size overflows at layer " +
-                                                std::to_string(i));
-      layers.push_back({names.empty() ? "layer" + std::to_string(i) : std::move(names[i]), offset,
-                        sizes[i]});
+                      errc::invalid_layout,
+                      "from_sizes: total size overflows at layer " + std::to_string(i));
+      layers.push_back(
+          {names.empty() ? "layer" + std::to_string(i) : std::move(names[i]), offset, sizes[i]});
       offset += sizes[i];
     }
     return from_layers(std::move(layers));

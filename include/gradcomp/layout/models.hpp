@@ -21,8 +21,7 @@ struct table_builder {
     names.push_back(std::move(name));
     sizes.push_back(size);
   }
-  void conv(const std::string& name, std::size_t in, std::size_t out, std::size_t k,
-            bool bias) {
+  void conv(const std::string& name, std::size_t in, std::size_t out, std::size_t k, bool bias) {
     add(name + ".weight", out * in * k * k);
     if (bias) {
       add(name + ".bias", out);

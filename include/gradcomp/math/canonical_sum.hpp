@@ -22,12 +22,12 @@ inline constexpr std::size_t canonical_lanes = 8;
 
 enum class sum_kind { none, value, square, absolute };
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double summand(float v, sum_kind kind) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double summand(float v,
+                                                                   sum_kind kind) noexcept {
   const double d = static_cast<double>(v);
   return kind == sum_kind::square ? d * d : (kind == sum_kind::absolute ? (d < 0 ? -d : d) : d);
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double
-combine_lanes(const double* l) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double combine_lanes(const double* l) noexcept {
   return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
 }
 

@@ -19,11 +19,12 @@
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t natural_threshold9(float x) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+natural_threshold9(float x) noexcept {
   return static_cast<std::uint64_t>(detail::float_bits(x) & 0x7fffffu) << 9;
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_code9(float x,
-                                                                              std::uint32_t up) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_code9(float x, std::uint32_t up) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
   std::uint32_t ce = ((bits >> 23) & 0xffu) + up;
   ce = ce < 254u ? ce : 254u; // saturate at 2^127 (never Inf)
@@ -31,15 +32,17 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_code9(
   return (sign << 8) | ce;
 }
 template <class R>
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_encode9(float x,
-                                                                                const R& r) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_encode9(float x, const R& r) noexcept {
   return natural_code9(x, r.below(natural_threshold9(x)));
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float natural_decode9(std::uint32_t code) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float
+natural_decode9(std::uint32_t code) noexcept {
   const std::uint32_t e = code & 0xffu;
   return detail::bits_float(((code >> 8) << 31) | (e << 23));
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool natural_valid9(std::uint32_t code) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
+natural_valid9(std::uint32_t code) noexcept {
   const std::uint32_t e = code & 0xffu;
   return e != 255u && (e != 0u || code == 0u);
 }
@@ -47,15 +50,16 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool natural_valid9(std::uin
 inline constexpr std::uint32_t natural8_exponent_offset = 16; // code c <-> biased exponent c + 16
 inline constexpr std::uint32_t natural8_max_code = 127;
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t natural_threshold8(float x) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+natural_threshold8(float x) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
   if (((bits >> 23) & 0xffu) <= natural8_exponent_offset) { // below 2^-110: P(up) = |x| 2^110
     return probability_threshold(detail::bits_float(bits & 0x7fffffffu) * 0x1p110f);
   }
   return static_cast<std::uint64_t>(bits & 0x7fffffu) << 9;
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_code8(float x,
-                                                                              std::uint32_t up) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_code8(float x, std::uint32_t up) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
   const std::uint32_t e = (bits >> 23) & 0xffu;
   std::uint32_t c;
@@ -69,16 +73,18 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_code8(
   return (sign << 7) | c;
 }
 template <class R>
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t natural_encode8(float x,
-                                                                                const R& r) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+natural_encode8(float x, const R& r) noexcept {
   return natural_code8(x, r.below(natural_threshold8(x)));
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float natural_decode8(std::uint32_t code) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float
+natural_decode8(std::uint32_t code) noexcept {
   const std::uint32_t c = code & 0x7fu;
   const std::uint32_t e = c == 0 ? 0u : c + natural8_exponent_offset;
   return detail::bits_float(((code >> 7) << 31) | (e << 23));
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool natural_valid8(std::uint32_t code) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
+natural_valid8(std::uint32_t code) noexcept {
   return (code & 0x7fu) != 0u || code == 0u;
 }
 

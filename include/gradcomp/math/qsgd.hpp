@@ -14,7 +14,7 @@
 namespace gradcomp::math {
 
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float qsgd_ratio(float x, float norm,
-                                                                    std::uint32_t s) noexcept {
+                                                                     std::uint32_t s) noexcept {
   const float a = detail::bits_float(detail::abs_bits(x));
   // a norm of 0 means every a is 0: the smallest subnormal as divisor keeps the ratio 0 without
   // a branch (the loop vectorizes); for norm > 0 the divisor is the norm itself.

@@ -33,11 +33,12 @@ probability_threshold(float p) noexcept {
 /// The random word of one element, with its low 24 bits generated only when a decision needs
 /// them. below(T) is "r_i < T" for T in [0, 2^32].
 struct element_random {
-  std::uint32_t high8 = 0;         ///< a_i
+  std::uint32_t high8 = 0;            ///< a_i
   const random_stream* low = nullptr; ///< the rounding_low stream
-  std::uint64_t index = 0;         ///< global element index
+  std::uint64_t index = 0;            ///< global element index
 
-  [[nodiscard]] GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE bool below(std::uint64_t t) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE bool
+  below(std::uint64_t t) const noexcept {
     const auto t_hi = static_cast<std::uint32_t>(t >> 24);
     bool result = high8 < t_hi; // decided by the high byte, except on a tie (p <= 1/256)
     if (__builtin_expect(high8 == t_hi, 0)) {
@@ -62,7 +63,7 @@ struct word_random {
 /// 1 with probability p (to within 2^-32), 0 otherwise.
 template <class R>
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t bernoulli(float p,
-                                                                           const R& r) noexcept {
+                                                                            const R& r) noexcept {
   return r.below(probability_threshold(p)) ? 1u : 0u;
 }
 

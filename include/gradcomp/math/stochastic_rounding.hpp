@@ -16,11 +16,12 @@
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t sr_bf16_threshold(float x) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+sr_bf16_threshold(float x) noexcept {
   return static_cast<std::uint64_t>(detail::float_bits(x) & 0xffffu) << 16;
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t sr_bf16_code(float x,
-                                                                             std::uint32_t up) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
+sr_bf16_code(float x, std::uint32_t up) noexcept {
   std::uint32_t out = (detail::float_bits(x) >> 16) + up;
   if ((out & 0x7fffu) == 0x7f80u) { // carried into Inf: saturate at the largest finite bf16
     out -= 1u;
@@ -31,7 +32,8 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t sr_bf16_code(f
 inline constexpr std::uint32_t f16_saturation_bits = 0x477fe000u; // 65504.0f
 inline constexpr std::uint32_t f16_normal_bits = 0x38800000u;     // 2^-14
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t sr_f16_threshold(float x) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+sr_f16_threshold(float x) noexcept {
   const std::uint32_t ax = detail::float_bits(x) & 0x7fffffffu;
   if (ax >= f16_saturation_bits) {
     return 0;
@@ -42,8 +44,8 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t sr_f16_thresho
   const float t = detail::bits_float(ax) * 0x1p24f; // subnormal fp16 grid 2^-24: exact
   return probability_threshold(t - static_cast<float>(static_cast<std::uint32_t>(t)));
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t sr_f16_code(float x,
-                                                                            std::uint32_t up) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
+sr_f16_code(float x, std::uint32_t up) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
   const std::uint32_t ax = bits & 0x7fffffffu;
   std::uint32_t h;

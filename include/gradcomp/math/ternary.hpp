@@ -16,8 +16,8 @@ namespace gradcomp::math {
 
 inline constexpr std::uint32_t ternary_zero = 0, ternary_plus = 1, ternary_minus = 2;
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t ternary_threshold(float x,
-                                                                                   float scale) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+ternary_threshold(float x, float scale) noexcept {
   const float a = detail::bits_float(detail::abs_bits(x));
   const float clipped = a < scale ? a : scale;
   // scale 0 means clipped 0: dividing by the smallest subnormal instead keeps p = 0 without a
@@ -25,8 +25,8 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t ternary_thresh
   const float divisor = scale > 0x1p-149f ? scale : 0x1p-149f;
   return probability_threshold(clipped / divisor);
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t ternary_code(float x,
-                                                                              std::uint32_t up) noexcept {
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
+ternary_code(float x, std::uint32_t up) noexcept {
   return up * (1u + (detail::float_bits(x) >> 31));
 }
 template <class R>
@@ -35,7 +35,7 @@ ternary_encode(float x, float scale, const R& r) noexcept {
   return ternary_code(x, r.below(ternary_threshold(x, scale)));
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float ternary_decode(std::uint32_t code,
-                                                                        float scale) noexcept {
+                                                                         float scale) noexcept {
   return code == ternary_plus ? scale : (code == ternary_minus ? -scale : 0.0f);
 }
 

@@ -87,8 +87,7 @@ struct random_stream {
     return block(i >> 2)[i & 3u];
   }
   /// 8 uniform bits for global element i.
-  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint32_t
-  bits8(std::uint64_t i) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint32_t bits8(std::uint64_t i) const noexcept {
     return (block(i >> 4)[(i >> 2) & 3u] >> (8u * static_cast<unsigned>(i & 3u))) & 0xffu;
   }
   /// 64 uniform bits for global element i.

@@ -20,8 +20,8 @@ namespace gradcomp::detail {
 
 /// Per-element scale of a block: element j of the block (span-local index base + j) uses
 /// scales[(base + j) / group]; written without a division per element.
-inline void block_scales(const float* scales, std::size_t group, std::size_t base,
-                         std::size_t len, float* out) noexcept {
+inline void block_scales(const float* scales, std::size_t group, std::size_t base, std::size_t len,
+                         float* out) noexcept {
   if (scales == nullptr) {
     std::fill(out, out + len, 0.0f);
     return;
@@ -140,9 +140,8 @@ enum class decode_mode { validate, assign, add };
 template <>
 struct backend_impl<cpu_tag, decode_codes> {
   template <class T, class Coder>
-  static std::size_t run(const cpu_policy&, const std::byte* in, std::size_t n,
-                         const float* scales, std::size_t group, const Coder& coder,
-                         decode_mode mode, T* out) {
+  static std::size_t run(const cpu_policy&, const std::byte* in, std::size_t n, const float* scales,
+                         std::size_t group, const Coder& coder, decode_mode mode, T* out) {
     return with_coder_width(coder, [&](auto width) -> std::size_t {
       constexpr unsigned B = decltype(width)::value;
       alignas(64) std::uint32_t codes[codes_per_block];

@@ -20,10 +20,14 @@ struct backend_impl<cpu_tag, reduce_groups> {
   static std::uint32_t run(const cpu_policy&, const T* x, std::size_t n, std::size_t group,
                            math::sum_kind kind, double* group_sums) {
     switch (kind) {
-    case math::sum_kind::none: return max_abs(x, n);
-    case math::sum_kind::value: return groups<math::sum_kind::value>(x, n, group, group_sums);
-    case math::sum_kind::square: return groups<math::sum_kind::square>(x, n, group, group_sums);
-    case math::sum_kind::absolute: return groups<math::sum_kind::absolute>(x, n, group, group_sums);
+    case math::sum_kind::none:
+      return max_abs(x, n);
+    case math::sum_kind::value:
+      return groups<math::sum_kind::value>(x, n, group, group_sums);
+    case math::sum_kind::square:
+      return groups<math::sum_kind::square>(x, n, group, group_sums);
+    case math::sum_kind::absolute:
+      return groups<math::sum_kind::absolute>(x, n, group, group_sums);
     }
     return 0;
   }
