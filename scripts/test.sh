@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this script):
+#   1. g++ Release, warnings as errors: unit tests, header test, compile-fail pairs, package test,
+#      examples; the benchmark binary builds and a short benchmark smoke run passes;
+#   2. clang++ Release, warnings as errors: the same tests;
+#   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed;
+#   4. clang-format check of every source file.
+# Ends with one summary line "summary: N passed, M failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev || exit 1
+
+ROOT=${BUILD_ROOT:-build/test}
+passed=0
+failed=0
+failures=()
+t_start=$(date +%s)
+
+# run_ctest NAME BUILD_DIR: runs ctest, adds its counts to the totals
+run_ctest() {
+  local name=$1 dir=$2 log
+  log=$(cd "$dir" && ctest --output-on-failure 2>&1)
+  local rc=$?
+  echo "$log" | tail -n 30
+  local line p f
+  line=$(echo "$log" | grep -E "tests passed, [0-9]+ tests failed out of" | tail -n 1)
+  if [ -n "$line" ]; then
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
+    p=$(( $(echo "$line" | sed -E 's/.*out of ([0-9]+).*/\1/') - f ))
+  else
+    p=0
+    f=1
+  fi
+  passed=$((passed + p))
+  failed=$((failed + f))
+  [ $rc -ne 0 ] && failures+=("$name")
+}
+# build NAME DIR CMAKE_ARGS...: configure + build; a failure counts as one failed test
+build() {
+  local name=$1 dir=$2
+  shift 2
+  echo "== [$name] configure + build ($dir)"
+  if ! cmake -S . -B "$dir" -G Ninja "$@" >"$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log"
+    failed=$((failed + 1))
+    failures+=("$name: configure")
+    return 1
+  fi
+  local t0
+  t0=$(date +%s)
+  if ! cmake --build "$dir" >"$dir.build.log" 2>&1; then
+    grep -E "error|FAILED" -A5 "$dir.build.log" | head -n 80
+    failed=$((failed + 1))
+    failures+=("$name: build")
+    return 1
+  fi
+  echo "   built in $(( $(date +%s) - t0 )) s"
+  return 0
+}
+mkdir -p "$ROOT"
+
+echo "== gradcomp test suite: $(nproc) cores"
+if build gcc-release "$ROOT/gcc-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
+  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=ON -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  run_ctest gcc-release "$ROOT/gcc-release"
+  echo "== [gcc-release] benchmark smoke run"
+  if "$ROOT/gcc-release/bench/bench_compressors" --benchmark_filter='flat16M/(sign|topk_1.0pct)/.*/encode' \
+    --benchmark_min_time=0.01 >"$ROOT/bench-smoke.log" 2>&1; then
+    passed=$((passed + 1))
+    tail -n 3 "$ROOT/bench-smoke.log"
+  else
+    failed=$((failed + 1))
+    failures+=("benchmark smoke run")
+    cat "$ROOT/bench-smoke.log"
+  fi
+fi
+
+if build clang-release "$ROOT/clang-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
+  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  run_ctest clang-release "$ROOT/clang-release"
+fi
+
+if build sanitize "$ROOT/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
+  -DGRADCOMP_SANITIZE=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  GRADCOMP_SEED_COUNT_OVERRIDE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest sanitize "$ROOT/sanitize"
+fi
+
+echo "== [format] clang-format --dry-run --Werror"
+if find include tests bench examples \( -name '*.hpp' -o -name '*.cpp' -o -name '*.cuh' -o -name '*.cu' \) \
+  -print0 | xargs -0 clang-format --dry-run --Werror; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  failures+=("clang-format")
+fi
+
+echo
+echo "== gradcomp tests finished in $(( $(date +%s) - t_start )) s"
+for f in "${failures[@]+"${failures[@]}"}"; do echo "   failed: $f"; done
+echo "summary: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
