@@ -4,6 +4,7 @@
 #include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
 #include "common.hpp"
+#include "mixins.hpp"
 
 #include <optional>
 #include <string_view>
@@ -18,19 +19,14 @@ namespace gradcomp {
 ///   correctly). Zeros are never kept, so an all-zero span sends nothing. Always keeps the maximum:
 ///   delta >= 1/n. Deterministic (max is order-independent). Biased; Omega = 0.
 /// - Payload: sparse. No parameter (with_parameter rejects overrides).
-struct adaptive_threshold {
+struct adaptive_threshold : detail::without_parameter<adaptive_threshold> {
   static constexpr compressor_id id = compressor_id::adaptive_threshold;
   static constexpr std::string_view name = "adaptive_threshold";
   static constexpr bool is_unbiased = false;
   static constexpr bool is_elementwise = false;
   using payload_kind = sparse_payload;
 
-  void validate() const {}
-  [[nodiscard]] adaptive_threshold with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "adaptive_threshold has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.0; }
-  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
   [[nodiscard]] std::size_t max_selected(std::size_t n) const { return n; }
 
   template <class Exec, gradient_value T>

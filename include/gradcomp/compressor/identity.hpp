@@ -6,6 +6,7 @@
 #include "../encoding/code_encodings.hpp"
 #include "../math/canonical_sum.hpp"
 #include "common.hpp"
+#include "mixins.hpp"
 
 #include <optional>
 #include <string_view>
@@ -45,27 +46,14 @@ struct cast_coder {
 
 /// The identity: sends every value (dense fp32, or fp16/bf16 rounded to nearest even).
 /// Unbiased for fp32 (exact); Omega = 0. Elementwise, deterministic. No parameter.
-struct identity {
+struct identity : detail::without_parameter<identity>, detail::without_scale {
   static constexpr compressor_id id = compressor_id::identity;
   static constexpr std::string_view name = "identity";
   static constexpr bool is_unbiased = true;
   static constexpr bool is_elementwise = true;
   using payload_kind = dense_payload;
 
-  void validate() const {}
-  [[nodiscard]] identity with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "identity has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.0; }
-  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
-  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
-  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
-  [[nodiscard]] bool valid_scale(float) const { return true; }
-  template <class Exec, gradient_value T>
-  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
-                     std::vector<double>&) const {
-    return detail::scan_max_abs(exec, x, n);
-  }
   template <gradient_value V>
   [[nodiscard]] detail::cast_coder<V> coder(const dense<V>&) const {
     return {};

@@ -5,6 +5,7 @@
 #include "../math/natural.hpp"
 #include "common.hpp"
 #include "identity.hpp"
+#include "mixins.hpp"
 
 #include <optional>
 #include <string_view>
@@ -58,27 +59,14 @@ struct natural8_coder {
 /// Contract: unbiased (inside the format's range); Omega = 1/8, attained at |x| = (4/3) 2^a.
 /// Elementwise with index-keyed randomness: layer-wise == entire-model bit for bit. Payload:
 /// natural; encodings natural_codes<9> (default) and natural_codes<8>. No parameter.
-struct natural {
+struct natural : detail::without_parameter<natural>, detail::without_scale {
   static constexpr compressor_id id = compressor_id::natural;
   static constexpr std::string_view name = "natural";
   static constexpr bool is_unbiased = true;
   static constexpr bool is_elementwise = true;
   using payload_kind = natural_payload;
 
-  void validate() const {}
-  [[nodiscard]] natural with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "natural has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.125; }
-  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
-  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
-  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
-  [[nodiscard]] bool valid_scale(float) const { return true; }
-  template <class Exec, gradient_value T>
-  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
-                     std::vector<double>&) const {
-    return detail::scan_max_abs(exec, x, n);
-  }
   [[nodiscard]] detail::natural9_coder coder(const natural_codes<9>&) const { return {}; }
   [[nodiscard]] detail::natural8_coder coder(const natural_codes<8>&) const { return {}; }
   friend bool operator==(const natural&, const natural&) = default;

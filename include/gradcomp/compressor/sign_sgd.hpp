@@ -6,6 +6,7 @@
 #include "../math/canonical_sum.hpp"
 #include "common.hpp"
 #include "identity.hpp"
+#include "mixins.hpp"
 
 #include <optional>
 #include <string_view>
@@ -35,27 +36,14 @@ struct sign_coder {
 /// Contract: sign(+-0) = +1. Elementwise, deterministic; layer-wise == entire-model. Biased; no
 /// finite Omega (Omega(x) = n/|x|^2 - 1 is unbounded as x -> 0), so omega() is nullopt.
 /// Payload: sign; encoding sign_bits (1 bit/element, no scale). No parameter.
-struct sign_sgd {
+struct sign_sgd : detail::without_parameter<sign_sgd>, detail::without_scale {
   static constexpr compressor_id id = compressor_id::sign_sgd;
   static constexpr std::string_view name = "sign";
   static constexpr bool is_unbiased = false;
   static constexpr bool is_elementwise = true;
   using payload_kind = sign_payload;
 
-  void validate() const {}
-  [[nodiscard]] sign_sgd with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "sign has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return std::nullopt; }
-  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
-  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
-  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
-  [[nodiscard]] bool valid_scale(float) const { return true; }
-  template <class Exec, gradient_value T>
-  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
-                     std::vector<double>&) const {
-    return detail::scan_max_abs(exec, x, n);
-  }
   struct unit_coder : detail::sign_coder {
     [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
       return c != 0 ? -1.0f : 1.0f;
@@ -70,19 +58,14 @@ struct sign_sgd {
 /// Contract: scale = canonical double sum of |x_i| divided by n, rounded to fp32; sign(+-0) = +1.
 /// Biased; Omega = 0; delta(x) = |x|_1^2 / (n |x|^2). Payload: sign; encoding sign_bits
 /// (1 bit/element + fp32 scale per span). No parameter.
-struct scaled_sign {
+struct scaled_sign : detail::without_parameter<scaled_sign> {
   static constexpr compressor_id id = compressor_id::scaled_sign;
   static constexpr std::string_view name = "scaled_sign";
   static constexpr bool is_unbiased = false;
   static constexpr bool is_elementwise = false;
   using payload_kind = sign_payload;
 
-  void validate() const {}
-  [[nodiscard]] scaled_sign with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "scaled_sign has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.0; }
-  [[nodiscard]] std::uint64_t parameter_word() const { return 0; }
   [[nodiscard]] std::size_t num_scales(std::size_t n) const { return n > 0 ? 1 : 0; }
   [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
   [[nodiscard]] bool valid_scale(float s) const { return std::isfinite(s) && s >= 0.0f; }

@@ -5,6 +5,7 @@
 #include "../math/stochastic_rounding.hpp"
 #include "common.hpp"
 #include "identity.hpp"
+#include "mixins.hpp"
 
 #include <optional>
 #include <string_view>
@@ -42,7 +43,8 @@ struct stochastic_round_coder : cast_coder<V> {
 /// (normal range). Elementwise with index-keyed randomness: layer-wise == entire-model.
 /// Payload: dense; the encoding must be dense<V> of the same V. No parameter.
 template <class V>
-struct stochastic_rounding {
+struct stochastic_rounding : detail::without_parameter<stochastic_rounding<V>>,
+                             detail::without_scale {
   static_assert(std::is_same_v<V, bfloat16> || std::is_same_v<V, half>,
                 "gradcomp::stochastic_rounding<V>: V must be gradcomp::bfloat16 or gradcomp::half");
   static constexpr compressor_id id = compressor_id::stochastic_rounding;
@@ -52,23 +54,11 @@ struct stochastic_rounding {
   using payload_kind = dense_payload;
   using target_type = V;
 
-  void validate() const {}
-  [[nodiscard]] stochastic_rounding with_parameter(double) const {
-    detail::fail(errc::invalid_parameter, "stochastic_rounding has no parameter to override");
-  }
   [[nodiscard]] std::optional<double> omega(std::size_t) const {
     return std::is_same_v<V, bfloat16> ? 0x1p-16 : 0x1p-22;
   }
   [[nodiscard]] std::uint64_t parameter_word() const {
     return static_cast<std::uint64_t>(value_traits<V>::id);
-  }
-  [[nodiscard]] std::size_t num_scales(std::size_t) const { return 0; }
-  [[nodiscard]] std::size_t scale_group(std::size_t n) const { return n > 0 ? n : 1; }
-  [[nodiscard]] bool valid_scale(float) const { return true; }
-  template <class Exec, gradient_value T>
-  std::uint32_t scan(const Exec& exec, const T* x, std::size_t n, float*,
-                     std::vector<double>&) const {
-    return detail::scan_max_abs(exec, x, n);
   }
   template <class W>
   [[nodiscard]] detail::stochastic_round_coder<V> coder(const dense<W>&) const {

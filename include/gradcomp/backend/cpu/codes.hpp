@@ -37,24 +37,66 @@ inline void block_scales(const float* scales, std::size_t group, std::size_t bas
   }
 }
 
-/// The high random bytes a_i (math/rounding.hpp) of global elements g0 .. g0+len-1 (len <= 64):
-/// byte i%4 of lane (i/4)%4 of Philox block i/16, generated as whole blocks.
-GRADCOMP_FORCEINLINE void block_random_high8(const random_stream& rs, std::uint64_t g0,
-                                             std::size_t len, std::uint32_t* out) noexcept {
-  const std::uint64_t b0 = g0 >> 4;
-  const std::size_t off = static_cast<std::size_t>(g0 & 15u);
-  const std::size_t blocks = (off + len + 15) / 16;
-  alignas(64) std::byte tmp[16 * (codes_per_block / 16 + 1)];
-  for (std::size_t q = 0; q < blocks; ++q) {
-    const philox_counter v = rs.block(b0 + q);
+/// Eight consecutive Philox4x32-10 blocks (counters first .. first+7) written as 128 bytes,
+/// lanes little-endian. Uses 8-lane vectors where the compiler offers them (GCC/Clang vector
+/// extensions: one vpmuludq per round per multiplier with AVX-512), else the scalar generator.
+inline void philox_blocks8(const random_stream& rs, std::uint64_t first, std::byte* out) noexcept {
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+  using u64x8 = std::uint64_t __attribute__((vector_size(64)));
+  constexpr u64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  constexpr std::uint64_t low32 = 0xffffffffu;
+  const u64x8 counter = lane + first;
+  u64x8 c0 = counter & low32, c1 = counter >> 32;
+  u64x8 c2 = u64x8{} + rs.stream_lo, c3 = u64x8{} + rs.stream_hi;
+  std::uint64_t k0 = rs.key[0], k1 = rs.key[1];
+  for (int round = 0; round < 10; ++round) {
+    const u64x8 p0 = c0 * std::uint64_t{detail::philox_m0};
+    const u64x8 p1 = c2 * std::uint64_t{detail::philox_m1};
+    c0 = (p1 >> 32) ^ c1 ^ k0;
+    c1 = p1 & low32;
+    c2 = (p0 >> 32) ^ c3 ^ k1;
+    c3 = p0 & low32;
+    k0 = (k0 + detail::philox_w0) & low32;
+    k1 = (k1 + detail::philox_w1) & low32;
+  }
+  for (int q = 0; q < 8; ++q) {
+    store_le<std::uint32_t>(out + 16 * q, static_cast<std::uint32_t>(c0[q]));
+    store_le<std::uint32_t>(out + 16 * q + 4, static_cast<std::uint32_t>(c1[q]));
+    store_le<std::uint32_t>(out + 16 * q + 8, static_cast<std::uint32_t>(c2[q]));
+    store_le<std::uint32_t>(out + 16 * q + 12, static_cast<std::uint32_t>(c3[q]));
+  }
+#else
+  for (std::uint64_t q = 0; q < 8; ++q) {
+    const philox_counter v = rs.block(first + q);
     for (std::size_t l = 0; l < 4; ++l) {
-      store_le<std::uint32_t>(tmp + 16 * q + 4 * l, v[l]);
+      store_le<std::uint32_t>(out + 16 * q + 4 * l, v[l]);
     }
   }
-  for (std::size_t j = 0; j < len; ++j) {
-    out[j] = static_cast<std::uint32_t>(tmp[off + j]);
-  }
+#endif
 }
+
+/// The high random bytes a_i (math/rounding.hpp) of consecutive elements: byte i%4 of lane
+/// (i/4)%4 of Philox block i/16. Caches 128 elements' bytes (eight blocks) at a time.
+class high8_source {
+public:
+  explicit high8_source(const random_stream& rs) noexcept : rs_(rs) {}
+  /// a_i for global elements g0 .. g0+len-1, len <= 64.
+  void fill(std::uint64_t g0, std::size_t len, std::uint32_t* out) noexcept {
+    if (g0 < first_ || g0 + len > first_ + 128) {
+      first_ = g0 & ~std::uint64_t{15};
+      philox_blocks8(rs_, first_ >> 4, bytes_);
+    }
+    const std::byte* src = bytes_ + (g0 - first_);
+    for (std::size_t j = 0; j < len; ++j) {
+      out[j] = static_cast<std::uint32_t>(src[j]);
+    }
+  }
+
+private:
+  random_stream rs_;
+  std::uint64_t first_ = ~std::uint64_t{0} - 256;
+  alignas(64) std::byte bytes_[128] = {};
+};
 
 /// Calls f with the code width of a coder as a compile-time constant: coders with a fixed width
 /// declare `static constexpr unsigned fixed_bits`; the others (QSGD) go through a switch.
@@ -77,37 +119,42 @@ struct backend_impl<cpu_tag, encode_codes> {
     with_coder_width(coder, [&](auto width) {
       constexpr unsigned B = decltype(width)::value;
       alignas(64) float xf[codes_per_block];
-      alignas(64) float sc[codes_per_block];
+      alignas(64) float sc[codes_per_block] = {};
       alignas(64) std::uint32_t high8[codes_per_block] = {};
       alignas(64) std::uint64_t threshold[codes_per_block];
       alignas(64) std::uint32_t up[codes_per_block];
-      const random_stream low = rs.with_purpose(random_purpose::rounding_low);
       alignas(64) std::uint32_t codes[codes_per_block];
+      const random_stream low = rs.with_purpose(random_purpose::rounding_low);
+      high8_source high(rs);
       std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
         const std::size_t len = std::min(codes_per_block, n - base);
         for (std::size_t j = 0; j < len; ++j) {
           xf[j] = to_float(x[base + j]);
         }
-        block_scales(scales, group, base, len, sc);
+        if (scales != nullptr) {
+          block_scales(scales, group, base, len, sc);
+        }
         if constexpr (Coder::uses_random) {
           // Decide every element by its high random byte; the rare ties (p <= 1/256 each) read
           // the low 24 bits (math/rounding.hpp).
-          block_random_high8(rs, global_begin + base, len, high8);
+          high.fill(global_begin + base, len, high8);
           for (std::size_t j = 0; j < len; ++j) {
             threshold[j] = coder.threshold(xf[j], sc[j]);
           }
-          std::uint32_t ties = 0;
+          std::uint32_t any_tie = 0;
           for (std::size_t j = 0; j < len; ++j) {
             const auto t_hi = static_cast<std::uint32_t>(threshold[j] >> 24);
-            up[j] = high8[j] < t_hi;
-            ties |= high8[j] == t_hi ? 1u : 0u;
+            up[j] = high8[j] < t_hi ? 1u : 0u;
+            any_tie |= high8[j] == t_hi ? 1u : 0u;
           }
-          if (ties != 0) {
+          if (any_tie != 0) { // about one block in five
             for (std::size_t j = 0; j < len; ++j) {
               if (high8[j] == static_cast<std::uint32_t>(threshold[j] >> 24)) {
                 up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
-                        static_cast<std::uint32_t>(threshold[j] & 0xffffffu);
+                                static_cast<std::uint32_t>(threshold[j] & 0xffffffu)
+                            ? 1u
+                            : 0u;
               }
             }
           }
@@ -119,10 +166,17 @@ struct backend_impl<cpu_tag, encode_codes> {
             codes[j] = coder.code(xf[j], sc[j], 0u);
           }
         }
+        std::byte* dst = out + (base / codes_per_block) * (B * 8);
+        if (len == codes_per_block) {
+          pack_block<B>(codes, words);
+          for (std::size_t w = 0; w < B; ++w) {
+            store_le(dst + w * 8, words[w]);
+          }
+          continue;
+        }
         std::fill(codes + len, codes + codes_per_block, 0u);
         pack_block<B>(codes, words);
         const std::size_t bytes = packed_bytes(len, B);
-        std::byte* dst = out + (base / codes_per_block) * (B * 8);
         for (std::size_t w = 0; w < B && w * 8 < bytes; ++w) {
           std::byte tmp[8];
           store_le(tmp, words[w]);
