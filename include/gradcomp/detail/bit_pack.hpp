@@ -24,6 +24,31 @@ inline constexpr std::size_t codes_per_block = 64;
   return (n / 8) * bits + ceil_div((n % 8) * bits, 8);
 }
 
+/// Widths that divide a byte or are whole bytes pack byte by byte: a form compilers vectorize.
+template <unsigned B>
+inline constexpr bool byte_packable = B == 1 || B == 2 || B == 4 || B == 8 || B == 16 || B == 32;
+
+/// 64 codes of width B (byte_packable) -> 8B bytes, little-endian bit order.
+template <unsigned B>
+GRADCOMP_FORCEINLINE void pack_block_bytes(const std::uint32_t* codes, std::byte* out) noexcept {
+  if constexpr (B < 8) {
+    constexpr unsigned per_byte = 8 / B;
+    for (unsigned k = 0; k < 8 * B; ++k) {
+      std::uint32_t v = 0;
+      for (unsigned t = 0; t < per_byte; ++t) {
+        v |= codes[k * per_byte + t] << (t * B);
+      }
+      out[k] = static_cast<std::byte>(v);
+    }
+  } else {
+    for (unsigned j = 0; j < 64; ++j) {
+      for (unsigned b = 0; b < B / 8; ++b) {
+        out[j * (B / 8) + b] = static_cast<std::byte>(codes[j] >> (8 * b));
+      }
+    }
+  }
+}
+
 template <unsigned B>
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void pack_block(const std::uint32_t* codes,
                                                           std::uint64_t* words) noexcept {
@@ -68,26 +93,26 @@ decltype(auto) with_code_width(unsigned bits, F&& f) {
   case B:                                                                                          \
     return f(std::integral_constant<unsigned, B>{});
     GRADCOMP_DETAIL_WIDTH_CASE(1)
-    GRADCOMP_DETAIL_WIDTH_CASE(2) GRADCOMP_DETAIL_WIDTH_CASE(3) GRADCOMP_DETAIL_WIDTH_CASE(
-        4) GRADCOMP_DETAIL_WIDTH_CASE(5) GRADCOMP_DETAIL_WIDTH_CASE(6) GRADCOMP_DETAIL_WIDTH_CASE(7)
-        GRADCOMP_DETAIL_WIDTH_CASE(8) GRADCOMP_DETAIL_WIDTH_CASE(9) GRADCOMP_DETAIL_WIDTH_CASE(10)
-            GRADCOMP_DETAIL_WIDTH_CASE(11) GRADCOMP_DETAIL_WIDTH_CASE(12)
-                GRADCOMP_DETAIL_WIDTH_CASE(13) GRADCOMP_DETAIL_WIDTH_CASE(14)
-                    GRADCOMP_DETAIL_WIDTH_CASE(15) GRADCOMP_DETAIL_WIDTH_CASE(16)
-                        GRADCOMP_DETAIL_WIDTH_CASE(17) GRADCOMP_DETAIL_WIDTH_CASE(18)
-                            GRADCOMP_DETAIL_WIDTH_CASE(19) GRADCOMP_DETAIL_WIDTH_CASE(20)
-                                GRADCOMP_DETAIL_WIDTH_CASE(21) GRADCOMP_DETAIL_WIDTH_CASE(22)
-                                    GRADCOMP_DETAIL_WIDTH_CASE(23) GRADCOMP_DETAIL_WIDTH_CASE(24)
-                                        GRADCOMP_DETAIL_WIDTH_CASE(25)
-                                            GRADCOMP_DETAIL_WIDTH_CASE(26)
-                                                GRADCOMP_DETAIL_WIDTH_CASE(27)
-                                                    GRADCOMP_DETAIL_WIDTH_CASE(28)
-                                                        GRADCOMP_DETAIL_WIDTH_CASE(29)
-                                                            GRADCOMP_DETAIL_WIDTH_CASE(30)
-                                                                GRADCOMP_DETAIL_WIDTH_CASE(31)
-                                                                    GRADCOMP_DETAIL_WIDTH_CASE(32)
+    GRADCOMP_DETAIL_WIDTH_CASE(2)
+    GRADCOMP_DETAIL_WIDTH_CASE(3) GRADCOMP_DETAIL_WIDTH_CASE(4) GRADCOMP_DETAIL_WIDTH_CASE(
+        5) GRADCOMP_DETAIL_WIDTH_CASE(6) GRADCOMP_DETAIL_WIDTH_CASE(7) GRADCOMP_DETAIL_WIDTH_CASE(8)
+        GRADCOMP_DETAIL_WIDTH_CASE(9) GRADCOMP_DETAIL_WIDTH_CASE(10) GRADCOMP_DETAIL_WIDTH_CASE(11)
+            GRADCOMP_DETAIL_WIDTH_CASE(12) GRADCOMP_DETAIL_WIDTH_CASE(13)
+                GRADCOMP_DETAIL_WIDTH_CASE(14) GRADCOMP_DETAIL_WIDTH_CASE(15)
+                    GRADCOMP_DETAIL_WIDTH_CASE(16) GRADCOMP_DETAIL_WIDTH_CASE(17)
+                        GRADCOMP_DETAIL_WIDTH_CASE(18) GRADCOMP_DETAIL_WIDTH_CASE(19)
+                            GRADCOMP_DETAIL_WIDTH_CASE(20) GRADCOMP_DETAIL_WIDTH_CASE(21)
+                                GRADCOMP_DETAIL_WIDTH_CASE(22) GRADCOMP_DETAIL_WIDTH_CASE(23)
+                                    GRADCOMP_DETAIL_WIDTH_CASE(24) GRADCOMP_DETAIL_WIDTH_CASE(25)
+                                        GRADCOMP_DETAIL_WIDTH_CASE(26)
+                                            GRADCOMP_DETAIL_WIDTH_CASE(27)
+                                                GRADCOMP_DETAIL_WIDTH_CASE(28)
+                                                    GRADCOMP_DETAIL_WIDTH_CASE(29)
+                                                        GRADCOMP_DETAIL_WIDTH_CASE(30)
+                                                            GRADCOMP_DETAIL_WIDTH_CASE(31)
+                                                                GRADCOMP_DETAIL_WIDTH_CASE(32)
 #undef GRADCOMP_DETAIL_WIDTH_CASE
-                                                                        default : break;
+                                                                    default : break;
   }
   return f(std::integral_constant<unsigned, 32>{}); // unreachable: widths are validated upstream
 }

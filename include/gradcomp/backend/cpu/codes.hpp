@@ -28,6 +28,10 @@ inline void block_scales(const float* scales, std::size_t group, std::size_t bas
   }
   std::size_t g = base / group;
   std::size_t next = (g + 1) * group;
+  if (base + len <= next) { // the whole block shares one scale (always, for one scale per span)
+    std::fill(out, out + len, scales[g]);
+    return;
+  }
   for (std::size_t j = 0; j < len; ++j) {
     if (base + j == next) {
       ++g;
@@ -129,8 +133,13 @@ struct backend_impl<cpu_tag, encode_codes> {
       std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
         const std::size_t len = std::min(codes_per_block, n - base);
-        for (std::size_t j = 0; j < len; ++j) {
-          xf[j] = to_float(x[base + j]);
+        const float* xs = xf;
+        if constexpr (std::is_same_v<T, float>) {
+          xs = x + base;
+        } else {
+          for (std::size_t j = 0; j < len; ++j) {
+            xf[j] = to_float(x[base + j]);
+          }
         }
         if (scales != nullptr) {
           block_scales(scales, group, base, len, sc);
@@ -140,7 +149,7 @@ struct backend_impl<cpu_tag, encode_codes> {
           // the low 24 bits (math/rounding.hpp).
           high.fill(global_begin + base, len, high8);
           for (std::size_t j = 0; j < len; ++j) {
-            threshold[j] = coder.threshold(xf[j], sc[j]);
+            threshold[j] = coder.threshold(xs[j], sc[j]);
           }
           std::uint32_t any_tie = 0;
           for (std::size_t j = 0; j < len; ++j) {
@@ -159,18 +168,22 @@ struct backend_impl<cpu_tag, encode_codes> {
             }
           }
           for (std::size_t j = 0; j < len; ++j) {
-            codes[j] = coder.code(xf[j], sc[j], up[j]);
+            codes[j] = coder.code(xs[j], sc[j], up[j]);
           }
         } else {
           for (std::size_t j = 0; j < len; ++j) {
-            codes[j] = coder.code(xf[j], sc[j], 0u);
+            codes[j] = coder.code(xs[j], sc[j], 0u);
           }
         }
         std::byte* dst = out + (base / codes_per_block) * (B * 8);
         if (len == codes_per_block) {
-          pack_block<B>(codes, words);
-          for (std::size_t w = 0; w < B; ++w) {
-            store_le(dst + w * 8, words[w]);
+          if constexpr (byte_packable<B>) {
+            pack_block_bytes<B>(codes, dst);
+          } else {
+            pack_block<B>(codes, words);
+            for (std::size_t w = 0; w < B; ++w) {
+              store_le(dst + w * 8, words[w]);
+            }
           }
           continue;
         }
