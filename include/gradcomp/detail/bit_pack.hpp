@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 /// @file
 /// Fixed-width code streams: code j of width B occupies bits [jB, jB+B) of a little-endian bit
@@ -85,36 +86,18 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void unpack_block(const std::uint64_t*
   }
 }
 
-/// Calls f(std::integral_constant<unsigned, B>) for the runtime width bits in [1, 32].
-template <class F>
+/// Calls f(std::integral_constant<unsigned, B>{}) for the runtime width `bits` in [1, 32]
+/// (validated upstream; anything larger is treated as 32).
+template <unsigned B = 1, class F>
 decltype(auto) with_code_width(unsigned bits, F&& f) {
-  switch (bits) {
-#define GRADCOMP_DETAIL_WIDTH_CASE(B)                                                              \
-  case B:                                                                                          \
-    return f(std::integral_constant<unsigned, B>{});
-    GRADCOMP_DETAIL_WIDTH_CASE(1)
-    GRADCOMP_DETAIL_WIDTH_CASE(2)
-    GRADCOMP_DETAIL_WIDTH_CASE(3) GRADCOMP_DETAIL_WIDTH_CASE(4) GRADCOMP_DETAIL_WIDTH_CASE(
-        5) GRADCOMP_DETAIL_WIDTH_CASE(6) GRADCOMP_DETAIL_WIDTH_CASE(7) GRADCOMP_DETAIL_WIDTH_CASE(8)
-        GRADCOMP_DETAIL_WIDTH_CASE(9) GRADCOMP_DETAIL_WIDTH_CASE(10) GRADCOMP_DETAIL_WIDTH_CASE(11)
-            GRADCOMP_DETAIL_WIDTH_CASE(12) GRADCOMP_DETAIL_WIDTH_CASE(13)
-                GRADCOMP_DETAIL_WIDTH_CASE(14) GRADCOMP_DETAIL_WIDTH_CASE(15)
-                    GRADCOMP_DETAIL_WIDTH_CASE(16) GRADCOMP_DETAIL_WIDTH_CASE(17)
-                        GRADCOMP_DETAIL_WIDTH_CASE(18) GRADCOMP_DETAIL_WIDTH_CASE(19)
-                            GRADCOMP_DETAIL_WIDTH_CASE(20) GRADCOMP_DETAIL_WIDTH_CASE(21)
-                                GRADCOMP_DETAIL_WIDTH_CASE(22) GRADCOMP_DETAIL_WIDTH_CASE(23)
-                                    GRADCOMP_DETAIL_WIDTH_CASE(24) GRADCOMP_DETAIL_WIDTH_CASE(25)
-                                        GRADCOMP_DETAIL_WIDTH_CASE(26)
-                                            GRADCOMP_DETAIL_WIDTH_CASE(27)
-                                                GRADCOMP_DETAIL_WIDTH_CASE(28)
-                                                    GRADCOMP_DETAIL_WIDTH_CASE(29)
-                                                        GRADCOMP_DETAIL_WIDTH_CASE(30)
-                                                            GRADCOMP_DETAIL_WIDTH_CASE(31)
-                                                                GRADCOMP_DETAIL_WIDTH_CASE(32)
-#undef GRADCOMP_DETAIL_WIDTH_CASE
-                                                                    default : break;
+  if constexpr (B == 32) {
+    return f(std::integral_constant<unsigned, 32>{});
+  } else {
+    if (bits == B) {
+      return f(std::integral_constant<unsigned, B>{});
+    }
+    return with_code_width<B + 1>(bits, std::forward<F>(f));
   }
-  return f(std::integral_constant<unsigned, 32>{}); // unreachable: widths are validated upstream
 }
 
 } // namespace gradcomp::detail
