@@ -42,8 +42,8 @@ private:
         m[j] = std::max(m[j], abs_bits(to_float(x[i + j])));
       }
     }
-    for (; i < n; ++i) {
-      m[0] = std::max(m[0], abs_bits(to_float(x[i])));
+    for (std::size_t j = 0; i + j < n; ++j) {
+      m[j] = std::max(m[j], abs_bits(to_float(x[i + j])));
     }
     return *std::max_element(m, m + 8);
   }
