@@ -125,8 +125,7 @@ struct backend_impl<cpu_tag, encode_codes> {
       alignas(64) float xf[codes_per_block];
       alignas(64) float sc[codes_per_block] = {};
       alignas(64) std::uint32_t high8[codes_per_block] = {};
-      alignas(64) std::uint32_t t_high[codes_per_block];
-      alignas(64) std::uint32_t t_low[codes_per_block];
+      alignas(64) std::uint64_t threshold[codes_per_block];
       alignas(64) std::uint32_t up[codes_per_block];
       alignas(64) std::uint32_t codes[codes_per_block];
       const random_stream low = rs.with_purpose(random_purpose::rounding_low);
@@ -134,18 +133,12 @@ struct backend_impl<cpu_tag, encode_codes> {
       std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
         const std::size_t len = std::min(codes_per_block, n - base);
-        // Every loop below runs over a whole block (a compile-time trip count, which vectorizes
-        // cleanly); a short last block is zero-padded and its extra codes are discarded.
-        constexpr std::size_t L = codes_per_block;
         const float* xs = xf;
-        bool direct = false; // fp32 input, whole block: read it in place
         if constexpr (std::is_same_v<T, float>) {
-          direct = len == L;
-          xs = direct ? x + base : xf;
-        }
-        if (!direct) {
-          for (std::size_t j = 0; j < L; ++j) {
-            xf[j] = j < len ? to_float(x[base + j]) : 0.0f;
+          xs = x + base;
+        } else {
+          for (std::size_t j = 0; j < len; ++j) {
+            xf[j] = to_float(x[base + j]);
           }
         }
         if (scales != nullptr) {
@@ -154,29 +147,31 @@ struct backend_impl<cpu_tag, encode_codes> {
         if constexpr (Coder::uses_random) {
           // Decide every element by its high random byte; the rare ties (p <= 1/256 each) read
           // the low 24 bits (math/rounding.hpp).
-          high.fill(global_begin + base, L, high8);
-          for (std::size_t j = 0; j < L; ++j) {
-            const std::uint64_t t = coder.threshold(xs[j], sc[j]);
-            t_high[j] = static_cast<std::uint32_t>(t >> 24);
-            t_low[j] = static_cast<std::uint32_t>(t) & 0xffffffu;
+          high.fill(global_begin + base, len, high8);
+          for (std::size_t j = 0; j < len; ++j) {
+            threshold[j] = coder.threshold(xs[j], sc[j]);
           }
           std::uint32_t any_tie = 0;
-          for (std::size_t j = 0; j < L; ++j) {
-            up[j] = high8[j] < t_high[j] ? 1u : 0u;
-            any_tie |= high8[j] == t_high[j] ? 1u : 0u;
+          for (std::size_t j = 0; j < len; ++j) {
+            const auto t_hi = static_cast<std::uint32_t>(threshold[j] >> 24);
+            up[j] = high8[j] < t_hi ? 1u : 0u;
+            any_tie |= high8[j] == t_hi ? 1u : 0u;
           }
           if (any_tie != 0) { // about one block in five
-            for (std::size_t j = 0; j < L; ++j) {
-              if (high8[j] == t_high[j]) {
-                up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) < t_low[j] ? 1u : 0u;
+            for (std::size_t j = 0; j < len; ++j) {
+              if (high8[j] == static_cast<std::uint32_t>(threshold[j] >> 24)) {
+                up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
+                                static_cast<std::uint32_t>(threshold[j] & 0xffffffu)
+                            ? 1u
+                            : 0u;
               }
             }
           }
-          for (std::size_t j = 0; j < L; ++j) {
+          for (std::size_t j = 0; j < len; ++j) {
             codes[j] = coder.code(xs[j], sc[j], up[j]);
           }
         } else {
-          for (std::size_t j = 0; j < L; ++j) {
+          for (std::size_t j = 0; j < len; ++j) {
             codes[j] = coder.code(xs[j], sc[j], 0u);
           }
         }
