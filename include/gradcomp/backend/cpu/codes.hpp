@@ -9,6 +9,7 @@
 #include "../../random/stream_key.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -151,21 +152,19 @@ struct backend_impl<cpu_tag, encode_codes> {
           for (std::size_t j = 0; j < len; ++j) {
             threshold[j] = coder.threshold(xs[j], sc[j]);
           }
-          std::uint32_t any_tie = 0;
+          std::uint64_t tie_mask = 0; // bit j: element j's high byte equals its threshold's
           for (std::size_t j = 0; j < len; ++j) {
             const auto t_hi = static_cast<std::uint32_t>(threshold[j] >> 24);
             up[j] = high8[j] < t_hi ? 1u : 0u;
-            any_tie |= high8[j] == t_hi ? 1u : 0u;
+            tie_mask |= static_cast<std::uint64_t>(high8[j] == t_hi ? 1u : 0u) << j;
           }
-          if (any_tie != 0) { // about one block in five
-            for (std::size_t j = 0; j < len; ++j) {
-              if (high8[j] == static_cast<std::uint32_t>(threshold[j] >> 24)) {
-                up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
-                                static_cast<std::uint32_t>(threshold[j] & 0xffffffu)
-                            ? 1u
-                            : 0u;
-              }
-            }
+          while (tie_mask != 0) { // about one element in 256
+            const auto j = static_cast<std::size_t>(std::countr_zero(tie_mask));
+            tie_mask &= tie_mask - 1;
+            up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
+                            static_cast<std::uint32_t>(threshold[j] & 0xffffffu)
+                        ? 1u
+                        : 0u;
           }
           for (std::size_t j = 0; j < len; ++j) {
             codes[j] = coder.code(xs[j], sc[j], up[j]);
