@@ -284,9 +284,10 @@ private:
                           " elements in the message, " + std::to_string(plan_[s].size) +
                           " in this layout");
       const bool raw = info.spans[s].mode == span_mode_raw;
-      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch,
-                      span_name(s) + (raw ? " is raw in the message but compressed here"
-                                          : " is compressed in the message but raw here"));
+      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch, [&] {
+        return std::string(span_name(s) + (raw ? " is raw in the message but compressed here"
+                                               : " is compressed in the message but raw here"));
+      });
     }
     detail::require(info.plan_digest == digest_, errc::scheme_mismatch,
                     "compressor parameters or per-layer rules differ from this codec's");
@@ -339,8 +340,10 @@ private:
                           std::to_string(d.size * vs));
       for (std::size_t i = 0; i < d.size; ++i) {
         detail::require(!detail::is_non_finite(load_raw(src, info.value_type, i)),
-                        errc::corrupt_payload,
-                        span_name(s) + ": raw value " + std::to_string(i) + " is not finite");
+                        errc::corrupt_payload, [&] {
+                          return std::string(span_name(s) + ": raw value " + std::to_string(i) +
+                                             " is not finite");
+                        });
       }
       scale_offsets_[s + 1] = scale_offsets_[s];
     } else if constexpr (is_sparse) {
@@ -380,22 +383,27 @@ private:
                        std::size_t bytes, std::size_t s) {
     const std::size_t n = plan_[s].size;
     const compressor_type& c = span_compressors_[s];
-    const std::string where = span_name(s) + ": ";
-    detail::require(bytes >= encoding_type::span_header_bytes, errc::corrupt_payload,
-                    where + "sparse span shorter than its 16-byte header");
+    auto where = [&] { return span_name(s) + ": "; };
+    detail::require(bytes >= encoding_type::span_header_bytes, errc::corrupt_payload, [&] {
+      return std::string(where() + "sparse span shorter than its 16-byte header");
+    });
     const auto k = detail::load_le<std::uint64_t>(src);
     const auto w = detail::load_le<std::uint8_t>(src + 8);
     const auto flags = detail::load_le<std::uint8_t>(src + 9);
     const auto scale = detail::load_le<float>(src + 12);
-    detail::require(k <= n, errc::corrupt_payload,
-                    where + "count " + std::to_string(k) + " exceeds the span size " +
-                        std::to_string(n));
-    detail::require(w == encoding_type::index_bytes(n), errc::corrupt_payload,
-                    where + "index width " + std::to_string(w) +
-                        " is not the width for n = " + std::to_string(n));
+    detail::require(k <= n, errc::corrupt_payload, [&] {
+      return std::string(where() + "count " + std::to_string(k) + " exceeds the span size " +
+                         std::to_string(n));
+    });
+    detail::require(w == encoding_type::index_bytes(n), errc::corrupt_payload, [&] {
+      return std::string(where() + "index width " + std::to_string(w) +
+                         " is not the width for n = " + std::to_string(n));
+    });
     detail::require((flags & ~encoding_type::flag_implied) == 0 &&
                         detail::load_le<std::uint16_t>(src + 10) == 0,
-                    errc::corrupt_payload, where + "unknown flags or non-zero reserved bits");
+                    errc::corrupt_payload, [&] {
+                      return std::string(where() + "unknown flags or non-zero reserved bits");
+                    });
     const bool implied = (flags & encoding_type::flag_implied) != 0;
     bool expect_implied = false;
     float expect_scale = 1.0f;
@@ -403,18 +411,19 @@ private:
       expect_implied = c.shared_seed;
       expect_scale = c.value_scale(n, k);
     }
-    detail::require(implied == expect_implied, errc::corrupt_payload,
-                    where + "indices-implied flag does not match the compressor");
-    detail::require(detail::float_bits(scale) == detail::float_bits(expect_scale),
-                    errc::corrupt_payload,
-                    where + "value scale is not the one the compressor uses");
+    detail::require(implied == expect_implied, errc::corrupt_payload, [&] {
+      return std::string(where() + "indices-implied flag does not match the compressor");
+    });
+    detail::require(
+        detail::float_bits(scale) == detail::float_bits(expect_scale), errc::corrupt_payload,
+        [&] { return std::string(where() + "value scale is not the one the compressor uses"); });
     if constexpr (requires { c.count(n); }) {
       detail::require(k == c.count(n), errc::corrupt_payload,
-                      where + "count " + std::to_string(k) + ", the compressor keeps " +
+                      where() + "count " + std::to_string(k) + ", the compressor keeps " +
                           std::to_string(c.count(n)));
     }
     detail::require(bytes == encoding_type::bytes(n, k, implied), errc::corrupt_payload,
-                    where + std::to_string(bytes) + " payload bytes, the format needs " +
+                    where() + std::to_string(bytes) + " payload bytes, the format needs " +
                         std::to_string(encoding_type::bytes(n, k, implied)));
     const std::byte* q = src + encoding_type::span_header_bytes;
     if (implied) {
@@ -428,18 +437,19 @@ private:
       std::uint64_t prev = 0;
       for (std::size_t j = 0; j < k; ++j) {
         const std::uint64_t i = encoding_type::load_index(q + j * w, w);
-        detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload,
-                        where + "index " + std::to_string(j) + " (" + std::to_string(i) +
-                            ") is out of range or not strictly increasing");
+        detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
+          return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
+                             ") is out of range or not strictly increasing");
+        });
         prev = i;
       }
       q += k * w;
     }
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
     for (std::size_t j = 0; j < k; ++j) {
-      detail::require(!detail::is_non_finite(encoding_type::load_value(q + j * vb)),
-                      errc::corrupt_payload,
-                      where + "value " + std::to_string(j) + " is not finite");
+      detail::require(
+          !detail::is_non_finite(encoding_type::load_value(q + j * vb)), errc::corrupt_payload,
+          [&] { return std::string(where() + "value " + std::to_string(j) + " is not finite"); });
     }
   }
 

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace gradcomp {
 
@@ -73,6 +74,15 @@ namespace detail {
 inline void require(bool ok, errc code, const std::string& what) {
   if (!ok) {
     fail(code, what);
+  }
+}
+/// As above, but the message is built only on failure: for checks inside per-span and
+/// per-element loops, where formatting a string on every pass would dominate the work.
+template <class MakeMessage>
+requires std::is_invocable_r_v<std::string, MakeMessage>
+void require(bool ok, errc code, MakeMessage&& make_message) {
+  if (!ok) {
+    fail(code, make_message());
   }
 }
 } // namespace detail

@@ -41,26 +41,30 @@ struct packed_span {
   template <class Exec, class C, class Coder>
   static void validate(const Exec& exec, const C& c, const Coder& coder, const std::byte* in,
                        std::size_t bytes_in, std::size_t n, std::size_t span, float* scales) {
-    const std::string where = "span " + std::to_string(span) + ": ";
+    auto where = [span] { return "span " + std::to_string(span) + ": "; };
     require(bytes_in == bytes(c, coder, n), errc::corrupt_payload,
-            where + std::to_string(bytes_in) + " payload bytes, the format needs " +
+            where() + std::to_string(bytes_in) + " payload bytes, the format needs " +
                 std::to_string(bytes(c, coder, n)));
     const std::size_t ns = c.num_scales(n);
     for (std::size_t i = 0; i < ns; ++i) {
       scales[i] = load_le<float>(in + 4 * i);
-      require(c.valid_scale(scales[i]), errc::corrupt_payload,
-              where + "scale " + std::to_string(i) + " is invalid (non-finite or negative)");
+      require(c.valid_scale(scales[i]), errc::corrupt_payload, [&] {
+        return std::string(where() + "scale " + std::to_string(i) +
+                           " is invalid (non-finite or negative)");
+      });
     }
     const std::byte* codes = in + 4 * ns;
     const std::size_t bad = run<decode_codes>(exec, codes, n, scales, c.scale_group(n), coder,
                                               decode_mode::validate, static_cast<float*>(nullptr));
-    require(bad == n, errc::corrupt_payload,
-            where + "invalid code at element " + std::to_string(bad));
+    require(bad == n, errc::corrupt_payload, [&] {
+      return std::string(where() + "invalid code at element " + std::to_string(bad));
+    });
     const std::size_t used_bits = (n % 8) * coder.bits() % 8;
     if (used_bits != 0) {
       const auto last = static_cast<unsigned>(codes[packed_bytes(n, coder.bits()) - 1]);
-      require((last >> used_bits) == 0, errc::corrupt_payload,
-              where + "padding bits after the last code are not zero");
+      require((last >> used_bits) == 0, errc::corrupt_payload, [&] {
+        return std::string(where() + "padding bits after the last code are not zero");
+      });
     }
   }
 

@@ -129,15 +129,19 @@ inline message_info parse_frame(std::span<const std::byte> msg) {
     sp.elements = load_le<std::uint64_t>(e);
     sp.bytes = load_le<std::uint64_t>(e + 8);
     sp.mode = load_le<std::uint8_t>(e + 16);
-    require(sp.mode <= span_mode_raw, errc::corrupt_payload,
-            "span " + std::to_string(s) + " has unknown mode " + std::to_string(sp.mode));
+    require(sp.mode <= span_mode_raw, errc::corrupt_payload, [&] {
+      return std::string("span " + std::to_string(s) + " has unknown mode " +
+                         std::to_string(sp.mode));
+    });
     for (int z = 17; z < 24; ++z) {
-      require(e[z] == std::byte{0}, errc::corrupt_payload,
-              "span " + std::to_string(s) + " directory padding is not zero");
+      require(e[z] == std::byte{0}, errc::corrupt_payload, [&] {
+        return std::string("span " + std::to_string(s) + " directory padding is not zero");
+      });
     }
-    require(sp.bytes <= msg.size() - offset, errc::truncated_message,
-            "span " + std::to_string(s) + " declares " + std::to_string(sp.bytes) +
-                " bytes; the message ends first");
+    require(sp.bytes <= msg.size() - offset, errc::truncated_message, [&] {
+      return std::string("span " + std::to_string(s) + " declares " + std::to_string(sp.bytes) +
+                         " bytes; the message ends first");
+    });
     require(sp.elements <= info.total_elements - elements, errc::corrupt_payload,
             "span sizes add up to more than the declared total");
     sp.offset = offset;
