@@ -73,3 +73,52 @@ TEST_CASE("QSGD's per-element form equals the block kernel", "[math][element][qs
     return math::qsgd_decode(math::qsgd_encode(v, norm, 15, bits, r), norm, 15, bits);
   });
 }
+
+namespace {
+/// The bit stream of 64 codes written one bit at a time: the plainest form of the format.
+template <unsigned B>
+std::vector<std::byte> bitwise_stream(const std::uint32_t* codes) {
+  std::vector<std::byte> out(8 * B, std::byte{0});
+  for (unsigned j = 0; j < 64; ++j)
+    for (unsigned b = 0; b < B; ++b)
+      if ((codes[j] >> b) & 1u)
+        out[(j * B + b) / 8] |= std::byte{static_cast<unsigned char>(1u << ((j * B + b) % 8))};
+  return out;
+}
+template <unsigned B>
+void check_packers(std::mt19937_64& rng) {
+  constexpr auto mask = static_cast<std::uint32_t>((std::uint64_t{1} << B) - 1u);
+  std::uint32_t codes[64];
+  for (int trial = 0; trial < 50; ++trial) {
+    for (auto& c : codes)
+      c = static_cast<std::uint32_t>(rng()) & mask;
+    if (trial == 0)
+      std::fill(codes, codes + 64, mask); // every bit set
+    const auto want = bitwise_stream<B>(codes);
+    std::vector<std::byte> got(8 * B + 8, std::byte{0xAA}); // + a guard the packer must not touch
+    if constexpr (detail::byte_packable<B>)
+      detail::pack_block_bytes<B>(codes, got.data());
+    else if constexpr (detail::octet_packable<B>)
+      detail::pack_block_octets<B>(codes, got.data());
+    std::uint64_t words[B];
+    detail::pack_block<B>(codes, words);
+    CAPTURE(B);
+    if constexpr (detail::byte_packable<B> || detail::octet_packable<B>) {
+      REQUIRE(std::equal(want.begin(), want.end(), got.begin()));
+      for (std::size_t i = 8 * B; i < got.size(); ++i)
+        REQUIRE(got[i] == std::byte{0xAA});
+    }
+    for (unsigned w = 0; w < B; ++w)
+      REQUIRE(detail::load_le<std::uint64_t>(want.data() + 8 * w) == words[w]);
+  }
+}
+template <unsigned... Bs>
+void check_all_packers(std::integer_sequence<unsigned, Bs...>) {
+  std::mt19937_64 rng(5);
+  (check_packers<Bs + 1>(rng), ...);
+}
+} // namespace
+
+TEST_CASE("every block packer writes the documented bit stream", "[encoding][pack]") {
+  check_all_packers(std::make_integer_sequence<unsigned, 32>{});
+}

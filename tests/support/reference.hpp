@@ -32,12 +32,18 @@ inline bool up(double p, std::uint32_t r) {
 inline double canonical_sum(const std::vector<double>& v) {
   std::vector<double> chunks;
   for (std::size_t c = 0; c < v.size(); c += 2048) {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    std::vector<double> lane(32, 0.0);
     for (std::size_t i = c; i < std::min(v.size(), c + 2048); ++i) {
-      lane[(i - c) % 8] += v[i];
+      lane[(i - c) % 32] += v[i];
     }
-    chunks.push_back(((lane[0] + lane[1]) + (lane[2] + lane[3])) +
-                     ((lane[4] + lane[5]) + (lane[6] + lane[7])));
+    while (lane.size() > 1) { // pairwise: (l0 + l1), (l2 + l3), ...
+      std::vector<double> next;
+      for (std::size_t j = 0; j < lane.size(); j += 2) {
+        next.push_back(lane[j] + lane[j + 1]);
+      }
+      lane = next;
+    }
+    chunks.push_back(lane[0]);
   }
   struct tree_t {
     const std::vector<double>& s;

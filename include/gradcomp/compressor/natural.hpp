@@ -18,7 +18,7 @@ struct natural9_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 9;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x, float) const noexcept {
     return math::natural_threshold9(x);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
@@ -36,7 +36,7 @@ struct natural8_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 8;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x, float) const noexcept {
     return math::natural_threshold8(x);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,

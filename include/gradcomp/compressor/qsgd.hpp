@@ -22,7 +22,8 @@ struct qsgd_coder {
   std::uint32_t s = 255;
   unsigned level_bits = 8;
   [[nodiscard]] unsigned bits() const noexcept { return level_bits + 1; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float norm) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x,
+                                                                    float norm) const noexcept {
     return math::qsgd_threshold(x, norm, s);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float norm,

@@ -18,7 +18,7 @@ namespace detail {
 template <class V>
 struct stochastic_round_coder : cast_coder<V> {
   static constexpr bool uses_random = true;
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x, float) const noexcept {
     if constexpr (std::is_same_v<V, bfloat16>) {
       return math::sr_bf16_threshold(x);
     } else {

@@ -21,7 +21,8 @@ struct ternary_coder {
   static constexpr bool uses_random = true;
   static constexpr unsigned fixed_bits = 2;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
-  [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t threshold(float x, float s) const noexcept {
+  [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x,
+                                                                    float s) const noexcept {
     return math::ternary_threshold(x, s);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,

@@ -32,20 +32,62 @@ inline constexpr bool byte_packable = B == 1 || B == 2 || B == 4 || B == 8 || B 
 /// 64 codes of width B (byte_packable) -> 8B bytes, little-endian bit order.
 template <unsigned B>
 GRADCOMP_FORCEINLINE void pack_block_bytes(const std::uint32_t* codes, std::byte* out) noexcept {
-  if constexpr (B < 8) {
-    constexpr unsigned per_byte = 8 / B;
-    for (unsigned k = 0; k < 8 * B; ++k) {
+  if constexpr (B < 8) { // 32/B codes per 32-bit word: shift-and-or reductions over 16 lanes
+    constexpr unsigned per_word = 32 / B;
+    for (unsigned k = 0; k < 2 * B; ++k) {
       std::uint32_t v = 0;
-      for (unsigned t = 0; t < per_byte; ++t) {
-        v |= codes[k * per_byte + t] << (t * B);
+      for (unsigned t = 0; t < per_word; ++t) {
+        v |= codes[k * per_word + t] << (t * B);
       }
-      out[k] = static_cast<std::byte>(v);
+      store_le<std::uint32_t>(out + 4 * k, v);
     }
   } else {
     for (unsigned j = 0; j < 64; ++j) {
       for (unsigned b = 0; b < B / 8; ++b) {
         out[j * (B / 8) + b] = static_cast<std::byte>(codes[j] >> (8 * b));
       }
+    }
+  }
+}
+
+/// Widths up to 16 that are not byte_packable pack as eight groups of eight codes: a group is
+/// 8B bits = exactly B bytes, built by merging neighbours (pairs, quads, octets) with
+/// compile-time shifts in whole arrays (a form compilers vectorize), then stored in order.
+template <unsigned B>
+inline constexpr bool octet_packable = B <= 16 && !byte_packable<B>;
+
+/// 64 codes of width B (octet_packable) -> 8B bytes, little-endian bit order.
+template <unsigned B>
+GRADCOMP_FORCEINLINE void pack_block_octets(const std::uint32_t* codes, std::byte* out) noexcept {
+  static_assert(octet_packable<B>);
+  std::uint64_t low[8] = {}, high[8] = {}; // group k: bits [0, 64) and [64, 8B)
+  for (unsigned t = 0; t < 8; ++t) {       // code t of every group: one shift for all k
+    const unsigned shift = t * B;          // < 64 for B <= 9; else split below
+    for (unsigned k = 0; k < 8; ++k) {
+      const std::uint64_t c = codes[8 * k + t];
+      if (shift < 64) {
+        low[k] |= c << shift;
+        high[k] |= (c >> 1) >> (63 - shift); // the bits past 64 (none when shift is 0)
+      } else {
+        high[k] |= c << (shift - 64);
+      }
+    }
+  }
+  // group k fills bytes [kB, kB + B), in order: each whole-word store's zero tail lies in the
+  // next group's bytes and is overwritten; stores that would pass the block's end go through tmp
+  for (unsigned k = 0; k < 8; ++k) {
+    std::byte* dst = out + k * B;
+    const unsigned room = 8 * B - k * B; // bytes from dst to the block's end
+    if (room >= 16 || (B <= 8 && room >= 8)) {
+      store_le(dst, low[k]);
+      if constexpr (B > 8) {
+        store_le(dst + 8, high[k]);
+      }
+    } else {
+      std::byte tmp[16];
+      store_le(tmp, low[k]);
+      store_le(tmp + 8, high[k]);
+      std::memcpy(dst, tmp, B);
     }
   }
 }

@@ -9,8 +9,10 @@
 /// The canonical summation order that makes l1/l2 scales bit-identical on every backend
 /// (SPECS.md §2.2). For a group of m values v_i = f(x_i) in double:
 ///  - chunks of 2048 consecutive elements (the last may be shorter);
-///  - in a chunk, 8 lanes: lane j adds the elements with (i mod 8) == j in index order, starting
-///    from +0.0; the chunk sum is ((l0+l1)+(l2+l3)) + ((l4+l5)+(l6+l7));
+///  - in a chunk, 32 lanes (a warp; four independent 8-wide accumulators on a CPU, so the adds
+///    are not latency-bound): lane j adds the elements with (i mod 32) == j in index order,
+///    starting from +0.0; the chunk sum is the balanced pairwise tree over the lanes,
+///    (((l0+l1)+(l2+l3))+((l4+l5)+(l6+l7))) + ... (combine_lanes);
 ///  - chunk sums combine as a balanced tree: sum(lo, hi) = sum(lo, mid) + sum(mid, hi) with
 ///    mid = lo + (hi - lo) / 2; an empty group sums to +0.0.
 /// Squares of floats are exact in double, so fused multiply-add contraction cannot change them.
@@ -18,7 +20,7 @@
 namespace gradcomp::math {
 
 inline constexpr std::size_t canonical_chunk = 2048;
-inline constexpr std::size_t canonical_lanes = 8;
+inline constexpr std::size_t canonical_lanes = 32;
 
 enum class sum_kind { none, value, square, absolute };
 
@@ -27,8 +29,14 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double summand(float v,
   const double d = static_cast<double>(v);
   return kind == sum_kind::square ? d * d : (kind == sum_kind::absolute ? (d < 0 ? -d : d) : d);
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double combine_lanes(const double* l) noexcept {
-  return ((l[0] + l[1]) + (l[2] + l[3])) + ((l[4] + l[5]) + (l[6] + l[7]));
+/// The balanced pairwise tree over the canonical_lanes lane sums (the array is overwritten).
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double combine_lanes(double* l) noexcept {
+  for (std::size_t width = canonical_lanes / 2; width > 0; width /= 2) {
+    for (std::size_t j = 0; j < width; ++j) {
+      l[j] = l[2 * j] + l[2 * j + 1];
+    }
+  }
+  return l[0];
 }
 
 } // namespace gradcomp::math

@@ -19,9 +19,9 @@
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 natural_threshold9(float x) noexcept {
-  return static_cast<std::uint64_t>(detail::float_bits(x) & 0x7fffffu) << 9;
+  return threshold_word::of_u32((detail::float_bits(x) & 0x7fffffu) << 9);
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
 natural_code9(float x, std::uint32_t up) noexcept {
@@ -50,25 +50,32 @@ natural_valid9(std::uint32_t code) noexcept {
 inline constexpr std::uint32_t natural8_exponent_offset = 16; // code c <-> biased exponent c + 16
 inline constexpr std::uint32_t natural8_max_code = 127;
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 natural_threshold8(float x) noexcept {
+  // both forms computed, one selected: branch-free, so the block loops vectorize
   const std::uint32_t bits = detail::float_bits(x);
-  if (((bits >> 23) & 0xffu) <= natural8_exponent_offset) { // below 2^-110: P(up) = |x| 2^110
-    return probability_threshold(detail::bits_float(bits & 0x7fffffffu) * 0x1p110f);
-  }
-  return static_cast<std::uint64_t>(bits & 0x7fffffu) << 9;
+  const bool below_window = ((bits >> 23) & 0xffu) <= natural8_exponent_offset;
+  // P(up) below the window, |x| 2^110, clamped to 1 on the (non-negative) bits: the conversions
+  // stay in range for every x, and no constant folds into a branch
+  const std::uint32_t scaled =
+      detail::float_bits(detail::bits_float(bits & 0x7fffffffu) * 0x1p110f);
+  const std::uint32_t one = detail::float_bits(1.0f);
+  const threshold_word small =
+      probability_threshold(detail::bits_float(scaled < one ? scaled : one));
+  const threshold_word mantissa = threshold_word::of_u32((bits & 0x7fffffu) << 9);
+  const std::uint32_t pick_small = 0u - (below_window ? 1u : 0u); // all ones below the window
+  return {(small.high & pick_small) | (mantissa.high & ~pick_small),
+          (small.low & pick_small) | (mantissa.low & ~pick_small)};
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint32_t
 natural_code8(float x, std::uint32_t up) noexcept {
   const std::uint32_t bits = detail::float_bits(x);
   const std::uint32_t e = (bits >> 23) & 0xffu;
-  std::uint32_t c;
-  if (e <= natural8_exponent_offset) {
-    c = up ? 1u : 0u;
-  } else {
-    const std::uint32_t shifted = e + up - natural8_exponent_offset;
-    c = shifted < natural8_max_code ? shifted : natural8_max_code;
-  }
+  // below the window: 0 or 1 (2^-110); inside: the shifted exponent, saturated at the top
+  const std::uint32_t shifted = e + up - natural8_exponent_offset; // wraps below the window
+  const std::uint32_t inside = shifted < natural8_max_code ? shifted : natural8_max_code;
+  const std::uint32_t pick_up = 0u - (e <= natural8_exponent_offset ? 1u : 0u);
+  const std::uint32_t c = (up & pick_up) | (inside & ~pick_up);
   const std::uint32_t sign = (bits >> 31) & (c != 0 ? 1u : 0u);
   return (sign << 7) | c;
 }

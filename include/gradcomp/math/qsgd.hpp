@@ -21,7 +21,7 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float qsgd_ratio(float x, fl
   const float divisor = norm > 0x1p-149f ? norm : 0x1p-149f;
   return (a / divisor) * static_cast<float>(s);
 }
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 qsgd_threshold(float x, float norm, std::uint32_t s) noexcept {
   const float ratio = qsgd_ratio(x, norm, s);
   return probability_threshold(ratio - static_cast<float>(static_cast<std::uint32_t>(ratio)));

@@ -18,31 +18,46 @@
 
 namespace gradcomp::math {
 
+/// A decision threshold T in [0, 2^32], kept as T = high 2^24 + low (high in [0, 256], low in
+/// [0, 2^24)) so that both halves live in 32-bit lanes: backends compare the high random byte
+/// with `high` and only on equality the low 24 bits with `low`.
+struct threshold_word {
+  std::uint32_t high = 0;
+  std::uint32_t low = 0;
+  /// T below 2^32 from its 32-bit value.
+  [[nodiscard]] GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE static constexpr threshold_word
+  of_u32(std::uint32_t t) noexcept {
+    return {t >> 24, t & 0xffffffu};
+  }
+  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint64_t value() const noexcept {
+    return (static_cast<std::uint64_t>(high) << 24) | low;
+  }
+};
+
 /// floor(p * 2^32) for p in [0, 1], exact, in 32-bit float and integer steps (they vectorize):
 /// p 2^8 = h + f with h = floor(p 2^8) and f in [0, 1) both exact in float, and
 /// floor(p 2^32) = h 2^24 + floor(f 2^24), where f 2^24 is exact too.
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 probability_threshold(float p) noexcept {
   // signed conversions: both values are in [0, 2^24], and they vectorize without AVX-512
   const float scaled = p * 256.0f;
   const auto high = static_cast<std::int32_t>(scaled);
   const auto low = static_cast<std::int32_t>((scaled - static_cast<float>(high)) * 16777216.0f);
-  return (static_cast<std::uint64_t>(high) << 24) | static_cast<std::uint32_t>(low);
+  return {static_cast<std::uint32_t>(high), static_cast<std::uint32_t>(low)};
 }
 
 /// The random word of one element, with its low 24 bits generated only when a decision needs
-/// them. below(T) is "r_i < T" for T in [0, 2^32].
+/// them. below(T) is "r_i < T".
 struct element_random {
   std::uint32_t high8 = 0;            ///< a_i
   const random_stream* low = nullptr; ///< the rounding_low stream
   std::uint64_t index = 0;            ///< global element index
 
   [[nodiscard]] GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE bool
-  below(std::uint64_t t) const noexcept {
-    const auto t_hi = static_cast<std::uint32_t>(t >> 24);
-    bool result = high8 < t_hi; // decided by the high byte, except on a tie (p <= 1/256)
-    if (__builtin_expect(high8 == t_hi, 0)) {
-      result = (low->bits32(index) & 0xffffffu) < static_cast<std::uint32_t>(t & 0xffffffu);
+  below(threshold_word t) const noexcept {
+    bool result = high8 < t.high; // decided by the high byte, except on a tie (p <= 1/256)
+    if (__builtin_expect(high8 == t.high, 0)) {
+      result = (low->bits32(index) & 0xffffffu) < t.low;
     }
     return result;
   }
@@ -55,8 +70,8 @@ struct element_random {
 /// A fully materialized random word (reference code and tests).
 struct word_random {
   std::uint32_t r = 0;
-  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr bool below(std::uint64_t t) const noexcept {
-    return static_cast<std::uint64_t>(r) < t;
+  [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr bool below(threshold_word t) const noexcept {
+    return static_cast<std::uint64_t>(r) < t.value();
   }
 };
 

@@ -16,9 +16,9 @@
 
 namespace gradcomp::math {
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 sr_bf16_threshold(float x) noexcept {
-  return static_cast<std::uint64_t>(detail::float_bits(x) & 0xffffu) << 16;
+  return threshold_word::of_u32((detail::float_bits(x) & 0xffffu) << 16);
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint16_t
 sr_bf16_code(float x, std::uint32_t up) noexcept {
@@ -32,14 +32,14 @@ sr_bf16_code(float x, std::uint32_t up) noexcept {
 inline constexpr std::uint32_t f16_saturation_bits = 0x477fe000u; // 65504.0f
 inline constexpr std::uint32_t f16_normal_bits = 0x38800000u;     // 2^-14
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 sr_f16_threshold(float x) noexcept {
   const std::uint32_t ax = detail::float_bits(x) & 0x7fffffffu;
   if (ax >= f16_saturation_bits) {
-    return 0;
+    return {};
   }
   if (ax >= f16_normal_bits) {
-    return static_cast<std::uint64_t>(ax & 0x1fffu) << 19;
+    return threshold_word::of_u32((ax & 0x1fffu) << 19);
   }
   const float t = detail::bits_float(ax) * 0x1p24f; // subnormal fp16 grid 2^-24: exact
   return probability_threshold(t - static_cast<float>(static_cast<std::uint32_t>(t)));

@@ -16,7 +16,7 @@ namespace gradcomp::math {
 
 inline constexpr std::uint32_t ternary_zero = 0, ternary_plus = 1, ternary_minus = 2;
 
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr threshold_word
 ternary_threshold(float x, float scale) noexcept {
   const float a = detail::bits_float(detail::abs_bits(x));
   const float clipped = a < scale ? a : scale;

@@ -86,9 +86,13 @@ struct random_stream {
   bits32(std::uint64_t i) const noexcept {
     return block(i >> 2)[i & 3u];
   }
-  /// 8 uniform bits for global element i.
+  /// 8 uniform bits for global element i. Elements come in groups of 128 that share eight
+  /// consecutive blocks, lane-major (the layout of SIMD registers that each hold one lane of
+  /// eight blocks): element 128g + 32l + 4q + b is byte b of lane l of block 8g + q.
   [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint32_t bits8(std::uint64_t i) const noexcept {
-    return (block(i >> 4)[(i >> 2) & 3u] >> (8u * static_cast<unsigned>(i & 3u))) & 0xffu;
+    const std::uint64_t q = (i >> 2) & 7u;
+    const auto lane = static_cast<unsigned>((i >> 5) & 3u);
+    return (block(((i >> 7) << 3) + q)[lane] >> (8u * static_cast<unsigned>(i & 3u))) & 0xffu;
   }
   /// 64 uniform bits for global element i.
   [[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint64_t

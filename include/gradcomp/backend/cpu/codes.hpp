@@ -19,20 +19,25 @@
 
 namespace gradcomp::detail {
 
-/// Per-element scale of a block: element j of the block (span-local index base + j) uses
-/// scales[(base + j) / group]; written without a division per element.
+/// The scale of a block whose elements (span-local base .. base+len-1) all share one: no scales
+/// (0), or one group holding the whole block (always, for one scale per span).
+inline bool uniform_block_scale(const float* scales, std::size_t group, std::size_t base,
+                                std::size_t len, float& scale) noexcept {
+  if (scales == nullptr) {
+    scale = 0.0f;
+    return true;
+  }
+  const std::size_t g = base / group;
+  scale = scales[g];
+  return base + len <= (g + 1) * group;
+}
+
+/// Per-element scales of a block: element j uses scales[(base + j) / group], written without a
+/// division per element.
 inline void block_scales(const float* scales, std::size_t group, std::size_t base, std::size_t len,
                          float* out) noexcept {
-  if (scales == nullptr) {
-    std::fill(out, out + len, 0.0f);
-    return;
-  }
   std::size_t g = base / group;
   std::size_t next = (g + 1) * group;
-  if (base + len <= next) { // the whole block shares one scale (always, for one scale per span)
-    std::fill(out, out + len, scales[g]);
-    return;
-  }
   for (std::size_t j = 0; j < len; ++j) {
     if (base + j == next) {
       ++g;
@@ -42,9 +47,25 @@ inline void block_scales(const float* scales, std::size_t group, std::size_t bas
   }
 }
 
-/// Eight consecutive Philox4x32-10 blocks (counters first .. first+7) written as 128 bytes,
-/// lanes little-endian. Uses 8-lane vectors where the compiler offers them (GCC/Clang vector
-/// extensions: one vpmuludq per round per multiplier with AVX-512), else the scalar generator.
+/// Calls f with the block's scales as an accessor j -> float: one shared value (the common
+/// case, which keeps the element loops free of a scale array) or one per element.
+template <class F>
+GRADCOMP_FORCEINLINE void with_block_scales(const float* scales, std::size_t group,
+                                            std::size_t base, std::size_t len, float* buffer,
+                                            F&& f) {
+  float shared = 0.0f;
+  if (uniform_block_scale(scales, group, base, len, shared)) {
+    f([shared](std::size_t) { return shared; });
+  } else {
+    block_scales(scales, group, base, len, buffer);
+    f([buffer](std::size_t j) { return buffer[j]; });
+  }
+}
+
+/// Eight consecutive Philox4x32-10 blocks (counters first .. first+7) written as 128 bytes in
+/// the lane-major order of random_stream::bits8: lane l of block q at bytes 32l + 4q,
+/// little-endian. Uses 8-lane vectors where the compiler offers them (GCC/Clang vector extensions:
+/// one vpmuludq per round per multiplier with AVX-512), else the scalar generator.
 inline void philox_blocks8(const random_stream& rs, std::uint64_t first, std::byte* out) noexcept {
 #if defined(__GNUC__) && !defined(__CUDA_ARCH__)
   using u64x8 = std::uint64_t __attribute__((vector_size(64)));
@@ -64,43 +85,49 @@ inline void philox_blocks8(const random_stream& rs, std::uint64_t first, std::by
     k0 = (k0 + detail::philox_w0) & low32;
     k1 = (k1 + detail::philox_w1) & low32;
   }
-  for (int q = 0; q < 8; ++q) {
-    store_le<std::uint32_t>(out + 16 * q, static_cast<std::uint32_t>(c0[q]));
-    store_le<std::uint32_t>(out + 16 * q + 4, static_cast<std::uint32_t>(c1[q]));
-    store_le<std::uint32_t>(out + 16 * q + 8, static_cast<std::uint32_t>(c2[q]));
-    store_le<std::uint32_t>(out + 16 * q + 12, static_cast<std::uint32_t>(c3[q]));
+  // lane-major (random_stream::bits8): lane l of blocks 0..7 fills bytes 32l .. 32l+31
+  using u32x8 = std::uint32_t __attribute__((vector_size(32)));
+  const u32x8 lanes[4] = {__builtin_convertvector(c0, u32x8), __builtin_convertvector(c1, u32x8),
+                          __builtin_convertvector(c2, u32x8), __builtin_convertvector(c3, u32x8)};
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, lanes, sizeof lanes);
+  } else {
+    for (int l = 0; l < 4; ++l) {
+      for (int q = 0; q < 8; ++q) {
+        store_le<std::uint32_t>(out + 32 * l + 4 * q, lanes[l][q]);
+      }
+    }
   }
 #else
   for (std::uint64_t q = 0; q < 8; ++q) {
     const philox_counter v = rs.block(first + q);
     for (std::size_t l = 0; l < 4; ++l) {
-      store_le<std::uint32_t>(out + 16 * q + 4 * l, v[l]);
+      store_le<std::uint32_t>(out + 32 * l + 4 * q, v[l]);
     }
   }
 #endif
 }
 
-/// The high random bytes a_i (math/rounding.hpp) of consecutive elements: byte i%4 of lane
-/// (i/4)%4 of Philox block i/16. Caches 128 elements' bytes (eight blocks) at a time.
+/// The high random bytes a_i (math/rounding.hpp, random_stream::bits8) of consecutive elements,
+/// generated 256 at a time (two groups of eight Philox blocks).
 class high8_source {
 public:
   explicit high8_source(const random_stream& rs) noexcept : rs_(rs) {}
-  /// a_i for global elements g0 .. g0+len-1, len <= 64.
-  void fill(std::uint64_t g0, std::size_t len, std::uint32_t* out) noexcept {
-    if (g0 < first_ || g0 + len > first_ + 128) {
-      first_ = g0 & ~std::uint64_t{15};
+  /// a_i for global elements g0 .. g0+len-1 (len <= 64), valid until the next call.
+  const std::uint8_t* bytes(std::uint64_t g0, std::size_t len) noexcept {
+    if (g0 < first_ || g0 + len > first_ + cached) {
+      first_ = g0 & ~std::uint64_t{127};
       philox_blocks8(rs_, first_ >> 4, bytes_);
+      philox_blocks8(rs_, (first_ >> 4) + 8, bytes_ + 128);
     }
-    const std::byte* src = bytes_ + (g0 - first_);
-    for (std::size_t j = 0; j < len; ++j) {
-      out[j] = static_cast<std::uint32_t>(src[j]);
-    }
+    return reinterpret_cast<const std::uint8_t*>(bytes_) + (g0 - first_);
   }
 
 private:
+  static constexpr std::uint64_t cached = 256;
   random_stream rs_;
-  std::uint64_t first_ = ~std::uint64_t{0} - 256;
-  alignas(64) std::byte bytes_[128] = {};
+  std::uint64_t first_ = ~std::uint64_t{0} - 2 * cached;
+  alignas(64) std::byte bytes_[cached] = {};
 };
 
 /// Calls f with the code width of a coder as a compile-time constant: coders with a fixed width
@@ -114,6 +141,71 @@ decltype(auto) with_coder_width(const Coder& coder, F&& f) {
   }
 }
 
+/// The codes of one block of len <= 64 elements. Random coders decide each element by its high
+/// random byte; the rare ties (probability <= 1/256 each) read the low 24 bits of the word
+/// (math/rounding.hpp). One pass in 32-bit lanes (it vectorizes), then the ties.
+template <class Coder, class ScaleAt>
+GRADCOMP_FORCEINLINE void code_block(const Coder& coder, const float* xs, ScaleAt scale,
+                                     std::size_t len, const std::uint8_t* random_high,
+                                     const random_stream& low, std::uint64_t first,
+                                     std::uint32_t* codes) {
+  if constexpr (!Coder::uses_random) {
+    for (std::size_t j = 0; j < len; ++j) {
+      codes[j] = coder.code(xs[j], scale(j), 0u);
+    }
+  } else {
+    alignas(64) std::uint32_t high8[codes_per_block];
+    alignas(64) std::uint32_t t_low[codes_per_block];
+    alignas(64) std::uint8_t tie[codes_per_block] = {}; // flags 0/1; stays 0 past len
+    for (std::size_t j = 0; j < len; ++j) {
+      high8[j] = random_high[j];
+    }
+    for (std::size_t j = 0; j < len; ++j) {
+      const math::threshold_word t = coder.threshold(xs[j], scale(j));
+      t_low[j] = t.low;
+      tie[j] = high8[j] == t.high ? 1u : 0u;
+      codes[j] = coder.code(xs[j], scale(j), high8[j] < t.high ? 1u : 0u);
+    }
+    for (std::size_t w = 0; w < codes_per_block / 8; ++w) { // eight flags per word
+      std::uint64_t flags;
+      std::memcpy(&flags, tie + 8 * w, 8);
+      while (flags != 0) { // about one block in five has a tie
+        const std::size_t j = 8 * w + static_cast<std::size_t>(std::countr_zero(flags)) / 8;
+        flags &= flags - 1;
+        const std::uint32_t b = low.bits32(first + j) & 0xffffffu;
+        codes[j] = coder.code(xs[j], scale(j), b < t_low[j] ? 1u : 0u);
+      }
+    }
+  }
+}
+
+/// Packs len <= 64 codes of width B into packed_bytes(len, B) bytes at dst.
+template <unsigned B>
+GRADCOMP_FORCEINLINE void store_block(std::uint32_t* codes, std::size_t len, std::byte* dst) {
+  std::uint64_t words[B];
+  if (len == codes_per_block) {
+    if constexpr (byte_packable<B>) {
+      pack_block_bytes<B>(codes, dst);
+    } else if constexpr (octet_packable<B>) {
+      pack_block_octets<B>(codes, dst);
+    } else {
+      pack_block<B>(codes, words);
+      for (std::size_t w = 0; w < B; ++w) {
+        store_le(dst + w * 8, words[w]);
+      }
+    }
+    return;
+  }
+  std::fill(codes + len, codes + codes_per_block, 0u);
+  pack_block<B>(codes, words);
+  const std::size_t bytes = packed_bytes(len, B);
+  for (std::size_t w = 0; w < B && w * 8 < bytes; ++w) {
+    std::byte tmp[8];
+    store_le(tmp, words[w]);
+    std::memcpy(dst + w * 8, tmp, std::min<std::size_t>(8, bytes - w * 8));
+  }
+}
+
 /// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out.
 template <>
 struct backend_impl<cpu_tag, encode_codes> {
@@ -124,14 +216,10 @@ struct backend_impl<cpu_tag, encode_codes> {
     with_coder_width(coder, [&](auto width) {
       constexpr unsigned B = decltype(width)::value;
       alignas(64) float xf[codes_per_block];
-      alignas(64) float sc[codes_per_block] = {};
-      alignas(64) std::uint32_t high8[codes_per_block] = {};
-      alignas(64) std::uint64_t threshold[codes_per_block];
-      alignas(64) std::uint32_t up[codes_per_block];
+      alignas(64) float sc[codes_per_block];
       alignas(64) std::uint32_t codes[codes_per_block];
       const random_stream low = rs.with_purpose(random_purpose::rounding_low);
       high8_source high(rs);
-      std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
         const std::size_t len = std::min(codes_per_block, n - base);
         const float* xs = xf;
@@ -142,58 +230,15 @@ struct backend_impl<cpu_tag, encode_codes> {
             xf[j] = to_float(x[base + j]);
           }
         }
-        if (scales != nullptr) {
-          block_scales(scales, group, base, len, sc);
-        }
+        const std::uint64_t first = global_begin + base;
+        const std::uint8_t* random_high = nullptr;
         if constexpr (Coder::uses_random) {
-          // Decide every element by its high random byte; the rare ties (p <= 1/256 each) read
-          // the low 24 bits (math/rounding.hpp).
-          high.fill(global_begin + base, len, high8);
-          for (std::size_t j = 0; j < len; ++j) {
-            threshold[j] = coder.threshold(xs[j], sc[j]);
-          }
-          std::uint64_t tie_mask = 0; // bit j: element j's high byte equals its threshold's
-          for (std::size_t j = 0; j < len; ++j) {
-            const auto t_hi = static_cast<std::uint32_t>(threshold[j] >> 24);
-            up[j] = high8[j] < t_hi ? 1u : 0u;
-            tie_mask |= static_cast<std::uint64_t>(high8[j] == t_hi ? 1u : 0u) << j;
-          }
-          while (tie_mask != 0) { // about one element in 256
-            const auto j = static_cast<std::size_t>(std::countr_zero(tie_mask));
-            tie_mask &= tie_mask - 1;
-            up[j] = (low.bits32(global_begin + base + j) & 0xffffffu) <
-                            static_cast<std::uint32_t>(threshold[j] & 0xffffffu)
-                        ? 1u
-                        : 0u;
-          }
-          for (std::size_t j = 0; j < len; ++j) {
-            codes[j] = coder.code(xs[j], sc[j], up[j]);
-          }
-        } else {
-          for (std::size_t j = 0; j < len; ++j) {
-            codes[j] = coder.code(xs[j], sc[j], 0u);
-          }
+          random_high = high.bytes(first, len);
         }
-        std::byte* dst = out + (base / codes_per_block) * (B * 8);
-        if (len == codes_per_block) {
-          if constexpr (byte_packable<B>) {
-            pack_block_bytes<B>(codes, dst);
-          } else {
-            pack_block<B>(codes, words);
-            for (std::size_t w = 0; w < B; ++w) {
-              store_le(dst + w * 8, words[w]);
-            }
-          }
-          continue;
-        }
-        std::fill(codes + len, codes + codes_per_block, 0u);
-        pack_block<B>(codes, words);
-        const std::size_t bytes = packed_bytes(len, B);
-        for (std::size_t w = 0; w < B && w * 8 < bytes; ++w) {
-          std::byte tmp[8];
-          store_le(tmp, words[w]);
-          std::memcpy(dst + w * 8, tmp, std::min<std::size_t>(8, bytes - w * 8));
-        }
+        with_block_scales(scales, group, base, len, sc, [&](auto scale) {
+          code_block(coder, xs, scale, len, random_high, low, first, codes);
+        });
+        store_block<B>(codes, len, out + (base / codes_per_block) * (B * 8));
       }
     });
   }
@@ -233,16 +278,18 @@ struct backend_impl<cpu_tag, decode_codes> {
           }
           continue;
         }
-        block_scales(scales, group, base, len, sc);
-        if (mode == decode_mode::assign) {
-          for (std::size_t j = 0; j < len; ++j) {
-            out[base + j] = from_float<T>(coder.decode(codes[j], sc[j]));
+        with_block_scales(scales, group, base, len, sc, [&](auto scale) {
+          T* dst = out + base;
+          if (mode == decode_mode::assign) {
+            for (std::size_t j = 0; j < len; ++j) {
+              dst[j] = from_float<T>(coder.decode(codes[j], scale(j)));
+            }
+          } else {
+            for (std::size_t j = 0; j < len; ++j) {
+              dst[j] = from_float<T>(to_float(dst[j]) + coder.decode(codes[j], scale(j)));
+            }
           }
-        } else {
-          for (std::size_t j = 0; j < len; ++j) {
-            out[base + j] = from_float<T>(to_float(out[base + j]) + coder.decode(codes[j], sc[j]));
-          }
-        }
+        });
       }
       return n;
     });
