@@ -68,29 +68,29 @@ void check_golden(S s, const std::string& hex) {
 TEST_CASE("golden messages pin the wire format byte for byte", "[wire][golden]") {
   // A format change must break these on purpose (and bump wire_format_version).
   check_golden(scheme<topk, layer_span>{{0.5}},
-               "47434d50010002010201000003000000080000000000000007000000000000001000000300000000"
-               "840fd33ed9f42eb2e6d9d720db44efb6050000000000000022000000000000000000000000000000"
+               "47434d50020002010201000003000000080000000000000007000000000000001000000300000000"
+               "840fd33ed9f42eb2fceecd1db2c8d876050000000000000022000000000000000000000000000000"
                "00000000000000001000000000000000000000000000000003000000000000001c00000000000000"
                "00000000000000000300000000000000020000000000803f0000010003000000003f000000c00000"
                "c03f0000000000000000020000000000803f0200000000000000020000000000803f000001000000"
                "4040000080bf");
   check_golden(scheme<terngrad, layer_span>{},
-               "47434d50010006040201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ec6e4980c85170d573050000000000000006000000000000000000000000000000"
+               "47434d50020006040201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec1a7fd9bce45b9821050000000000000006000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
                "00000000000000000000004009000000404019");
   check_golden(scheme<qsgd, flat_span>{{3}},
-               "47434d50010007050101000001000000080000000000000007000000000000001000000300000000"
-               "507acd0f1c14cff9e6bb3b9f35d41458080000000000000007000000000000000000000000000000"
-               "e57b8440310235");
+               "47434d50020007050101000001000000080000000000000007000000000000001000000300000000"
+               "507acd0f1c14cff9de824dbeac2fa0b7080000000000000007000000000000000000000000000000"
+               "e57b8440495842");
   check_golden(scheme<scaled_sign, layer_span>{},
-               "47434d5001000b060201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ec12cce1d180c83925050000000000000005000000000000000000000000000000"
+               "47434d5002000b060201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ecdf0ca59eb8045036050000000000000005000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
                "00000000000000000000603f12abaaca3f02");
   check_golden(scheme<natural, layer_span, natural_codes<8>>{},
-               "47434d50010009080201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ec30b8893f4f9fe0dc050000000000000005000000000000000000000000000000"
+               "47434d50020009080201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec5563b7de61d93815050000000000000005000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000300000000000000"
                "00000000000000006ef06d6fec71ef6f");
 }
@@ -114,14 +114,16 @@ TEST_CASE("the header and directory follow the documented layout", "[wire]") {
 namespace {
 template <class S>
 void check_sizes(S s, const model_layout& layout, std::size_t bits_per_elem,
-                 std::size_t scales_per_span) {
+                 std::size_t scales_per_span, bool sign_plane = false) {
   codec c(s, layout);
   const auto x = test::make_input(layout.total_size(), test::distribution::normal, 3);
   const auto m = encode(c, x, {});
   REQUIRE(m.size() <= c.template max_encoded_bytes<float>());
   std::size_t want = wire_header_bytes + c.spans().size() * wire_directory_entry_bytes;
   for (const auto& sp : c.spans()) {
-    want += detail::packed_bytes(sp.size, static_cast<unsigned>(bits_per_elem)) +
+    // ceil(n bits / 8), or ceil(n (bits - 1) / 8) + ceil(n / 8) with a sign plane
+    const std::size_t magnitude_bits = sign_plane ? bits_per_elem - 1 : bits_per_elem;
+    want += (sp.size * magnitude_bits + 7) / 8 + (sign_plane ? (sp.size + 7) / 8 : 0) +
             4 * (sp.size > 0 ? scales_per_span : 0);
   }
   CAPTURE(S::compressor_type::name, S::granularity_type::name);
@@ -133,13 +135,13 @@ TEST_CASE("payload sizes follow the documented formulas exactly", "[wire][size]"
   const model_layout l = test::odd_layout();
   check_sizes(scheme<terngrad, layer_span>{}, l, 2, 1);
   check_sizes(scheme<terngrad, flat_span>{}, l, 2, 1);
-  check_sizes(scheme<qsgd, layer_span>{{255}}, l, 9, 1);
-  check_sizes(scheme<qsgd, layer_span>{{256}}, l, 10, 1);
-  check_sizes(scheme<qsgd, layer_span>{{127}}, l, 8, 1);
-  check_sizes(scheme<qsgd, flat_span>{{1}}, l, 2, 1);
+  check_sizes(scheme<qsgd, layer_span>{{255}}, l, 9, 1, true);
+  check_sizes(scheme<qsgd, layer_span>{{256}}, l, 10, 1, true);
+  check_sizes(scheme<qsgd, layer_span>{{127}}, l, 8, 1, true);
+  check_sizes(scheme<qsgd, flat_span>{{1}}, l, 2, 1, true);
   check_sizes(scheme<sign_sgd, layer_span>{}, l, 1, 0);
   check_sizes(scheme<scaled_sign, bucket_span>{{}, {100}}, l, 1, 1);
-  check_sizes(scheme<natural, layer_span>{}, l, 9, 0);
+  check_sizes(scheme<natural, layer_span>{}, l, 9, 0, true);
   check_sizes(scheme<natural, layer_span, natural_codes<8>>{}, l, 8, 0);
   check_sizes(scheme<stochastic_rounding<bfloat16>, layer_span>{}, l, 16, 0);
   check_sizes(scheme<identity, flat_span>{}, l, 32, 0);
@@ -223,8 +225,11 @@ TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]")
     codec q(scheme<qsgd, layer_span>{{5}}, l); // 3 level bits: 6 and 7 are invalid levels
     const auto mq = encode(q, x, {});
     REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x07})) == errc::corrupt_payload);
-    REQUIRE(decode_error(q, edit(mq, p0 + 4, std::uint8_t{0x08})) ==
-            errc::corrupt_payload); // -0 level
+    // a sign bit on a zero level: levels of elements 0-1 zeroed, then element 0's sign set (the
+    // sign plane follows the 100 3-bit levels: 38 bytes)
+    const auto zero_levels = edit(mq, p0 + 4, std::uint8_t{0x00});
+    REQUIRE(decode_error(q, edit(zero_levels, p0 + 4 + 38, std::uint8_t{0x01})) ==
+            errc::corrupt_payload);
     codec s(scheme<sign_sgd, layer_span>{}, model_layout::from_sizes({3}));
     auto ms = encode(s, {1.0f, -1.0f, 1.0f}, {});
     REQUIRE(decode_error(s, edit(ms, wire_header_bytes + wire_directory_entry_bytes,
@@ -233,7 +238,9 @@ TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]")
   SECTION("frame") {
     codec c(scheme<terngrad, layer_span>{}, l);
     const auto m = encode(c, x, {});
-    REQUIRE(decode_error(c, edit(m, 4, std::uint16_t{2})) == errc::unsupported_version);
+    REQUIRE(decode_error(c, edit(m, 4, std::uint16_t{wire_format_version + 1})) ==
+            errc::unsupported_version);
+    REQUIRE(decode_error(c, edit(m, 4, std::uint16_t{1})) == errc::unsupported_version);
     auto bad_magic = m;
     bad_magic[0] = std::byte{'X'};
     REQUIRE(decode_error(c, bad_magic) == errc::bad_magic);

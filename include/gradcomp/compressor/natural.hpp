@@ -16,6 +16,7 @@ namespace gradcomp {
 namespace detail {
 struct natural9_coder {
   static constexpr bool uses_random = true;
+  static constexpr bool sign_plane = true; // magnitudes, then a sign bitmap
   static constexpr unsigned fixed_bits = 9;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
   [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x, float) const noexcept {

@@ -19,6 +19,7 @@ namespace gradcomp {
 namespace detail {
 struct qsgd_coder {
   static constexpr bool uses_random = true;
+  static constexpr bool sign_plane = true; // magnitudes, then a sign bitmap
   std::uint32_t s = 255;
   unsigned level_bits = 8;
   [[nodiscard]] unsigned bits() const noexcept { return level_bits + 1; }

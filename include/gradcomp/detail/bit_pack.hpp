@@ -20,9 +20,27 @@ namespace gradcomp::detail {
 
 inline constexpr std::size_t codes_per_block = 64;
 
+/// How a span's codes of `bits` bits lie in its payload. Without a sign plane: one stream of
+/// `bits`-bit codes. With one (codes whose top bit is a sign: QSGD, natural 9-bit): a stream of
+/// the (bits - 1)-bit magnitudes, then a stream of the n sign bits; each stream is LSB-first and
+/// zero-padded to a byte. Splitting keeps both streams at widths that pack as whole bytes (8 + 1,
+/// 4 + 1 ...), and the sign plane is a plain bitmap.
+struct code_layout {
+  unsigned bits = 1;
+  bool sign_plane = false;
+  [[nodiscard]] constexpr unsigned magnitude_bits() const noexcept {
+    return sign_plane ? bits - 1 : bits;
+  }
+};
+
 [[nodiscard]] constexpr std::size_t packed_bytes(std::size_t n, unsigned bits) noexcept {
   // n * bits / 8 rounded up, without overflowing for huge n
   return (n / 8) * bits + ceil_div((n % 8) * bits, 8);
+}
+
+/// Bytes of n codes in a layout: the magnitude stream, plus the sign stream if there is one.
+[[nodiscard]] constexpr std::size_t packed_bytes(std::size_t n, code_layout layout) noexcept {
+  return packed_bytes(n, layout.magnitude_bits()) + (layout.sign_plane ? packed_bytes(n, 1) : 0);
 }
 
 /// Widths that divide a byte or are whole bytes pack byte by byte: a form compilers vectorize.
@@ -32,14 +50,24 @@ inline constexpr bool byte_packable = B == 1 || B == 2 || B == 4 || B == 8 || B 
 /// 64 codes of width B (byte_packable) -> 8B bytes, little-endian bit order.
 template <unsigned B>
 GRADCOMP_FORCEINLINE void pack_block_bytes(const std::uint32_t* codes, std::byte* out) noexcept {
-  if constexpr (B < 8) { // 32/B codes per 32-bit word: shift-and-or reductions over 16 lanes
-    constexpr unsigned per_word = 32 / B;
-    for (unsigned k = 0; k < 2 * B; ++k) {
+  // measured (GCC 12, AVX-512): bits gather fastest into 32-bit words, 2- and 4-bit codes into
+  // bytes
+  if constexpr (B == 1) {
+    for (unsigned k = 0; k < 2; ++k) {
       std::uint32_t v = 0;
-      for (unsigned t = 0; t < per_word; ++t) {
-        v |= codes[k * per_word + t] << (t * B);
+      for (unsigned t = 0; t < 32; ++t) {
+        v |= codes[32 * k + t] << t;
       }
       store_le<std::uint32_t>(out + 4 * k, v);
+    }
+  } else if constexpr (B < 8) {
+    constexpr unsigned per_byte = 8 / B;
+    for (unsigned k = 0; k < 8 * B; ++k) {
+      std::uint32_t v = 0;
+      for (unsigned t = 0; t < per_byte; ++t) {
+        v |= codes[k * per_byte + t] << (t * B);
+      }
+      out[k] = static_cast<std::byte>(v);
     }
   } else {
     for (unsigned j = 0; j < 64; ++j) {
@@ -108,6 +136,19 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void pack_block(const std::uint32_t* c
     if (sh + B > 64) {
       words[w + 1] |= static_cast<std::uint64_t>(codes[j]) >> (64 - sh);
     }
+  }
+}
+
+/// 8B bytes -> 64 codes of width B, B a multiple of 8: the inverse of pack_block_bytes.
+template <unsigned B>
+GRADCOMP_FORCEINLINE void unpack_block_bytes(const std::byte* in, std::uint32_t* codes) noexcept {
+  static_assert(byte_packable<B> && B >= 8);
+  for (unsigned j = 0; j < 64; ++j) {
+    std::uint32_t v = 0;
+    for (unsigned b = 0; b < B / 8; ++b) {
+      v |= static_cast<std::uint32_t>(in[j * (B / 8) + b]) << (8 * b);
+    }
+    codes[j] = v;
   }
 }
 

@@ -15,14 +15,17 @@
 /// @file
 /// The span layout of every fixed-width code encoding:
 ///     [num_scales x f32 LE][n codes of `bits` bits, LSB-first, zero-padded to a byte]
-/// bytes = 4 * num_scales(n) + ceil(n * bits / 8).
+/// or, for codes with a sign plane (QSGD levels, natural 9-bit; detail/bit_pack.hpp):
+///     [num_scales x f32 LE][n magnitudes of bits-1 bits, padded][n sign bits, padded]
+/// bytes = 4 * num_scales(n) + ceil(n * bits / 8), or 4 * num_scales(n) + ceil(n (bits-1) / 8)
+/// + ceil(n / 8).
 
 namespace gradcomp::detail {
 
 struct packed_span {
   template <class C, class Coder>
   [[nodiscard]] static std::size_t bytes(const C& c, const Coder& coder, std::size_t n) {
-    return 4 * c.num_scales(n) + packed_bytes(n, coder.bits());
+    return 4 * c.num_scales(n) + packed_bytes(n, coder_layout(coder));
   }
 
   template <class Exec, class C, class Coder, class T>
@@ -59,13 +62,22 @@ struct packed_span {
     require(bad == n, errc::corrupt_payload, [&] {
       return std::string(where() + "invalid code at element " + std::to_string(bad));
     });
-    const std::size_t used_bits = (n % 8) * coder.bits() % 8;
-    if (used_bits != 0) {
-      const auto last = static_cast<unsigned>(codes[packed_bytes(n, coder.bits()) - 1]);
-      require((last >> used_bits) == 0, errc::corrupt_payload, [&] {
-        return std::string(where() + "padding bits after the last code are not zero");
-      });
+    const code_layout layout = coder_layout(coder);
+    require(zero_padding(codes, n, layout.magnitude_bits()) &&
+                (!layout.sign_plane ||
+                 zero_padding(codes + packed_bytes(n, layout.magnitude_bits()), n, 1)),
+            errc::corrupt_payload,
+            [&] { return std::string(where() + "padding bits after the last code are not zero"); });
+  }
+
+  /// Whether the bits after the last of n `bits`-bit codes in a stream's last byte are zero.
+  [[nodiscard]] static bool zero_padding(const std::byte* stream, std::size_t n, unsigned bits) {
+    const std::size_t used_bits = (n % 8) * bits % 8;
+    if (used_bits == 0) {
+      return true;
     }
+    const auto last = static_cast<unsigned>(stream[packed_bytes(n, bits) - 1]);
+    return (last >> used_bits) == 0;
   }
 
   template <class Exec, class C, class Coder, class T>

@@ -141,6 +141,18 @@ decltype(auto) with_coder_width(const Coder& coder, F&& f) {
   }
 }
 
+/// Whether a coder's codes carry their sign in the top bit and travel as two planes
+/// (detail/bit_pack.hpp code_layout).
+template <class Coder>
+inline constexpr bool has_sign_plane = requires {
+  requires Coder::sign_plane;
+};
+
+template <class Coder>
+[[nodiscard]] code_layout coder_layout(const Coder& coder) noexcept {
+  return {coder.bits(), has_sign_plane<Coder>};
+}
+
 /// The codes of one block of len <= 64 elements. Random coders decide each element by its high
 /// random byte; the rare ties (probability <= 1/256 each) read the low 24 bits of the word
 /// (math/rounding.hpp). One pass in 32-bit lanes (it vectorizes), then the ties.
@@ -206,6 +218,28 @@ GRADCOMP_FORCEINLINE void store_block(std::uint32_t* codes, std::size_t len, std
   }
 }
 
+/// Unpacks len <= 64 codes of width B from packed_bytes(len, B) bytes at src (codes past len
+/// read as zero); never reads past those bytes.
+template <unsigned B>
+GRADCOMP_FORCEINLINE void load_block(const std::byte* src, std::size_t len, std::uint32_t* codes) {
+  if constexpr (byte_packable<B> && B >= 8) { // whole bytes: a plain widening copy
+    if (len == codes_per_block) {
+      unpack_block_bytes<B>(src, codes);
+      return;
+    }
+  }
+  std::uint64_t words[B];
+  const std::size_t bytes = packed_bytes(len, B);
+  for (std::size_t w = 0; w < B; ++w) {
+    std::byte tmp[8] = {};
+    if (w * 8 < bytes) {
+      std::memcpy(tmp, src + w * 8, std::min<std::size_t>(8, bytes - w * 8));
+    }
+    words[w] = load_le<std::uint64_t>(tmp);
+  }
+  unpack_block<B>(words, codes);
+}
+
 /// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out.
 template <>
 struct backend_impl<cpu_tag, encode_codes> {
@@ -238,7 +272,19 @@ struct backend_impl<cpu_tag, encode_codes> {
         with_block_scales(scales, group, base, len, sc, [&](auto scale) {
           code_block(coder, xs, scale, len, random_high, low, first, codes);
         });
-        store_block<B>(codes, len, out + (base / codes_per_block) * (B * 8));
+        const std::size_t block = base / codes_per_block;
+        if constexpr (has_sign_plane<Coder> && B >= 2) {
+          constexpr unsigned M = B - 1;
+          alignas(64) std::uint32_t signs[codes_per_block];
+          for (std::size_t j = 0; j < len; ++j) {
+            signs[j] = codes[j] >> M;
+            codes[j] &= (1u << M) - 1u;
+          }
+          store_block<M>(codes, len, out + block * (M * 8));
+          store_block<1>(signs, len, out + packed_bytes(n, M) + block * 8);
+        } else {
+          store_block<B>(codes, len, out + block * (B * 8));
+        }
       }
     });
   }
@@ -257,24 +303,32 @@ struct backend_impl<cpu_tag, decode_codes> {
       constexpr unsigned B = decltype(width)::value;
       alignas(64) std::uint32_t codes[codes_per_block];
       alignas(64) float sc[codes_per_block];
-      std::uint64_t words[B];
       for (std::size_t base = 0; base < n; base += codes_per_block) {
         const std::size_t len = std::min(codes_per_block, n - base);
-        const std::size_t bytes = packed_bytes(len, B);
-        const std::byte* src = in + (base / codes_per_block) * (B * 8);
-        for (std::size_t w = 0; w < B; ++w) {
-          std::byte tmp[8] = {};
-          if (w * 8 < bytes) {
-            std::memcpy(tmp, src + w * 8, std::min<std::size_t>(8, bytes - w * 8));
+        const std::size_t block = base / codes_per_block;
+        if constexpr (has_sign_plane<Coder> && B >= 2) {
+          constexpr unsigned M = B - 1;
+          load_block<M>(in + block * (M * 8), len, codes);
+          std::byte tmp[8] = {}; // the block's 64 sign bits (fewer in the last block)
+          std::memcpy(tmp, in + packed_bytes(n, M) + block * 8, packed_bytes(len, 1));
+          const auto signs = load_le<std::uint64_t>(tmp);
+          for (std::size_t j = 0; j < codes_per_block; ++j) {
+            codes[j] |= static_cast<std::uint32_t>((signs >> j) & 1u) << M;
           }
-          words[w] = load_le<std::uint64_t>(tmp);
+        } else {
+          load_block<B>(in + block * (B * 8), len, codes);
         }
-        unpack_block<B>(words, codes);
         if (mode == decode_mode::validate) {
+          std::uint32_t all_valid = 1; // branch-free over the block; search only on failure
           for (std::size_t j = 0; j < len; ++j) {
-            if (!coder.valid(codes[j])) {
-              return base + j;
+            all_valid &= coder.valid(codes[j]) ? 1u : 0u;
+          }
+          if (all_valid == 0) {
+            std::size_t j = 0;
+            while (coder.valid(codes[j])) {
+              ++j;
             }
+            return base + j;
           }
           continue;
         }
