@@ -16,6 +16,7 @@
 #include "random/stream_key.hpp"
 #include "scheme.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -102,6 +103,74 @@ public:
                         std::to_string(out.size()) + " (size it with max_encoded_bytes())");
     write_message(exec, grad, out.first(total), key);
     return total;
+  }
+
+  /// The per-span scales encode() would send for `grad` (TernGrad's max, QSGD's norms, scaled
+  /// sign's mean magnitude), concatenated span by span; empty for schemes without scales. Workers
+  /// exchange them to share one scale (TernGrad's scaler sharing) before encoding with it.
+  template <class Exec, gradient_value T>
+  std::vector<float> local_scales(const Exec& exec, std::span<const T> grad,
+                                  const stream_key& key) {
+    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
+                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    key.validate();
+    (void)plan_encode(exec, grad, key);
+    return scales_;
+  }
+
+  /// As encode(), but with the given per-span scales (the layout of local_scales()) in place of
+  /// the computed ones: every worker then quantizes on the same grid and the master can sum the
+  /// codes exactly. Errors as encode(), and invalid_parameter for a wrong count or a negative or
+  /// non-finite scale.
+  template <class Exec, gradient_value T>
+  std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
+                     const stream_key& key, std::span<const float> scales) {
+    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
+                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    key.validate();
+    const std::size_t total = plan_encode(exec, grad, key);
+    detail::require(scales.size() == scales_.size(), errc::invalid_parameter,
+                    std::to_string(scales.size()) + " shared scales given, the scheme uses " +
+                        std::to_string(scales_.size()));
+    if constexpr (!is_sparse) {
+      for (std::size_t s = 0; s < plan_.size(); ++s) {
+        for (std::size_t i = scale_offsets_[s]; i < scale_offsets_[s + 1]; ++i) {
+          detail::require(span_compressors_[s].valid_scale(scales[i]), errc::invalid_parameter,
+                          "shared scale " + std::to_string(i) + " of " + span_name(s) +
+                              " is negative or not finite");
+        }
+      }
+    }
+    detail::require(out.size() >= total, errc::buffer_too_small,
+                    "message needs " + std::to_string(total) + " bytes, output has " +
+                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    std::copy(scales.begin(), scales.end(), scales_.begin());
+    write_message(exec, grad, out.first(total), key);
+    return total;
+  }
+
+  /// Validates `message` like decode(), then sets sent[i] to 1 for every element the message
+  /// carries a value for (the selected indices of a sparse span, every element of other spans)
+  /// and to 0 elsewhere: the mask DGC's momentum-factor masking needs.
+  template <class Exec>
+  void sent_elements(const Exec& exec, std::span<const std::byte> message,
+                     std::span<std::uint8_t> sent) {
+    const message_info info = validate_message(exec, message, sent.size());
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
+      const span_desc& d = plan_[s];
+      std::uint8_t* dst = sent.data() + d.begin;
+      if constexpr (is_sparse) {
+        if (d.compressed) {
+          std::fill(dst, dst + d.size, std::uint8_t{0});
+          for_each_sparse_index(message.data() + info.spans[s].offset, d.size, s,
+                                [dst](std::size_t i) { dst[i] = 1; });
+          continue;
+        }
+      }
+      std::fill(dst, dst + d.size, std::uint8_t{1});
+    }
   }
 
   /// Validates `message` completely, then writes the decompressed gradient into `out` (the whole
@@ -296,20 +365,8 @@ private:
   template <class Exec, class T>
   void decode_impl(const Exec& exec, std::span<const std::byte> msg, std::span<T> out,
                    detail::decode_mode mode) {
-    const message_info info = detail::parse_frame(msg);
-    check_frame(info);
-    detail::require(out.size() == layout_.total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out.size()) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
-    // Phase 1: validate every span (and regenerate implied indices) without touching out.
+    const message_info info = validate_message(exec, msg, out.size());
     const std::size_t S = plan_.size();
-    scale_offsets_.assign(S + 1, 0);
-    sel_offsets_.assign(S + 1, 0);
-    sel_indices_.clear();
-    for (std::size_t s = 0; s < S; ++s) {
-      validate_span(exec, info, msg.data() + info.spans[s].offset, s);
-      sel_offsets_[s + 1] = sel_indices_.size();
-    }
     // Phase 2: write.
     for (std::size_t s = 0; s < S; ++s) {
       const span_desc& d = plan_[s];
@@ -325,6 +382,27 @@ private:
                                     scales_.data() + scale_offsets_[s], mode, dst);
       }
     }
+  }
+
+  // Phase 1 of every decode: the frame, the output size, and every span (regenerating implied
+  // indices) are validated before anything is written.
+  template <class Exec>
+  message_info validate_message(const Exec& exec, std::span<const std::byte> msg,
+                                std::size_t out_size) {
+    message_info info = detail::parse_frame(msg);
+    check_frame(info);
+    detail::require(out_size == layout_.total_size(), errc::size_mismatch,
+                    "output has " + std::to_string(out_size) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
+    const std::size_t S = plan_.size();
+    scale_offsets_.assign(S + 1, 0);
+    sel_offsets_.assign(S + 1, 0);
+    sel_indices_.clear();
+    for (std::size_t s = 0; s < S; ++s) {
+      validate_span(exec, info, msg.data() + info.spans[s].offset, s);
+      sel_offsets_[s + 1] = sel_indices_.size();
+    }
+    return info;
   }
 
   template <class Exec>
@@ -461,19 +539,32 @@ private:
     const bool implied =
         (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
     const float scale = detail::load_le<float>(src + 12);
-    const std::byte* q = src + encoding_type::span_header_bytes;
-    const std::byte* values = implied ? q : q + k * w;
-    const std::size_t* regenerated = sel_indices_.data() + sel_offsets_[s];
+    const std::byte* values = src + encoding_type::span_header_bytes + (implied ? 0 : k * w);
     if (mode == detail::decode_mode::assign) {
       for (std::size_t i = 0; i < n; ++i) {
         dst[i] = from_float<T>(0.0f);
       }
     }
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
-    for (std::size_t j = 0; j < k; ++j) {
-      const std::size_t i = implied ? regenerated[j] : encoding_type::load_index(q + j * w, w);
-      const float v = encoding_type::load_value(values + j * vb) * scale;
+    std::size_t j = 0;
+    for_each_sparse_index(src, n, s, [&](std::size_t i) {
+      const float v = encoding_type::load_value(values + j++ * vb) * scale;
       dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
+    });
+  }
+
+  /// Calls f(i) for the span-local index of every value of a validated sparse span, in order.
+  template <class F>
+  void for_each_sparse_index(const std::byte* src, std::size_t n, std::size_t s, F&& f) const {
+    const auto k = static_cast<std::size_t>(detail::load_le<std::uint64_t>(src));
+    const unsigned w = encoding_type::index_bytes(n);
+    const bool implied =
+        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
+    const std::byte* q = src + encoding_type::span_header_bytes;
+    const std::size_t* regenerated = sel_indices_.data() + sel_offsets_[s];
+    for (std::size_t j = 0; j < k; ++j) {
+      f(implied ? regenerated[j]
+                : static_cast<std::size_t>(encoding_type::load_index(q + j * w, w)));
     }
   }
 

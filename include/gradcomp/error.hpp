@@ -23,12 +23,21 @@ enum class errc {
   layout_mismatch,     ///< the message's spans do not match the decoder's layout
   checksum_mismatch,   ///< the payload was altered after encoding
   corrupt_payload,     ///< a count, index, code or scale inside a span is invalid
+  wrong_step,          ///< a message belongs to another training step
+  duplicate_message,   ///< a second message from the same worker in one step
+  protocol_error,      ///< a call out of order (a broadcast before every worker was received)
 };
 
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
   switch (e) {
   case errc::invalid_parameter:
     return "invalid_parameter";
+  case errc::wrong_step:
+    return "wrong_step";
+  case errc::duplicate_message:
+    return "duplicate_message";
+  case errc::protocol_error:
+    return "protocol_error";
   case errc::invalid_layout:
     return "invalid_layout";
   case errc::size_mismatch:

@@ -50,12 +50,18 @@ struct stream_key {
     return (step << 24) | (static_cast<std::uint64_t>(rank & max_rank) << 4) |
            (static_cast<std::uint64_t>(role) << 3);
   }
+  /// The key a message header carries (its seed and stream word), unpacked.
+  [[nodiscard]] static constexpr stream_key unpack(std::uint64_t seed,
+                                                   std::uint64_t word) noexcept {
+    return {seed, word >> 24, static_cast<std::uint32_t>((word >> 4) & max_rank),
+            static_cast<gradcomp::role>((word >> 3) & 1u)};
+  }
   friend constexpr bool operator==(const stream_key&, const stream_key&) = default;
 };
 
 /// A random stream bound to a seed, a packed stream word and a purpose. Element `i` (global flat
 /// index) reads 32 bits from lane i%4 of block i/4, 64 bits from lanes 2(i%2), 2(i%2)+1 of
-/// block i/2, or 8 bits from byte i%4 of lane (i/4)%4 of block i/16.
+/// block i/2, or 8 bits from the lane-major groups of eight blocks described at bits8().
 struct random_stream {
   philox_key key{};
   std::uint32_t stream_lo = 0;

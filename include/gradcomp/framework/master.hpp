@@ -1,0 +1,143 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../codec.hpp"
+#include "../compressor/sign_sgd.hpp"
+#include "../error.hpp"
+#include "../layout/model_layout.hpp"
+#include "../memory/error_feedback.hpp"
+#include "../random/stream_key.hpp"
+#include "worker.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+/// @file
+/// The master's side of Algorithm 1: receive the n workers' Q_W messages for a step, aggregate
+/// them, compress the aggregate with Q_M (optionally with its own error feedback, as in
+/// DoubleSqueeze) and return the broadcast message. All-reduce is Q_M = identity.
+///
+/// Aggregation works on the encoded messages: sparse messages scatter-add their values into the
+/// sum (no densified copy), quantized messages decode-and-add, shared-seed random-k messages add
+/// their values at the shared indices. Sums are fp32 in arrival order; when the decoded values
+/// are exactly representable with their sums (shared scales, small integer levels) the sum is
+/// exact and independent of the order (SPECS.md §2.5 E1). The mean is sum / n.
+/// Majority vote (signSGD, Bernstein et al. 2019) counts the workers' signs per element; the
+/// result is +1 where at least half vote +1 (a tie is +1, like sign(0) = +1), else -1.
+
+namespace gradcomp {
+
+enum class aggregation : std::uint8_t { mean, majority_vote };
+
+template <class WorkerScheme, class MasterScheme>
+class master {
+public:
+  struct options {
+    std::uint64_t seed = 0;
+    aggregation rule = aggregation::mean;
+    bool error_feedback = false; ///< a master-side residual for Q_M
+  };
+
+  master(WorkerScheme q_w, MasterScheme q_m, const model_layout& layout, std::size_t workers,
+         options opt)
+      : up_(std::move(q_w), layout), down_(std::move(q_m), layout), workers_(workers), opt_(opt),
+        sum_(layout.total_size()), votes_(opt.rule == aggregation::majority_vote ? sum_.size() : 0),
+        decoded_(votes_.size()), aggregate_(sum_.size()), seen_(workers),
+        message_(down_.max_encoded_bytes()) {
+    detail::require(workers > 0, errc::invalid_parameter, "a master needs at least one worker");
+    if (opt.rule == aggregation::majority_vote) {
+      detail::require(std::is_same_v<typename WorkerScheme::compressor_type, sign_sgd>,
+                      errc::invalid_parameter,
+                      "majority vote aggregates sign_sgd messages; the worker scheme is " +
+                          std::string(WorkerScheme::compressor_type::name));
+    }
+  }
+
+  [[nodiscard]] std::size_t workers() const noexcept { return workers_; }
+  [[nodiscard]] std::size_t received() const noexcept { return received_; }
+  [[nodiscard]] error_feedback<MasterScheme>& memory() noexcept { return down_; }
+
+  /// Starts step `step`: clears the sum and the record of who has sent.
+  void begin(std::uint64_t step) {
+    step_ = step;
+    received_ = 0;
+    std::fill(sum_.begin(), sum_.end(), 0.0f);
+    std::fill(votes_.begin(), votes_.end(), 0);
+    std::fill(seen_.begin(), seen_.end(), std::uint8_t{0});
+  }
+
+  /// Adds one worker's message. Errors (nothing is added on error): another seed, step or role
+  /// (wrong_step, scheme_mismatch), a rank outside [0, workers) or already received this step
+  /// (duplicate_message), and every decode error.
+  template <class Exec>
+  void receive(const Exec& exec, std::span<const std::byte> msg) {
+    const stream_key key = detail::check_message_key(msg, opt_.seed, step_, role::worker);
+    detail::require(key.rank < workers_, errc::invalid_parameter,
+                    "message from rank " + std::to_string(key.rank) + ", the master has " +
+                        std::to_string(workers_) + " workers");
+    detail::require(seen_[key.rank] == 0, errc::duplicate_message,
+                    "a second message from rank " + std::to_string(key.rank) + " for step " +
+                        std::to_string(step_));
+    if (opt_.rule == aggregation::majority_vote) {
+      up_.decode(exec, msg, std::span<float>(decoded_));
+      for (std::size_t i = 0; i < decoded_.size(); ++i) {
+        votes_[i] += decoded_[i] > 0.0f ? 1 : -1;
+      }
+    } else {
+      up_.decode_add(exec, msg, std::span<float>(sum_));
+    }
+    seen_[key.rank] = 1;
+    ++received_;
+  }
+
+  /// The aggregate of the step (mean or vote), after every worker was received, then Q_M of it
+  /// as the broadcast message: a view valid until the next broadcast().
+  template <class Exec>
+  std::span<const std::byte> broadcast(const Exec& exec) {
+    detail::require(received_ == workers_, errc::protocol_error,
+                    "broadcast after " + std::to_string(received_) + " of " +
+                        std::to_string(workers_) + " workers' messages");
+    if (opt_.rule == aggregation::majority_vote) {
+      for (std::size_t i = 0; i < aggregate_.size(); ++i) {
+        aggregate_[i] = votes_[i] >= 0 ? 1.0f : -1.0f;
+      }
+    } else {
+      const auto n = static_cast<float>(workers_);
+      for (std::size_t i = 0; i < aggregate_.size(); ++i) {
+        aggregate_[i] = sum_[i] / n;
+      }
+    }
+    const std::size_t bytes =
+        down_.encode(exec, std::span<const float>(aggregate_), 1.0f, std::span<std::byte>(message_),
+                     stream_key{opt_.seed, step_, 0, role::master});
+    if (!opt_.error_feedback) {
+      down_.reset();
+    }
+    return {message_.data(), bytes};
+  }
+
+  /// The sum of the decoded worker messages (mean aggregation) and the aggregate Q_M compressed.
+  [[nodiscard]] std::span<const float> sum() const noexcept { return sum_; }
+  [[nodiscard]] std::span<const float> aggregate() const noexcept { return aggregate_; }
+
+private:
+  codec<WorkerScheme> up_;
+  error_feedback<MasterScheme> down_;
+  std::size_t workers_;
+  options opt_;
+  std::vector<float> sum_;
+  std::vector<std::int32_t> votes_;
+  std::vector<float> decoded_;
+  std::vector<float> aggregate_;
+  std::vector<std::uint8_t> seen_;
+  std::vector<std::byte> message_;
+  std::uint64_t step_ = 0;
+  std::size_t received_ = 0;
+};
+
+} // namespace gradcomp

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: Apache-2.0
+// Algorithm 1 (SPECS.md §2.5 E and F): exact aggregation of encoded messages in any arrival order,
+// majority vote, shared-seed random-k, error feedback that loses nothing, DGC masking, and named
+// errors for every protocol mistake with nothing partially applied.
+
+#include "../support/generators.hpp"
+
+#include <gradcomp/gradcomp.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+using namespace gradcomp;
+
+namespace {
+
+const model_layout small_layout = model_layout::from_sizes({37, 0, 130, 5}, {"a", "e", "b", "c"});
+
+/// Small integers times a power of two: every sum of decoded values below is exact.
+std::vector<float> dyadic(std::size_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<float> x(n);
+  for (auto& v : x)
+    v = static_cast<float>(static_cast<int>(rng() % 17) - 8) * 0.25f;
+  return x;
+}
+
+template <class Scheme>
+std::vector<std::byte> encode_msg(codec<Scheme>& c, const std::vector<float>& g,
+                                  const stream_key& key, std::span<const float> scales = {}) {
+  std::vector<std::byte> out(c.template max_encoded_bytes<float>());
+  const std::span<const float> x(g);
+  out.resize(scales.empty() ? c.encode(cpu, x, std::span<std::byte>(out), key)
+                            : c.encode(cpu, x, std::span<std::byte>(out), key, scales));
+  return out;
+}
+
+template <class Scheme>
+std::vector<float> decoded(codec<Scheme>& c, const std::vector<std::byte>& m) {
+  std::vector<float> out(c.layout().total_size());
+  c.decode(cpu, std::span<const std::byte>(m), std::span<float>(out));
+  return out;
+}
+
+/// Receives the messages in a random order and checks the master's sum bitwise against the sum of
+/// the individually decoded messages (exact by construction).
+template <class Scheme>
+void check_exact_sum(Scheme s, std::size_t n, std::uint64_t seed, bool share = false) {
+  codec<Scheme> c(s, small_layout);
+  std::vector<std::vector<float>> g(n);
+  for (std::size_t r = 0; r < n; ++r)
+    g[r] = dyadic(small_layout.total_size(), seed * 31 + r);
+  std::vector<float> shared;
+  if (share) {
+    for (std::size_t r = 0; r < n; ++r) {
+      const auto local = c.local_scales(cpu, std::span<const float>(g[r]), {seed, 3, 0});
+      if (shared.empty())
+        shared = local;
+      for (std::size_t i = 0; i < local.size(); ++i)
+        shared[i] = std::max(shared[i], local[i]);
+    }
+  }
+  std::vector<std::vector<std::byte>> msgs(n);
+  std::vector<double> want(small_layout.total_size(), 0.0);
+  for (std::size_t r = 0; r < n; ++r) {
+    msgs[r] = encode_msg(c, g[r], {seed, 3, static_cast<std::uint32_t>(r)}, shared);
+    const auto d = decoded(c, msgs[r]);
+    for (std::size_t i = 0; i < d.size(); ++i)
+      want[i] += d[i];
+  }
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 3; ++trial) {
+    std::shuffle(order.begin(), order.end(), rng);
+    master m(s, scheme<identity, flat_span>{}, small_layout, n, {seed, aggregation::mean, false});
+    m.begin(3);
+    for (std::size_t r : order)
+      m.receive(cpu, std::span<const std::byte>(msgs[r]));
+    for (std::size_t i = 0; i < want.size(); ++i)
+      REQUIRE(m.sum()[i] == static_cast<float>(want[i]));
+  }
+}
+
+} // namespace
+
+TEST_CASE("aggregation of encoded messages is exact in any arrival order", "[framework][E1]") {
+  for (std::size_t n : {1u, 2u, 3u, 4u, 8u}) {
+    CAPTURE(n);
+    check_exact_sum(scheme<topk, layer_span>{{0.3}}, n, 1);       // sparse scatter-add
+    check_exact_sum(scheme<threshold_v, flat_span>{{1.0}}, n, 2); // sparse, flat
+    check_exact_sum(scheme<terngrad, layer_span>{}, n, 3, true);  // TernGrad scaler sharing
+    check_exact_sum(scheme<sign_sgd, layer_span>{}, n, 4);        // +-1
+    check_exact_sum(scheme<random_k, layer_span>{{0.25, false, true}}, n, 5); // shared seed
+  }
+}
+
+TEST_CASE("QSGD with a shared power-of-two norm sums integer levels exactly", "[framework][E1]") {
+  codec c(scheme<qsgd, flat_span>{{4}}, small_layout);
+  const std::vector<float> shared{4.0f}; // value = 4 * level / 4 = level
+  std::vector<double> want(small_layout.total_size(), 0.0);
+  master m(scheme<qsgd, flat_span>{{4}}, scheme<identity, flat_span>{}, small_layout, 5, {});
+  m.begin(0);
+  for (std::uint32_t r = 0; r < 5; ++r) {
+    const auto msg = encode_msg(c, dyadic(small_layout.total_size(), 70 + r), {0, 0, r}, shared);
+    const auto d = decoded(c, msg);
+    for (std::size_t i = 0; i < d.size(); ++i) {
+      REQUIRE(d[i] == std::round(d[i])); // integer levels
+      want[i] += d[i];
+    }
+    m.receive(cpu, std::span<const std::byte>(msg));
+  }
+  for (std::size_t i = 0; i < want.size(); ++i)
+    REQUIRE(m.sum()[i] == static_cast<float>(want[i]));
+}
+
+TEST_CASE("shared-seed random-k: one mask for every rank, compact sum equals the dense one",
+          "[framework][E4]") {
+  const scheme<random_k, layer_span> s{{0.2, false, true}};
+  codec c(s, small_layout);
+  std::vector<std::uint8_t> mask0(small_layout.total_size()), mask(mask0.size());
+  std::vector<double> dense(mask0.size(), 0.0);
+  master m(s, scheme<identity, flat_span>{}, small_layout, 4, {9});
+  m.begin(2);
+  for (std::uint32_t r = 0; r < 4; ++r) {
+    auto g = dyadic(mask0.size(), 100 + r);
+    for (auto& v : g)
+      v = v == 0.0f ? 0.5f : v; // no zero values: the mask is visible in the output
+    const auto msg = encode_msg(c, g, {9, 2, r});
+    c.sent_elements(cpu, std::span<const std::byte>(msg),
+                    std::span<std::uint8_t>(r ? mask : mask0));
+    if (r)
+      REQUIRE(mask == mask0);
+    for (std::size_t i = 0; i < g.size(); ++i)
+      dense[i] += mask0[i] ? g[i] : 0.0f;
+    m.receive(cpu, std::span<const std::byte>(msg));
+  }
+  for (std::size_t i = 0; i < dense.size(); ++i)
+    REQUIRE(m.sum()[i] == static_cast<float>(dense[i]));
+}
+
+TEST_CASE("majority vote: ties go to +1, all-equal inputs pass through", "[framework][E3]") {
+  const model_layout l = model_layout::from_sizes({6});
+  const scheme<sign_sgd, flat_span> s{};
+  codec c(s, l);
+  const std::vector<std::vector<float>> votes{
+      {1, -1, 1, -1, 0.5f, -0.0f}, {-1, -1, 1, 1, -2, -3}, {-1, 1, 1, -1, -2, -3}};
+  for (std::size_t n = 1; n <= 3; ++n) {
+    master m(s, scheme<sign_sgd, flat_span>{}, l, n, {0, aggregation::majority_vote, false});
+    m.begin(0);
+    for (std::uint32_t r = 0; r < n; ++r)
+      m.receive(cpu, std::span<const std::byte>(encode_msg(c, votes[r], {0, 0, r})));
+    (void)m.broadcast(cpu);
+    for (std::size_t i = 0; i < 6; ++i) {
+      int sum = 0;
+      for (std::size_t r = 0; r < n; ++r)
+        sum += votes[r][i] >= 0.0f ? 1 : -1; // sign(+-0) = +1
+      CAPTURE(n, i);
+      REQUIRE(m.aggregate()[i] == (sum >= 0 ? 1.0f : -1.0f));
+    }
+  }
+  REQUIRE_THROWS_AS(master(scheme<topk, flat_span>{{0.5}}, scheme<sign_sgd, flat_span>{}, l, 2,
+                           {0, aggregation::majority_vote, false}),
+                    gradcomp::error);
+}
+
+TEST_CASE("error feedback loses nothing", "[memory][F1][F2]") {
+  const std::size_t d = small_layout.total_size();
+  SECTION("top-k: e + Delta == p bitwise every step; telescoping sum exact on dyadic inputs") {
+    error_feedback ef(scheme<topk, layer_span>{{0.1}}, small_layout);
+    std::vector<std::byte> out(ef.max_encoded_bytes());
+    std::vector<double> sum_sent(d, 0.0), sum_in(d, 0.0);
+    for (std::uint64_t t = 0; t < 20; ++t) {
+      const auto g = dyadic(d, 500 + t);
+      (void)ef.encode(cpu, std::span<const float>(g), 0.5f, std::span<std::byte>(out), {1, t});
+      for (std::size_t i = 0; i < d; ++i) {
+        REQUIRE(ef.residual()[i] + ef.last_sent()[i] == ef.last_input()[i]);
+        sum_sent[i] += ef.last_sent()[i];
+        sum_in[i] += 0.5 * g[i];
+      }
+    }
+    for (std::size_t i = 0; i < d; ++i)
+      REQUIRE(sum_sent[i] + ef.residual()[i] == sum_in[i]);
+  }
+  SECTION("quantizers: e == p - Delta in fp32, telescoping within T ulps") {
+    error_feedback ef(scheme<qsgd, layer_span>{{15}}, small_layout);
+    std::vector<std::byte> out(ef.max_encoded_bytes());
+    std::vector<double> sum_sent(d, 0.0), sum_in(d, 0.0);
+    const auto x = test::make_input(d, test::distribution::normal, 4);
+    for (std::uint64_t t = 0; t < 30; ++t) {
+      (void)ef.encode(cpu, std::span<const float>(x), 1.0f, std::span<std::byte>(out), {2, t});
+      for (std::size_t i = 0; i < d; ++i) {
+        REQUIRE(ef.residual()[i] == ef.last_input()[i] - ef.last_sent()[i]);
+        sum_sent[i] += ef.last_sent()[i];
+        sum_in[i] += x[i];
+      }
+    }
+    for (std::size_t i = 0; i < d; ++i)
+      REQUIRE(std::fabs(sum_sent[i] + ef.residual()[i] - sum_in[i]) <=
+              30 * 4e-7 * (std::fabs(sum_in[i]) + 1.0));
+  }
+  SECTION("identity compressor: EF-SGD is plain SGD bit for bit") {
+    error_feedback ef(scheme<identity, layer_span>{}, small_layout);
+    std::vector<std::byte> out(ef.max_encoded_bytes());
+    std::vector<float> x_ef(d, 1.0f), x_sgd(d, 1.0f);
+    for (std::uint64_t t = 0; t < 10; ++t) {
+      const auto g = test::make_input(d, test::distribution::normal, 40 + t);
+      (void)ef.encode(cpu, std::span<const float>(g), 0.1f, std::span<std::byte>(out), {3, t});
+      for (std::size_t i = 0; i < d; ++i) {
+        x_ef[i] -= ef.last_sent()[i];
+        x_sgd[i] -= 0.1f * g[i];
+        REQUIRE(ef.residual()[i] == 0.0f);
+      }
+    }
+    REQUIRE(x_ef == x_sgd);
+  }
+  SECTION("a failing step leaves the residual unchanged; checkpoints restore it") {
+    error_feedback ef(scheme<topk, flat_span>{{0.05}}, small_layout);
+    std::vector<std::byte> out(ef.max_encoded_bytes());
+    const auto g = dyadic(d, 9);
+    (void)ef.encode(cpu, std::span<const float>(g), 1.0f, std::span<std::byte>(out), {});
+    const std::vector<float> saved(ef.residual().begin(), ef.residual().end());
+    auto bad = g;
+    bad[3] = NAN;
+    REQUIRE_THROWS_AS(
+        ef.encode(cpu, std::span<const float>(bad), 1.0f, std::span<std::byte>(out), {}),
+        gradcomp::error);
+    REQUIRE(std::equal(saved.begin(), saved.end(), ef.residual().begin()));
+    std::vector<std::byte> tiny(10);
+    REQUIRE_THROWS_AS(
+        ef.encode(cpu, std::span<const float>(g), 1.0f, std::span<std::byte>(tiny), {}),
+        gradcomp::error);
+    REQUIRE(std::equal(saved.begin(), saved.end(), ef.residual().begin()));
+    ef.reset();
+    ef.restore(std::span<const float>(saved));
+    REQUIRE(std::equal(saved.begin(), saved.end(), ef.residual().begin()));
+    REQUIRE_THROWS_AS(ef.restore(std::span<const float>(saved.data(), 3)), gradcomp::error);
+  }
+}
+
+TEST_CASE("DGC momentum correction: masking, and the ratio-1 limits", "[memory][F3][F4]") {
+  const std::size_t d = small_layout.total_size();
+  SECTION("sent coordinates restart u and v; the others keep accumulating") {
+    dgc_momentum dgc(scheme<topk, layer_span>{{0.1}}, small_layout, {0.9f, 0.0f, true});
+    std::vector<std::byte> out(dgc.max_encoded_bytes());
+    std::vector<float> u(d, 0.0f), v(d, 0.0f);
+    for (std::uint64_t t = 0; t < 5; ++t) {
+      const auto g = test::make_input(d, test::distribution::normal, 60 + t);
+      (void)dgc.encode(cpu, std::span<const float>(g), std::span<std::byte>(out), {0, t});
+      for (std::size_t i = 0; i < d; ++i) {
+        u[i] = 0.9f * u[i] + g[i];
+        v[i] = v[i] + u[i];
+        if (dgc.last_sent_mask()[i]) {
+          u[i] = 0.0f;
+          v[i] = 0.0f;
+        }
+        REQUIRE(dgc.momentum()[i] == u[i]);
+        REQUIRE(dgc.accumulation()[i] == v[i]);
+      }
+    }
+  }
+  SECTION("ratio 1 without momentum masking is momentum SGD bit for bit") {
+    dgc_momentum dgc(scheme<topk, layer_span>{{1.0}}, small_layout, {0.9f, 0.0f, false});
+    std::vector<std::byte> out(dgc.max_encoded_bytes());
+    codec<scheme<topk, layer_span>> c({{1.0}}, small_layout);
+    std::vector<float> u(d, 0.0f), step(d);
+    for (std::uint64_t t = 0; t < 8; ++t) {
+      const auto g = test::make_input(d, test::distribution::normal, 80 + t);
+      const std::size_t bytes =
+          dgc.encode(cpu, std::span<const float>(g), std::span<std::byte>(out), {0, t});
+      c.decode(cpu, std::span<const std::byte>(out.data(), bytes), std::span<float>(step));
+      for (std::size_t i = 0; i < d; ++i) {
+        u[i] = 0.9f * u[i] + g[i];
+        REQUIRE(step[i] == u[i]);
+      }
+    }
+  }
+  REQUIRE_THROWS_AS(dgc_momentum(scheme<topk, flat_span>{{0.1}}, small_layout, {1.5f}),
+                    gradcomp::error);
+}
+
+TEST_CASE("protocol mistakes are named errors and change nothing", "[framework][errors]") {
+  using W = scheme<topk, layer_span>;
+  using M = scheme<identity, flat_span>;
+  const std::size_t d = small_layout.total_size();
+  worker<W, M> w0({{0.2}}, {}, small_layout, 0, {7}), w1({{0.2}}, {}, small_layout, 1, {7});
+  master<W, M> m({{0.2}}, {}, small_layout, 2, {7});
+  const auto g = dyadic(d, 3);
+  auto errc_of = [](auto&& f) {
+    try {
+      f();
+    } catch (const gradcomp::error& e) {
+      return e.code();
+    }
+    FAIL("no error");
+    return errc::invalid_parameter;
+  };
+  REQUIRE(errc_of([&] { master<W, M>({{0.2}}, {}, small_layout, 0, {}); }) ==
+          errc::invalid_parameter);
+  m.begin(5);
+  const auto m0 = [&] {
+    const auto s = w0.compress(cpu, std::span<const float>(g), 5);
+    return std::vector<std::byte>(s.begin(), s.end());
+  }();
+  const auto stale = [&] {
+    const auto s = w1.compress(cpu, std::span<const float>(g), 4);
+    return std::vector<std::byte>(s.begin(), s.end());
+  }();
+  REQUIRE(errc_of([&] { (void)m.broadcast(cpu); }) == errc::protocol_error);
+  REQUIRE(errc_of([&] { m.receive(cpu, std::span<const std::byte>(stale)); }) == errc::wrong_step);
+  m.receive(cpu, std::span<const std::byte>(m0));
+  const std::vector<float> after_one(m.sum().begin(), m.sum().end());
+  REQUIRE(errc_of([&] { m.receive(cpu, std::span<const std::byte>(m0)); }) ==
+          errc::duplicate_message);
+  // another scheme's message (the digest differs), another seed
+  worker<W, M> other({{0.3}}, {}, small_layout, 1, {7});
+  const auto s_other = other.compress(cpu, std::span<const float>(g), 5);
+  REQUIRE(errc_of([&] { m.receive(cpu, s_other); }) == errc::scheme_mismatch);
+  worker<W, M> seeded({{0.2}}, {}, small_layout, 1, {8});
+  const auto s_seed = seeded.compress(cpu, std::span<const float>(g), 5);
+  REQUIRE(errc_of([&] { m.receive(cpu, s_seed); }) == errc::scheme_mismatch);
+  worker<W, M> far({{0.2}}, {}, small_layout, 9, {7});
+  const auto s_far = far.compress(cpu, std::span<const float>(g), 5);
+  REQUIRE(errc_of([&] { m.receive(cpu, s_far); }) == errc::invalid_parameter);
+  REQUIRE(std::equal(after_one.begin(), after_one.end(), m.sum().begin()));
+  // the broadcast: a worker rejects another step's, and its update is untouched
+  const auto s1 = w1.compress(cpu, std::span<const float>(g), 5);
+  m.receive(cpu, s1);
+  const auto bcast = m.broadcast(cpu);
+  std::vector<float> update(d, 42.0f);
+  REQUIRE(errc_of([&] { w0.decompress(cpu, bcast, 6, std::span<float>(update)); }) ==
+          errc::wrong_step);
+  REQUIRE(std::all_of(update.begin(), update.end(), [](float v) { return v == 42.0f; }));
+  REQUIRE(errc_of([&] {
+            w0.decompress(cpu, std::span<const std::byte>(m0), 5, std::span<float>(update));
+          }) == errc::scheme_mismatch);
+  w0.decompress(cpu, bcast, 5, std::span<float>(update));
+  for (std::size_t i = 0; i < d; ++i)
+    REQUIRE(update[i] == m.sum()[i] / 2.0f);
+}
+
+TEST_CASE("the in-process cluster counts bytes and errors exactly", "[framework][stats]") {
+  using W = scheme<topk, layer_span>;
+  using M = scheme<qsgd, layer_span>;
+  const std::size_t d = small_layout.total_size();
+  in_process_cluster<W, M> cl({{0.25}}, {{15}}, small_layout, 3, {11, aggregation::mean, true});
+  std::vector<std::vector<float>> g;
+  for (int r = 0; r < 3; ++r)
+    g.push_back(test::make_input(d, test::distribution::normal, 200 + r));
+  const std::vector<std::span<const float>> views(g.begin(), g.end());
+  std::vector<float> update(d);
+  const step_stats st = cl.step(cpu, std::span<const std::span<const float>>(views), 0, 1.0f,
+                                std::span<float>(update));
+  REQUIRE(st.up.size() == 4);
+  REQUIRE(st.up[2].name == "b");
+  std::size_t payload = 0;
+  for (const auto& s : st.up)
+    payload += s.payload_bytes;
+  // three messages, each a header, 4 directory entries and the payloads
+  REQUIRE(st.bytes_up == payload + 3 * (wire_header_bytes + 4 * wire_directory_entry_bytes));
+  REQUIRE(st.up[2].payload_bytes == 3 * sparse_coo<float>::bytes(130, 33, false));
+  REQUIRE(st.up[0].error > 0.0);
+  REQUIRE(st.up[0].error < 1.0);
+  REQUIRE(st.bytes_down > 0);
+  // error feedback on the workers: residual = p - sent
+  auto& mem = cl.worker_at(1).memory();
+  for (std::size_t i = 0; i < d; ++i)
+    REQUIRE(mem.residual()[i] == mem.last_input()[i] - mem.last_sent()[i]);
+  REQUIRE_THROWS_AS(cl.step(cpu, std::span<const std::span<const float>>(views.data(), 2), 1, 1.0f,
+                            std::span<float>(update)),
+                    gradcomp::error);
+}
