@@ -5,6 +5,7 @@
 #include "backend/cpu/reduce_groups.hpp"
 #include "backend/cpu/select_top_keys.hpp"
 #include "compressor/common.hpp"
+#include "compressor/compose.hpp"
 #include "core/float16.hpp"
 #include "detail/bits.hpp"
 #include "detail/scan.hpp"
@@ -42,6 +43,7 @@ public:
   using encoding_type = typename Scheme::encoding_type;
   using granularity_type = typename Scheme::granularity_type;
   static constexpr bool is_sparse = Scheme::is_sparse;
+  static constexpr bool is_composite = Scheme::is_composite;
 
   /// Validates the scheme's parameters and plans its spans over the layout.
   codec(Scheme scheme, model_layout layout)
@@ -81,6 +83,9 @@ public:
         total += n * sizeof(T);
       } else if constexpr (is_sparse) {
         total += encoding_type::bytes(n, c.max_selected(n), false);
+      } else if constexpr (is_composite) {
+        total +=
+            detail::sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), n, c.max_selected(n));
       } else {
         total += detail::packed_span::bytes(c, c.coder(scheme_.encoding), n);
       }
@@ -137,7 +142,8 @@ public:
     if constexpr (!is_sparse) {
       for (std::size_t s = 0; s < plan_.size(); ++s) {
         for (std::size_t i = scale_offsets_[s]; i < scale_offsets_[s + 1]; ++i) {
-          detail::require(span_compressors_[s].valid_scale(scales[i]), errc::invalid_parameter,
+          detail::require(scale_owner(span_compressors_[s]).valid_scale(scales[i]),
+                          errc::invalid_parameter,
                           "shared scale " + std::to_string(i) + " of " + span_name(s) +
                               " is negative or not finite");
         }
@@ -253,6 +259,8 @@ private:
                             sparse_ws_.indices.end());
         span_bytes_[s] =
             encoding_type::bytes(d.size, sparse_ws_.indices.size(), selections_[s].indices_implied);
+      } else if constexpr (is_composite) {
+        span_bytes_[s] = plan_composite_span(exec, x, s, key);
       } else {
         scale_offsets_[s + 1] = scale_offsets_[s] + c.num_scales(d.size);
         scales_.resize(scale_offsets_[s + 1]);
@@ -290,6 +298,12 @@ private:
         }
       } else if constexpr (is_sparse) {
         write_sparse_span(dst, x, d.size, s);
+      } else if constexpr (is_composite) {
+        const std::size_t k = sel_offsets_[s + 1] - sel_offsets_[s];
+        detail::sparse_codes_span::write(
+            exec, c.quantizer, quantizer_coder(c), sel_indices_.data() + sel_offsets_[s],
+            kept_.data() + sel_offsets_[s], k, d.size, d.begin, scales_.data() + scale_offsets_[s],
+            context(s, key, 0).rounding(), dst);
       } else {
         const span_context ctx = context(s, key, 0);
         detail::packed_span::write(exec, c, c.coder(scheme_.encoding), x, d.size, d.begin,
@@ -322,6 +336,49 @@ private:
     for (std::size_t j = 0; j < k; ++j) {
       encoding_type::store_value(q + j * vb, to_float(x[idx[j]]));
     }
+  }
+
+  // ---- compositions (compressor/compose.hpp) -------------------------------------------------
+
+  [[nodiscard]] auto quantizer_coder(const compressor_type& c) const {
+    return c.quantizer.coder(scheme_.encoding.codes);
+  }
+  /// The compressor whose scales a span carries: the quantizer of a composition.
+  [[nodiscard]] static const auto& scale_owner(const compressor_type& c) {
+    if constexpr (is_composite) {
+      return c.quantizer;
+    } else {
+      return c;
+    }
+  }
+
+  // Phase 1 of a composite span: S selects, the kept values (times S's value scale) are
+  // gathered, Q scans them for its scales. Returns the span's bytes.
+  template <class Exec, class T>
+  std::size_t plan_composite_span(const Exec& exec, const T* x, std::size_t s,
+                                  const stream_key& key) {
+    const span_desc& d = plan_[s];
+    const compressor_type& c = span_compressors_[s];
+    const std::uint32_t mb = detail::scan_max_abs(exec, x, d.size);
+    require_finite(mb, x, s);
+    const sparse_selection sel =
+        c.sparsifier.select(exec, x, d.size, context(s, key, mb), sparse_ws_);
+    const std::size_t k = sparse_ws_.indices.size();
+    sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(), sparse_ws_.indices.end());
+    kept_.resize(sel_indices_.size());
+    float* kept = kept_.data() + (sel_indices_.size() - k);
+    for (std::size_t j = 0; j < k; ++j) {
+      kept[j] = to_float(x[sparse_ws_.indices[j]]) * sel.value_scale;
+    }
+    const std::size_t ns = c.quantizer.num_scales(k);
+    scale_offsets_[s + 1] = scale_offsets_[s] + ns;
+    scales_.resize(scale_offsets_[s + 1]);
+    const std::uint32_t kept_bits =
+        c.quantizer.scan(exec, kept, k, scales_.data() + scale_offsets_[s], sums_);
+    detail::require(kept_bits < detail::inf_abs_bits, errc::non_finite_input, [&] {
+      return span_name(s) + ": a kept value times the sparsifier's scale overflows";
+    });
+    return detail::sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), d.size, k);
   }
 
   // ---- decoding ----------------------------------------------------------------------------
@@ -377,6 +434,11 @@ private:
         decode_raw(src, info.value_type, d.size, mode, dst);
       } else if constexpr (is_sparse) {
         decode_sparse(src, d.size, s, mode, dst);
+      } else if constexpr (is_composite) {
+        kept_.resize(d.size);
+        detail::sparse_codes_span::decode(exec, c.quantizer, quantizer_coder(c), src, d.size,
+                                          scales_.data() + scale_offsets_[s], mode, kept_.data(),
+                                          dst);
       } else {
         detail::packed_span::decode(exec, c, c.coder(scheme_.encoding), src, d.size,
                                     scales_.data() + scale_offsets_[s], mode, dst);
@@ -427,6 +489,14 @@ private:
     } else if constexpr (is_sparse) {
       validate_sparse(exec, info, src, bytes, s);
       scale_offsets_[s + 1] = scale_offsets_[s];
+    } else if constexpr (is_composite) {
+      // room for the most scales any k <= n needs; trimmed to the count once k is known
+      scales_.resize(scale_offsets_[s] + c.quantizer.num_scales(d.size));
+      const std::size_t k = detail::sparse_codes_span::validate(
+          exec, c, quantizer_coder(c), src, bytes, d.size, s, scales_.data() + scale_offsets_[s],
+          [&] { return span_name(s) + ": "; });
+      scale_offsets_[s + 1] = scale_offsets_[s] + c.quantizer.num_scales(k);
+      scales_.resize(scale_offsets_[s + 1]);
     } else {
       const std::size_t ns = c.num_scales(d.size);
       scale_offsets_[s + 1] = scale_offsets_[s] + ns;
@@ -512,15 +582,7 @@ private:
                             sparse_ws_.indices.end());
       }
     } else {
-      std::uint64_t prev = 0;
-      for (std::size_t j = 0; j < k; ++j) {
-        const std::uint64_t i = encoding_type::load_index(q + j * w, w);
-        detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
-          return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
-                             ") is out of range or not strictly increasing");
-        });
-        prev = i;
-      }
+      detail::check_sparse_indices(q, k, w, n, where);
       q += k * w;
     }
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
@@ -568,6 +630,7 @@ private:
     }
   }
 
+  std::vector<float> kept_; ///< composite spans: kept values (encode), decoded values (decode)
   Scheme scheme_;
   model_layout layout_;
   std::vector<span_desc> plan_;

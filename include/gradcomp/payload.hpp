@@ -16,6 +16,9 @@ struct levels_payload {};  ///< signed QSGD levels + one norm per span or bucket
 struct sign_payload {};    ///< one sign bit per element (+ a scale for scaled sign)
 struct natural_payload {}; ///< sign + power-of-two exponent per element
 struct dense_payload {};   ///< one value per element (identity, stochastic rounding)
+/// Selected indices + the selected values quantized with a payload of kind P (compositions).
+template <class P>
+struct sparse_quantized_payload {};
 
 /// Wire ids of the compressors (header byte 6).
 enum class compressor_id : std::uint8_t {
@@ -30,6 +33,7 @@ enum class compressor_id : std::uint8_t {
   natural = 9,
   stochastic_rounding = 10,
   scaled_sign = 11,
+  composite = 12, ///< a sparsifier followed by a quantizer (compose<S, Q>)
 };
 
 /// Wire ids of the encodings (header byte 7).
@@ -45,6 +49,7 @@ enum class encoding_id : std::uint8_t {
   dense_f32 = 9,
   dense_f16 = 10,
   dense_bf16 = 11,
+  sparse_codes = 12, ///< indices + the kept values in a fixed-width code encoding
 };
 
 } // namespace gradcomp

@@ -3,6 +3,7 @@
 
 #include "concepts.hpp"
 #include "encoding/code_encodings.hpp"
+#include "encoding/sparse_codes.hpp"
 #include "encoding/sparse_coo.hpp"
 #include "granularity/flat_span.hpp"
 #include "granularity/span_plan.hpp"
@@ -44,6 +45,10 @@ template <>
 struct default_encoding_for<dense_payload> {
   using type = dense<float>;
 };
+template <class P>
+struct default_encoding_for<sparse_quantized_payload<P>> {
+  using type = sparse_codes<typename default_encoding_for<P>::type>;
+};
 template <class C>
 struct default_encoding {
   using type = typename default_encoding_for<typename C::payload_kind>::type;
@@ -80,6 +85,8 @@ struct scheme {
   using encoding_type = Encoding;
   static constexpr bool is_sparse =
       std::is_same_v<typename Compressor::payload_kind, sparse_payload>;
+  /// A sparsifier followed by a quantizer (compressor/compose.hpp).
+  static constexpr bool is_composite = requires { typename Compressor::quantizer_type; };
 
   Compressor compressor{};
   Granularity granularity{};

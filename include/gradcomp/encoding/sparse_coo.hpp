@@ -76,4 +76,22 @@ struct sparse_coo {
   }
 };
 
+namespace detail {
+/// Checks k stored indices of width w: each below n and strictly increasing; names the first
+/// violation (errc::corrupt_payload) with the prefix where().
+template <class Where>
+void check_sparse_indices(const std::byte* q, std::size_t k, unsigned w, std::size_t n,
+                          const Where& where) {
+  std::uint64_t prev = 0;
+  for (std::size_t j = 0; j < k; ++j) {
+    const std::uint64_t i = sparse_coo<float>::load_index(q + j * w, w);
+    require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
+      return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
+                         ") is out of range or not strictly increasing");
+    });
+    prev = i;
+  }
+}
+} // namespace detail
+
 } // namespace gradcomp
