@@ -186,6 +186,12 @@ void suite(const problem& p, float lr, int steps) {
   check("QSGD s=15 entire-model", p, f_star, scheme<qsgd, flat_span>{{15}}, lr, steps, 3e-2, 3e-2);
   check("natural", p, f_star, scheme<natural, layer_span>{}, lr, steps, 3e-2, 3e-2);
   check("scaled sign", p, f_star, scheme<scaled_sign, layer_span>{}, lr, steps, 3e-1, 3e-2);
+  check("top-k 25% + TernGrad", p, f_star,
+        scheme<compose<topk, terngrad>, layer_span>{{{0.25}, {}}}, lr, steps, 3e-1, 3e-2);
+  check("top-k 25% + QSGD s=15", p, f_star, scheme<compose<topk, qsgd>, layer_span>{{{0.25}, {15}}},
+        lr, steps, 3e-1, 3e-2);
+  check("random-k 25% + natural", p, f_star,
+        scheme<compose<random_k, natural>, layer_span>{{{0.25}, {}}}, lr, steps, 3e-1, 3e-2);
   check("SR bf16", p, f_star, scheme<stochastic_rounding<bfloat16>, layer_span>{}, lr, steps, 1e-3,
         1e-3);
 }
