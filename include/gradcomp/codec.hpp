@@ -227,6 +227,38 @@ private:
                                              std::to_string(plan_[s].begin + i) + ")");
   }
 
+  // A finite value whose conversion to the wire's value type would give Inf is rejected
+  // (errc::value_out_of_range) instead of producing a message the decoder refuses.
+  template <class T>
+  void require_in_range(std::uint32_t max_bits, std::uint32_t overflow_bits, const T* x,
+                        std::size_t s) const {
+    if (max_bits < overflow_bits) {
+      return;
+    }
+    std::size_t i = 0;
+    while (detail::abs_bits(to_float(x[i])) < overflow_bits) {
+      ++i;
+    }
+    detail::fail(errc::value_out_of_range, "value " + std::to_string(to_float(x[i])) + " in " +
+                                               span_name(s) + " at element " + std::to_string(i) +
+                                               " overflows the encoding's " + "value type");
+  }
+  // Sparse spans: each kept value must fit the stored value type, and times the value scale
+  // (unbiased random-k's n/k) stay finite.
+  template <class T>
+  void require_values_fit(const T* x, std::size_t s, float value_scale) const {
+    using V = typename encoding_type::value_type;
+    for (std::size_t i : sparse_ws_.indices) {
+      const float v = to_float(x[i]);
+      if (detail::abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
+          detail::is_non_finite(v * value_scale)) {
+        detail::fail(errc::value_out_of_range,
+                     "kept value " + std::to_string(v) + " in " + span_name(s) + " at element " +
+                         std::to_string(i) + " overflows the encoding's value type or scale");
+      }
+    }
+  }
+
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key,
                                      std::uint32_t max_bits) const {
     return {plan_[s].begin, key.seed, key.stream_word(), max_bits};
@@ -255,6 +287,7 @@ private:
         const std::uint32_t mb = detail::scan_max_abs(exec, x, d.size);
         require_finite(mb, x, s);
         selections_[s] = c.select(exec, x, d.size, context(s, key, mb), sparse_ws_);
+        require_values_fit(x, s, selections_[s].value_scale);
         sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(),
                             sparse_ws_.indices.end());
         span_bytes_[s] =
@@ -266,6 +299,10 @@ private:
         scales_.resize(scale_offsets_[s + 1]);
         const std::uint32_t mb = c.scan(exec, x, d.size, scales_.data() + scale_offsets_[s], sums_);
         require_finite(mb, x, s);
+        using coder_type = decltype(c.coder(scheme_.encoding));
+        if constexpr (requires { coder_type::overflow_abs_bits; }) {
+          require_in_range(mb, coder_type::overflow_abs_bits, x, s);
+        }
         span_bytes_[s] = detail::packed_span::bytes(c, c.coder(scheme_.encoding), d.size);
       }
       sel_offsets_[s + 1] = sel_indices_.size();

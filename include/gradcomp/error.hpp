@@ -23,6 +23,7 @@ enum class errc {
   layout_mismatch,     ///< the message's spans do not match the decoder's layout
   checksum_mismatch,   ///< the payload was altered after encoding
   corrupt_payload,     ///< a count, index, code or scale inside a span is invalid
+  value_out_of_range,  ///< a finite value would overflow the encoding's value type (fp16 > 65504)
   wrong_step,          ///< a message belongs to another training step
   duplicate_message,   ///< a second message from the same worker in one step
   protocol_error,      ///< a call out of order (a broadcast before every worker was received)
@@ -34,6 +35,8 @@ enum class errc {
     return "invalid_parameter";
   case errc::wrong_step:
     return "wrong_step";
+  case errc::value_out_of_range:
+    return "value_out_of_range";
   case errc::duplicate_message:
     return "duplicate_message";
   case errc::protocol_error:

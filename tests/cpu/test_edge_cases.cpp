@@ -246,3 +246,25 @@ TEST_CASE("same inputs, seed and step give identical messages; steps and ranks d
   REQUIRE(a != msg(scheme<qsgd, layer_span>{{7}}, {1, 2, 1}));
   REQUIRE(a != msg(scheme<qsgd, layer_span>{{7}}, {2, 2}));
 }
+
+// Found by fuzz_roundtrip: identity with dense<half> encoded 70000 as fp16 Inf, a message its own
+// decoder rejected. Values that would overflow the wire's value type are now refused up front.
+TEST_CASE("values beyond fp16/bf16 range are refused, not sent as Inf", "[edge][range]") {
+  REQUIRE(error_of(scheme<identity, flat_span, dense<half>>{}, {1.0f, 70000.0f}) ==
+          errc::value_out_of_range);
+  REQUIRE(error_of(scheme<identity, flat_span, dense<half>>{}, {65520.0f}) ==
+          errc::value_out_of_range); // the midpoint rounds (to even) to Inf
+  REQUIRE(apply1(scheme<identity, flat_span, dense<half>>{}, {65519.0f})[0] == 65504.0f);
+  REQUIRE(error_of(scheme<identity, flat_span, dense<bfloat16>>{}, {3.4e38f}) ==
+          errc::value_out_of_range);
+  REQUIRE(error_of(scheme<topk, flat_span, sparse_coo<half>>{{0.5}}, {1e5f, 1.0f}) ==
+          errc::value_out_of_range);
+  REQUIRE(error_of(scheme<topk, flat_span, sparse_coo<half>>{{0.5}}, {1.0f, 1e5f}) ==
+          errc::value_out_of_range);
+  // unbiased random-k: n/k times a huge kept value would overflow fp32
+  REQUIRE(error_of(scheme<random_k, flat_span>{{0.5, true}}, {3e38f, 3e38f}) ==
+          errc::value_out_of_range);
+  // stochastic rounding saturates instead (documented), and values below the limit pass
+  REQUIRE(apply1(scheme<stochastic_rounding<half>, flat_span>{}, {1e5f})[0] == 65504.0f);
+  REQUIRE(apply1(scheme<topk, flat_span, sparse_coo<half>>{{1.0}}, {65000.0f})[0] == 64992.0f);
+}

@@ -21,6 +21,8 @@ template <gradient_value V>
 struct cast_coder {
   static constexpr bool uses_random = false;
   static constexpr unsigned fixed_bits = sizeof(V) * 8;
+  /// Inputs at or above this |x| (fp32 bits) would become Inf: encoders reject them.
+  static constexpr std::uint32_t overflow_abs_bits = value_traits<V>::overflow_abs_bits;
   [[nodiscard]] unsigned bits() const noexcept { return fixed_bits; }
   [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint32_t code(float x, float,
                                                         std::uint32_t) const noexcept {

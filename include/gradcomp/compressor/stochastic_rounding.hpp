@@ -18,6 +18,8 @@ namespace detail {
 template <class V>
 struct stochastic_round_coder : cast_coder<V> {
   static constexpr bool uses_random = true;
+  /// SR saturates at the largest finite V instead (documented): only Inf itself is out of range.
+  static constexpr std::uint32_t overflow_abs_bits = inf_abs_bits;
   [[nodiscard]] GRADCOMP_HOST_DEVICE math::threshold_word threshold(float x, float) const noexcept {
     if constexpr (std::is_same_v<V, bfloat16>) {
       return math::sr_bf16_threshold(x);

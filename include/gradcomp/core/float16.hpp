@@ -95,16 +95,22 @@ template <>
 struct value_traits<float> {
   static constexpr value_type_id id = value_type_id::f32;
   static constexpr std::string_view name = "f32";
+  /// The smallest |x| (as fp32 bits) that converts to +-Inf: here Inf itself.
+  static constexpr std::uint32_t overflow_abs_bits = 0x7f800000u;
 };
 template <>
 struct value_traits<half> {
   static constexpr value_type_id id = value_type_id::f16;
   static constexpr std::string_view name = "f16";
+  /// 65520: the midpoint above 65504 rounds (to even) to Inf.
+  static constexpr std::uint32_t overflow_abs_bits = 0x477ff000u;
 };
 template <>
 struct value_traits<bfloat16> {
   static constexpr value_type_id id = value_type_id::bf16;
   static constexpr std::string_view name = "bf16";
+  /// The midpoint above the largest finite bf16 rounds (to even) to Inf.
+  static constexpr std::uint32_t overflow_abs_bits = 0x7f7f8000u;
 };
 
 template <class T>
