@@ -26,8 +26,11 @@ for t in decode_sparse decode_codes decode_dense decode_composite header roundtr
   corpus="$DIR/corpus/$t"
   mkdir -p "$corpus" "$DIR/crashes"
   log="$DIR/$t.log"
-  # replay the seeds and the grown corpus, then fuzz; -close_fd_mask keeps the log small
-  if "$DIR/tests/fuzz/fuzz_$t" "$corpus" "$DIR/seeds/$t" -max_total_time="$SECONDS_PER_TARGET" \
+  # replay the grown corpus, the seeds and the checked-in reproducers of fixed crashes, then fuzz
+  regressions=()
+  [ -d "tests/fuzz/regressions/$t" ] && regressions=("tests/fuzz/regressions/$t")
+  if "$DIR/tests/fuzz/fuzz_$t" "$corpus" "$DIR/seeds/$t" "${regressions[@]+"${regressions[@]}"}" \
+    -max_total_time="$SECONDS_PER_TARGET" \
     -artifact_prefix="$DIR/crashes/$t-" -print_final_stats=1 >"$log" 2>&1; then
     passed=$((passed + 1))
     result=ok

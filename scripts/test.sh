@@ -4,12 +4,14 @@
 #      examples; the benchmark binary builds and a short benchmark smoke run passes;
 #   2. clang++ Release, warnings as errors: the same tests;
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed;
-#   4. clang-format check of every source file.
+#   4. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 20 s of fuzzing each
+#      (scripts/fuzz.sh; run it with more seconds for a nightly campaign);
+#   5. clang-format check of every source file.
 # Ends with one summary line "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev || exit 1
+ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev libclang-rt-14-dev || exit 1
 
 ROOT=${BUILD_ROOT:-build/test}
 passed=0
@@ -88,6 +90,15 @@ if build sanitize "$ROOT/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX
   GRADCOMP_SEED_COUNT_OVERRIDE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest sanitize "$ROOT/sanitize"
 fi
+
+echo "== [fuzz] libFuzzer targets: corpora and reproducers replayed, 20 s of fuzzing each"
+if FUZZ_DIR="$ROOT/fuzz" scripts/fuzz.sh 20 >"$ROOT/fuzz.log" 2>&1; then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  failures+=("fuzz")
+fi
+grep -E "^fuzz_|fuzz summary|ERROR|SUMMARY" "$ROOT/fuzz.log" | head -n 20
 
 echo "== [format] clang-format --dry-run --Werror"
 if find include tests bench examples \( -name '*.hpp' -o -name '*.cpp' -o -name '*.cuh' -o -name '*.cu' \) \

@@ -94,7 +94,7 @@ public:
   }
 
   /// Compresses and encodes `grad` (the whole flat buffer) into `out`; returns the bytes written.
-  /// Errors: size_mismatch, non_finite_input, buffer_too_small, invalid_parameter (key).
+  /// Errors: size_mismatch, non_finite_input, value_out_of_range, buffer_too_small, invalid_parameter (key).
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
@@ -412,7 +412,7 @@ private:
     scales_.resize(scale_offsets_[s + 1]);
     const std::uint32_t kept_bits =
         c.quantizer.scan(exec, kept, k, scales_.data() + scale_offsets_[s], sums_);
-    detail::require(kept_bits < detail::inf_abs_bits, errc::non_finite_input, [&] {
+    detail::require(kept_bits < detail::inf_abs_bits, errc::value_out_of_range, [&] {
       return span_name(s) + ": a kept value times the sparsifier's scale overflows";
     });
     return detail::sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), d.size, k);

@@ -109,7 +109,7 @@ TEST_CASE("non-finite gradients are rejected by every operator", "[edge][nonfini
     }
   });
   // an l2 norm beyond fp32 is rejected too (QSGD), while max-based scales are fine
-  REQUIRE(error_of(scheme<qsgd>{{15}}, {3e38f, 3e38f}) == errc::non_finite_input);
+  REQUIRE(error_of(scheme<qsgd>{{15}}, {3e38f, 3e38f}) == errc::value_out_of_range);
   REQUIRE(apply1(scheme<terngrad>{}, {3e38f, 3e38f})[0] == 3e38f);
 }
 
@@ -267,4 +267,15 @@ TEST_CASE("values beyond fp16/bf16 range are refused, not sent as Inf", "[edge][
   // stochastic rounding saturates instead (documented), and values below the limit pass
   REQUIRE(apply1(scheme<stochastic_rounding<half>, flat_span>{}, {1e5f})[0] == 65504.0f);
   REQUIRE(apply1(scheme<topk, flat_span, sparse_coo<half>>{{1.0}}, {65000.0f})[0] == 64992.0f);
+}
+
+// Found by fuzz_roundtrip: QSGD decoded norm * level / s, and norm * level overflowed to Inf for
+// norms above FLT_MAX / s although the result (at most the norm) is finite. Now norm * (level / s).
+TEST_CASE("QSGD decodes huge but finite norms without overflow", "[edge][range]") {
+  for (std::uint64_t step = 0; step < 20; ++step) {
+    const auto q = apply1(scheme<qsgd>{{255}}, {1e37f, -2e37f, 3e37f}, {2, step});
+    for (float v : q)
+      REQUIRE(std::isfinite(v));
+    REQUIRE(std::fabs(q[2]) <= 3.8e37f); // at most the norm
+  }
 }

@@ -158,7 +158,7 @@ inline std::vector<float> qsgd(const std::vector<float>& x, std::uint32_t s, std
       const float l = std::floor(r);
       const float level =
           std::min(l + (up(r - l, rnd32(key, g0 + i)) ? 1.0f : 0.0f), static_cast<float>(s));
-      const float mag = (norm * level) / static_cast<float>(s);
+      const float mag = norm * (level / static_cast<float>(s));
       out[i] = (std::signbit(x[i]) && level > 0) ? -mag : mag;
     }
   }

@@ -48,7 +48,7 @@ struct qsgd_coder {
 /// - `bucket_size` = 0: one l2 norm per span; otherwise one norm per bucket of that many elements
 ///   (GRACE dist uses 128), and Omega uses the bucket size.
 /// - Norms: sqrt of the canonical double sum of squares (no overflow or underflow), rounded to
-///   fp32; a norm beyond fp32's range is rejected (errc::non_finite_input). A zero norm gives
+///   fp32; a norm beyond fp32's range is rejected (errc::value_out_of_range). A zero norm gives
 ///   exact zeros (the paper's code gives NaN).
 /// - Unbiased. Omega = min(d/s^2, sqrt(d)/s), d = bucket or span size.
 /// - Payload: levels; encoding qsgd_levels (1 + ceil(log2(s+1)) bits/element + fp32 norms).
@@ -104,7 +104,7 @@ struct qsgd {
     }
     for (std::size_t g = 0; g < groups; ++g) {
       norms[g] = static_cast<float>(std::sqrt(sums_[g]));
-      detail::require(std::isfinite(norms[g]), errc::non_finite_input,
+      detail::require(std::isfinite(norms[g]), errc::value_out_of_range,
                       "qsgd: the l2 norm of bucket " + std::to_string(g) +
                           " exceeds the fp32 range");
     }

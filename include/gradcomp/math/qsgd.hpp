@@ -8,8 +8,9 @@
 
 /// @file
 /// QSGD's per-element math (Alistarh et al. 2017): with r = (|x|/||x||) s, l = floor(r), the
-/// level is l + Bernoulli(r - l) and Q(x)_i = ||x|| sign(x_i) level / s. A code is the level in the
-/// low `level_bits` bits and the sign in the bit above; a zero level always has a zero sign bit.
+/// level is l + Bernoulli(r - l) and Q(x)_i = ||x|| sign(x_i) (level / s). A code is the level in
+/// the low `level_bits` bits and the sign in the bit above; a zero level always has a zero sign
+/// bit.
 
 namespace gradcomp::math {
 
@@ -41,7 +42,9 @@ qsgd_encode(float x, float norm, std::uint32_t s, unsigned level_bits, const R& 
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr float
 qsgd_decode(std::uint32_t code, float norm, std::uint32_t s, unsigned level_bits) noexcept {
   const std::uint32_t level = code & ((1u << level_bits) - 1u);
-  const float mag = (norm * static_cast<float>(level)) / static_cast<float>(s);
+  // norm * (level / s): level / s <= 1, so the product never exceeds the norm (norm * level
+  // first overflowed to Inf for norms above FLT_MAX / s; found by fuzz_roundtrip)
+  const float mag = norm * (static_cast<float>(level) / static_cast<float>(s));
   return (code >> level_bits) != 0 ? -mag : mag;
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
