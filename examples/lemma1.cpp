@@ -26,7 +26,7 @@ using gradcomp::examples::realistic_gradient;
 namespace {
 
 struct moment {
-  double mean = 0;   ///< empirical E|Q(x)|^2 / |x|^2
+  double mean = 0;      ///< empirical E|Q(x)|^2 / |x|^2
   double std_error = 0; ///< its standard error over the draws
 };
 

@@ -94,7 +94,8 @@ public:
   }
 
   /// Compresses and encodes `grad` (the whole flat buffer) into `out`; returns the bytes written.
-  /// Errors: size_mismatch, non_finite_input, value_out_of_range, buffer_too_small, invalid_parameter (key).
+  /// Errors: size_mismatch, non_finite_input, value_out_of_range, buffer_too_small,
+  /// invalid_parameter (key).
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
