@@ -9,6 +9,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 
@@ -57,6 +60,13 @@ void check_golden(S s, const std::string& hex) {
   codec c(s, golden_layout());
   const auto msg = encode(c, golden_input, golden_key);
   CAPTURE(S::compressor_type::name);
+  if (std::getenv("GRADCOMP_PRINT_GOLDEN") != nullptr) { // after a deliberate format change
+    std::printf("%s: ", std::string(S::compressor_type::name).c_str());
+    for (std::byte b : msg)
+      std::printf("%02x", static_cast<unsigned>(b));
+    std::printf("\n");
+    return;
+  }
   REQUIRE(msg == from_hex(hex));
   // and it decodes
   std::vector<float> out(8);
@@ -68,29 +78,29 @@ void check_golden(S s, const std::string& hex) {
 TEST_CASE("golden messages pin the wire format byte for byte", "[wire][golden]") {
   // A format change must break these on purpose (and bump wire_format_version).
   check_golden(scheme<topk, layer_span>{{0.5}},
-               "47434d50020002010201000003000000080000000000000007000000000000001000000300000000"
-               "840fd33ed9f42eb2fceecd1db2c8d876050000000000000022000000000000000000000000000000"
+               "47434d50030002010201000003000000080000000000000007000000000000001000000300000000"
+               "840fd33ed9f42eb2269e3651d2d4ce33050000000000000022000000000000000000000000000000"
                "00000000000000001000000000000000000000000000000003000000000000001c00000000000000"
                "00000000000000000300000000000000020000000000803f0000010003000000003f000000c00000"
                "c03f0000000000000000020000000000803f0200000000000000020000000000803f000001000000"
                "4040000080bf");
   check_golden(scheme<terngrad, layer_span>{},
-               "47434d50020006040201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ec1a7fd9bce45b9821050000000000000006000000000000000000000000000000"
+               "47434d50030006040201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec1fefaae32b3b8f03050000000000000006000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
                "00000000000000000000004009000000404019");
   check_golden(scheme<qsgd, flat_span>{{3}},
-               "47434d50020007050101000001000000080000000000000007000000000000001000000300000000"
-               "507acd0f1c14cff9de824dbeac2fa0b7080000000000000007000000000000000000000000000000"
+               "47434d50030007050101000001000000080000000000000007000000000000001000000300000000"
+               "507acd0f1c14cff90f01dec9750b1855080000000000000007000000000000000000000000000000"
                "e57b8440495842");
   check_golden(scheme<scaled_sign, layer_span>{},
-               "47434d5002000b060201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ecdf0ca59eb8045036050000000000000005000000000000000000000000000000"
+               "47434d5003000b060201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ecf723d14129f08edc050000000000000005000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000500000000000000"
                "00000000000000000000603f12abaaca3f02");
   check_golden(scheme<natural, layer_span, natural_codes<8>>{},
-               "47434d50020009080201000003000000080000000000000007000000000000001000000300000000"
-               "782f5c578ae4e3ec5563b7de61d93815050000000000000005000000000000000000000000000000"
+               "47434d50030009080201000003000000080000000000000007000000000000001000000300000000"
+               "782f5c578ae4e3ec9880969af614af92050000000000000005000000000000000000000000000000"
                "00000000000000000000000000000000000000000000000003000000000000000300000000000000"
                "00000000000000006ef06d6fec71ef6f");
 }
@@ -190,6 +200,36 @@ TEST_CASE("decoders reject truncated, extended and bit-flipped messages", "[wire
     REQUIRE(
         (e == errc::checksum_mismatch || e == errc::bad_magic || e == errc::unsupported_version));
   }
+}
+
+TEST_CASE("the checksum sees swapped blocks and matches its block definition", "[wire][robust]") {
+  codec c(scheme<qsgd, layer_span>{{255}}, test::odd_layout());
+  const auto m =
+      encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 6), {});
+  REQUIRE(m.size() > 3 * detail::checksum_block_bytes);
+  // straightforward definition: 1 KiB blocks, the field zeroed, digests summed mod 2^64
+  std::vector<std::byte> z = m;
+  for (std::size_t i = 48; i < 56; ++i)
+    z.at(i) = std::byte{0};
+  std::uint64_t sum = 0;
+  for (std::size_t b = 0; b * 1024 < z.size(); ++b) {
+    detail::checksum_lanes h;
+    const std::size_t n = std::min<std::size_t>(1024, z.size() - 1024 * b);
+    std::size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+      std::uint64_t w[4];
+      for (int l = 0; l < 4; ++l)
+        w[l] = detail::checksum_word(z.data() + 1024 * b, i + 8 * l, n);
+      h.row(w);
+    }
+    for (; i < n; i += 8)
+      h.tail(detail::checksum_word(z.data() + 1024 * b, i, n));
+    sum += h.digest(b, n);
+  }
+  REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == detail::checksum_finish(sum, m.size()));
+  auto swapped = m; // blocks 1 and 2 exchanged: same multiset of bytes, other order
+  std::swap_ranges(swapped.begin() + 1024, swapped.begin() + 2048, swapped.begin() + 2048);
+  REQUIRE(decode_error(c, swapped) == errc::checksum_mismatch);
 }
 
 TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]") {

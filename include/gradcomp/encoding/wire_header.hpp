@@ -9,8 +9,10 @@
 #include "../payload.hpp"
 #include "../version.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,7 +33,7 @@
 ///   24     8    seed
 ///   32     8    stream word (step, rank, role; random/stream_key.hpp)
 ///   40     8    plan digest (compressor parameters, per-span sizes, rules)
-///   48     8    checksum of bytes [0, 48) and [56, end)
+///   48     8    checksum of the message with these 8 bytes read as zero (detail/checksum.hpp)
 ///   56     24*S directory: per span u64 elements, u64 payload bytes, u8 mode (0 compressed,
 ///               1 raw), 7 zero bytes
 ///   then the span payloads, back to back, in directory order.
@@ -70,11 +72,23 @@ namespace detail {
 inline constexpr std::byte wire_magic[4] = {std::byte{'G'}, std::byte{'C'}, std::byte{'M'},
                                             std::byte{'P'}};
 
+/// The message checksum (detail/checksum.hpp) with the checksum field, bytes [48, 56), read as
+/// zero: blocks of checksum_block_bytes from the start of the message.
 [[nodiscard]] inline std::uint64_t message_checksum(std::span<const std::byte> msg) noexcept {
-  checksum_state c;
-  c.update(msg.data(), 48);
-  c.update(msg.data() + wire_header_bytes, msg.size() - wire_header_bytes);
-  return c.finish();
+  std::uint64_t sum = 0;
+  for (std::size_t b = 0; b * checksum_block_bytes < msg.size(); ++b) {
+    const std::size_t begin = b * checksum_block_bytes;
+    const std::size_t n = std::min(checksum_block_bytes, msg.size() - begin);
+    if (b == 0 && n >= 56) {
+      std::byte first[checksum_block_bytes];
+      std::memcpy(first, msg.data(), n);
+      std::memset(first + 48, 0, 8);
+      sum += checksum_block(first, n, 0);
+    } else {
+      sum += checksum_block(msg.data() + begin, n, b);
+    }
+  }
+  return checksum_finish(sum, msg.size());
 }
 
 /// Digest of a sequence of 64-bit words (FNV-1a over words, then avalanche).
