@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // Kernel throughput of every operator: compress+encode and validate+decode, entire-model
-// (flat_span) and layer-wise (layer_span) on the ResNet-50 layout (25.6M floats) and on flat
-// buffers, single thread. Each benchmark reports input GB/s, bits/element, payload bytes, and
-// its rate as a fraction of memcpy's input rate on a buffer of the same size measured in the same
-// process (vs_memcpy), so machine noise cancels. Baselines in the same binary: memcpy, a plain
-// vectorized read (sum), and top-k by std::nth_element over magnitudes.
+// (flat_span), layer-wise (layer_span) and bucketed (bucket_span, 1M) on the ResNet-50, ResNet-9
+// and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread. Names:
+// <operator>/<granularity>/<encoding>/cpu/<layout>/<encode|decode>. Each benchmark reports input
+// GB/s, bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a buffer
+// of the same size measured in the same process (vs_memcpy), so machine noise cancels. Baselines
+// in the same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element and by
+// std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
+// scripts/bench.sh runs a subset and renders the table and plot.
+
+#include "../tests/support/reference.hpp"
 
 #include <gradcomp/gradcomp.hpp>
 
@@ -22,13 +27,18 @@ using namespace gradcomp;
 
 namespace {
 
-std::vector<float> gradient(std::size_t n) {
-  std::vector<float> x(n);
-  std::mt19937_64 rng(42);
-  std::normal_distribution<float> nd(0.0f, 1e-3f);
-  for (auto& v : x)
-    v = nd(rng);
-  return x;
+/// The benchmark gradient of n floats (normal, sigma 1e-3), generated once per size.
+const std::vector<float>& gradient(std::size_t n) {
+  static std::map<std::size_t, std::vector<float>> cache;
+  auto [it, fresh] = cache.try_emplace(n);
+  if (fresh) {
+    it->second.resize(n);
+    std::mt19937_64 rng(42);
+    std::normal_distribution<float> nd(0.0f, 1e-3f);
+    for (auto& v : it->second)
+      v = nd(rng);
+  }
+  return it->second;
 }
 
 /// memcpy input rate (bytes/s) on n floats, best of 5 runs, measured once per size.
@@ -36,7 +46,8 @@ double memcpy_rate(std::size_t n) {
   static std::map<std::size_t, double> cache;
   if (auto it = cache.find(n); it != cache.end())
     return it->second;
-  std::vector<float> a = gradient(n), b(n);
+  const std::vector<float>& a = gradient(n);
+  std::vector<float> b(n);
   double best = 1e30;
   for (int r = 0; r < 5; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -67,7 +78,7 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
   benchmark::RegisterBenchmark((name + "/encode").c_str(),
                                [s, layout](benchmark::State& st) {
                                  codec<Scheme> c(s, layout);
-                                 const auto x = gradient(layout.total_size());
+                                 const auto& x = gradient(layout.total_size());
                                  std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
                                  std::size_t bytes = 0;
                                  std::uint64_t step = 0;
@@ -84,7 +95,7 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
   benchmark::RegisterBenchmark((name + "/decode").c_str(),
                                [s, layout](benchmark::State& st) {
                                  codec<Scheme> c(s, layout);
-                                 const auto x = gradient(layout.total_size());
+                                 const auto& x = gradient(layout.total_size());
                                  std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
                                  msg.resize(c.encode(cpu, std::span<const float>(x),
                                                      std::span<std::byte>(msg), stream_key{1, 0}));
@@ -112,18 +123,24 @@ void register_all(const std::string& layout_name, const model_layout& l, G) {
   register_scheme("qsgd_s15", scheme<qsgd, G>{{15}}, layout_name, l);
   register_scheme("natural", scheme<natural, G>{}, layout_name, l);
   register_scheme("sr_bf16", scheme<stochastic_rounding<bfloat16>, G>{}, layout_name, l);
+  register_scheme("identity_f16", scheme<identity, G, dense<half>>{}, layout_name, l);
+  register_scheme("natural8", scheme<natural, G, natural_codes<8>>{}, layout_name, l);
+  register_scheme("qsgd_s15_b128", scheme<qsgd, G>{{15, 128}}, layout_name, l);
   for (double r : {0.001, 0.01, 0.1}) {
     const std::string pct = std::to_string(r * 100).substr(0, 3);
     register_scheme("topk_" + pct + "pct", scheme<topk, G>{{r}}, layout_name, l);
     register_scheme("random_k_" + pct + "pct", scheme<random_k, G>{{r}}, layout_name, l);
   }
+  register_scheme("topk_1.0pct_f16", scheme<topk, G, sparse_coo<half>>{{0.01}}, layout_name, l);
+  register_scheme("random_k_1.0pct_shared", scheme<random_k, G>{{0.01, false, true}}, layout_name,
+                  l);
 }
 
 void baselines(std::size_t n) {
   const std::string sz = std::to_string(n);
   benchmark::RegisterBenchmark(("baseline/memcpy/" + sz).c_str(),
                                [n](benchmark::State& st) {
-                                 const auto a = gradient(n);
+                                 const auto& a = gradient(n);
                                  std::vector<float> b(n);
                                  for (auto _ : st) {
                                    std::memcpy(b.data(), a.data(), n * 4);
@@ -136,7 +153,7 @@ void baselines(std::size_t n) {
       ->UseRealTime();
   benchmark::RegisterBenchmark(("baseline/sum/" + sz).c_str(),
                                [n](benchmark::State& st) {
-                                 const auto a = gradient(n);
+                                 const auto& a = gradient(n);
                                  for (auto _ : st) {
                                    float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0,
                                          s7 = 0;
@@ -156,36 +173,65 @@ void baselines(std::size_t n) {
                                })
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
-  for (double r : {0.01, 0.1}) {
+  // top-k of the magnitudes by the standard library and by the tests' reference (a full sort)
+  const auto topk_baseline = [n, &sz](const std::string& method, double r, auto select) {
     benchmark::RegisterBenchmark(
-        ("baseline/nth_element_topk_" + std::to_string(int(r * 100)) + "pct/" + sz).c_str(),
-        [n, r](benchmark::State& st) {
-          const auto a = gradient(n);
+        ("baseline/" + method + "_topk_" + std::to_string(int(r * 100)) + "pct/" + sz).c_str(),
+        [n, r, select](benchmark::State& st) {
+          const auto& a = gradient(n);
           std::vector<float> mag(n);
           const auto k = static_cast<std::ptrdiff_t>(topk{r}.count(n));
           for (auto _ : st) {
             for (std::size_t i = 0; i < n; ++i)
               mag[i] = std::fabs(a[i]);
-            std::nth_element(mag.begin(), mag.begin() + (k - 1), mag.end(), std::greater<>());
-            benchmark::DoNotOptimize(mag[static_cast<std::size_t>(k - 1)]);
+            select(mag, k);
+            benchmark::DoNotOptimize(mag.data());
           }
           report(st, n, 0);
         })
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();
+  };
+  for (double r : {0.01, 0.1}) {
+    topk_baseline("nth_element", r, [](std::vector<float>& m, std::ptrdiff_t k) {
+      std::nth_element(m.begin(), m.begin() + (k - 1), m.end(), std::greater<>());
+    });
+    topk_baseline("partial_sort", r, [](std::vector<float>& m, std::ptrdiff_t k) {
+      std::partial_sort(m.begin(), m.begin() + k, m.end(), std::greater<>());
+    });
   }
+  benchmark::RegisterBenchmark(("baseline/reference_topk_1pct/" + sz).c_str(),
+                               [n](benchmark::State& st) {
+                                 const auto& a = gradient(n);
+                                 const std::size_t k = topk{0.01}.count(n);
+                                 for (auto _ : st) {
+                                   auto kept = test::ref::topk(a, k);
+                                   benchmark::DoNotOptimize(kept.data());
+                                 }
+                                 report(st, n, 0);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
 }
 
 } // namespace
 
 int main(int argc, char** argv) {
-  const model_layout r50 = models::resnet50_imagenet();
-  const std::size_t flat16m = std::size_t{1} << 24;
-  baselines(r50.total_size());
-  register_all("resnet50", r50, flat_span{});
-  register_all("resnet50", r50, layer_span{});
-  baselines(flat16m);
-  register_all("flat16M", model_layout::from_sizes({flat16m}), flat_span{});
+  const std::pair<std::string, model_layout> tables[] = {{"resnet50", models::resnet50_imagenet()},
+                                                         {"resnet9", models::resnet9_cifar10()},
+                                                         {"alexnet", models::alexnet_cifar10()}};
+  for (const auto& [name, layout] : tables) {
+    baselines(layout.total_size());
+    register_all(name, layout, flat_span{});
+    register_all(name, layout, layer_span{});
+    register_all(name, layout, bucket_span{});
+  }
+  for (unsigned log2 = 16; log2 <= 26; log2 += 2) {
+    const std::size_t n = std::size_t{1} << log2;
+    const std::string name = "flat2^" + std::to_string(log2);
+    baselines(n);
+    register_all(name, model_layout::from_sizes({n}), flat_span{});
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

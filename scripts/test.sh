@@ -4,9 +4,11 @@
 #      examples; the benchmark binary builds and a short benchmark smoke run passes;
 #   2. clang++ Release, warnings as errors: the same tests;
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed;
-#   4. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 20 s of fuzzing each
+#   4. the CUDA build (nvcc, sm_90 + PTX): every kernel compiles; its tests run where a GPU is
+#      present and skip (exit 77) where not;
+#   5. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 20 s of fuzzing each
 #      (scripts/fuzz.sh; run it with more seconds for a nightly campaign);
-#   5. clang-format check of every source file.
+#   6. clang-format check of every source file.
 # Ends with one summary line "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -68,7 +70,7 @@ if build gcc-release "$ROOT/gcc-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_
   run_ctest gcc-release "$ROOT/gcc-release"
   echo "== [gcc-release] benchmark smoke run"
   if "$ROOT/gcc-release/bench/bench_compressors" \
-    --benchmark_filter='^(sign|topk_1.0pct)/flat/[a-z0-9]+/cpu/flat16M/encode' \
+    --benchmark_filter='^(sign|topk_1.0pct)/flat/[a-z0-9]+/cpu/flat2\^24/encode' \
     --benchmark_min_time=0.01 >"$ROOT/bench-smoke.log" 2>&1 &&
     grep -q "vs_memcpy" "$ROOT/bench-smoke.log"; then
     passed=$((passed + 1))
@@ -89,6 +91,36 @@ if build sanitize "$ROOT/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX
   -DGRADCOMP_SANITIZE=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON; then
   GRADCOMP_SEED_COUNT_OVERRIDE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest sanitize "$ROOT/sanitize"
+fi
+
+echo "== [cuda] CUDA build for sm_90 + PTX (every kernel instantiated); its tests skip without a GPU"
+nvcc_bin=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+if [ -x "$nvcc_bin" ]; then
+  t0=$(date +%s)
+  if cmake -S . -B "$ROOT/cuda" -G Ninja -DCMAKE_BUILD_TYPE=Release -DGRADCOMP_ENABLE_CUDA=ON \
+    -DCMAKE_CUDA_COMPILER="$nvcc_bin" -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=OFF \
+    >"$ROOT/cuda.configure.log" 2>&1 &&
+    cmake --build "$ROOT/cuda" --target gradcomp_cuda_checks >"$ROOT/cuda.build.log" 2>&1; then
+    echo "   built in $(( $(date +%s) - t0 )) s"
+    log=$(cd "$ROOT/cuda" && ctest -L cuda --output-on-failure 2>&1)
+    echo "$log" | tail -n 8
+    if echo "$log" | grep -qE " 0 tests failed out of"; then
+      passed=$((passed + 1))
+    else
+      failed=$((failed + 1))
+      failures+=("cuda tests")
+    fi
+  else
+    grep -E "error|FAILED" -A5 "$ROOT/cuda.configure.log" "$ROOT/cuda.build.log" | head -n 60
+    failed=$((failed + 1))
+    failures+=("cuda build")
+  fi
+elif [ "${GRADCOMP_REQUIRE_CUDA:-0}" = 1 ]; then
+  echo "   nvcc not found, and GRADCOMP_REQUIRE_CUDA=1"
+  failed=$((failed + 1))
+  failures+=("cuda build: no nvcc")
+else
+  echo "   skipped: nvcc not found (install the CUDA Toolkit; CI sets GRADCOMP_REQUIRE_CUDA=1)"
 fi
 
 echo "== [fuzz] libFuzzer targets: corpora and reproducers replayed, 20 s of fuzzing each"

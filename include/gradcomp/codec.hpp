@@ -205,7 +205,48 @@ public:
     return bytes;
   }
 
-private:
+  /// The digest of the plan (compressor parameters, span sizes, rules) that messages carry.
+  [[nodiscard]] std::uint64_t plan_digest() const noexcept { return digest_; }
+
+  /// Throws the frame-level error (scheme_mismatch, layout_mismatch) of a parsed message that
+  /// this codec did not write, or whose plan differs.
+  void check_frame(const message_info& info) const {
+    auto mismatch = [](const char* what, auto got, auto want) {
+      detail::fail(errc::scheme_mismatch,
+                   std::string("message ") + what + " id " + std::to_string(static_cast<int>(got)) +
+                       ", this codec expects " + std::to_string(static_cast<int>(want)));
+    };
+    if (info.compressor != compressor_type::id) {
+      mismatch("compressor", info.compressor, compressor_type::id);
+    }
+    if (info.encoding != encoding_type::id) {
+      mismatch("encoding", info.encoding, encoding_type::id);
+    }
+    if (info.granularity != granularity_type::id) {
+      mismatch("granularity", info.granularity, granularity_type::id);
+    }
+    detail::require(info.total_elements == layout_.total_size(), errc::layout_mismatch,
+                    "message has " + std::to_string(info.total_elements) +
+                        " elements, layout has " + std::to_string(layout_.total_size()));
+    detail::require(info.spans.size() == plan_.size(), errc::layout_mismatch,
+                    "message has " + std::to_string(info.spans.size()) + " spans, plan has " +
+                        std::to_string(plan_.size()));
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
+      detail::require(info.spans[s].elements == plan_[s].size, errc::layout_mismatch,
+                      span_name(s) + " has " + std::to_string(info.spans[s].elements) +
+                          " elements in the message, " + std::to_string(plan_[s].size) +
+                          " in this layout");
+      const bool raw = info.spans[s].mode == span_mode_raw;
+      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch, [&] {
+        return std::string(span_name(s) + (raw ? " is raw in the message but compressed here"
+                                               : " is compressed in the message but raw here"));
+      });
+    }
+    detail::require(info.plan_digest == digest_, errc::scheme_mismatch,
+                    "compressor parameters or per-layer rules differ from this codec's");
+  }
+
+  /// "layer 'name' (span s)" or "span s": how error messages name a span.
   [[nodiscard]] std::string span_name(std::size_t s) const {
     const span_desc& d = plan_[s];
     return d.layer != span_desc::no_layer
@@ -213,6 +254,7 @@ private:
                : "span " + std::to_string(s);
   }
 
+private:
   template <class T>
   void require_finite(std::uint32_t max_bits, const T* x, std::size_t s) const {
     if (max_bits < detail::inf_abs_bits) {
@@ -421,42 +463,6 @@ private:
 
   // ---- decoding ----------------------------------------------------------------------------
 
-  void check_frame(const message_info& info) const {
-    auto mismatch = [](const char* what, auto got, auto want) {
-      detail::fail(errc::scheme_mismatch,
-                   std::string("message ") + what + " id " + std::to_string(static_cast<int>(got)) +
-                       ", this codec expects " + std::to_string(static_cast<int>(want)));
-    };
-    if (info.compressor != compressor_type::id) {
-      mismatch("compressor", info.compressor, compressor_type::id);
-    }
-    if (info.encoding != encoding_type::id) {
-      mismatch("encoding", info.encoding, encoding_type::id);
-    }
-    if (info.granularity != granularity_type::id) {
-      mismatch("granularity", info.granularity, granularity_type::id);
-    }
-    detail::require(info.total_elements == layout_.total_size(), errc::layout_mismatch,
-                    "message has " + std::to_string(info.total_elements) +
-                        " elements, layout has " + std::to_string(layout_.total_size()));
-    detail::require(info.spans.size() == plan_.size(), errc::layout_mismatch,
-                    "message has " + std::to_string(info.spans.size()) + " spans, plan has " +
-                        std::to_string(plan_.size()));
-    for (std::size_t s = 0; s < plan_.size(); ++s) {
-      detail::require(info.spans[s].elements == plan_[s].size, errc::layout_mismatch,
-                      span_name(s) + " has " + std::to_string(info.spans[s].elements) +
-                          " elements in the message, " + std::to_string(plan_[s].size) +
-                          " in this layout");
-      const bool raw = info.spans[s].mode == span_mode_raw;
-      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch, [&] {
-        return std::string(span_name(s) + (raw ? " is raw in the message but compressed here"
-                                               : " is compressed in the message but raw here"));
-      });
-    }
-    detail::require(info.plan_digest == digest_, errc::scheme_mismatch,
-                    "compressor parameters or per-layer rules differ from this codec's");
-  }
-
   template <class Exec, class T>
   void decode_impl(const Exec& exec, std::span<const std::byte> msg, std::span<T> out,
                    detail::decode_mode mode) {
@@ -570,47 +576,10 @@ private:
     const std::size_t n = plan_[s].size;
     const compressor_type& c = span_compressors_[s];
     auto where = [&] { return span_name(s) + ": "; };
-    detail::require(bytes >= encoding_type::span_header_bytes, errc::corrupt_payload, [&] {
-      return std::string(where() + "sparse span shorter than its 16-byte header");
-    });
-    const auto k = detail::load_le<std::uint64_t>(src);
-    const auto w = detail::load_le<std::uint8_t>(src + 8);
-    const auto flags = detail::load_le<std::uint8_t>(src + 9);
-    const auto scale = detail::load_le<float>(src + 12);
-    detail::require(k <= n, errc::corrupt_payload, [&] {
-      return std::string(where() + "count " + std::to_string(k) + " exceeds the span size " +
-                         std::to_string(n));
-    });
-    detail::require(w == encoding_type::index_bytes(n), errc::corrupt_payload, [&] {
-      return std::string(where() + "index width " + std::to_string(w) +
-                         " is not the width for n = " + std::to_string(n));
-    });
-    detail::require((flags & ~encoding_type::flag_implied) == 0 &&
-                        detail::load_le<std::uint16_t>(src + 10) == 0,
-                    errc::corrupt_payload, [&] {
-                      return std::string(where() + "unknown flags or non-zero reserved bits");
-                    });
-    const bool implied = (flags & encoding_type::flag_implied) != 0;
-    bool expect_implied = false;
-    float expect_scale = 1.0f;
-    if constexpr (requires { c.shared_seed; }) {
-      expect_implied = c.shared_seed;
-      expect_scale = c.value_scale(n, k);
-    }
-    detail::require(implied == expect_implied, errc::corrupt_payload, [&] {
-      return std::string(where() + "indices-implied flag does not match the compressor");
-    });
-    detail::require(
-        detail::float_bits(scale) == detail::float_bits(expect_scale), errc::corrupt_payload,
-        [&] { return std::string(where() + "value scale is not the one the compressor uses"); });
-    if constexpr (requires { c.count(n); }) {
-      detail::require(k == c.count(n), errc::corrupt_payload,
-                      where() + "count " + std::to_string(k) + ", the compressor keeps " +
-                          std::to_string(c.count(n)));
-    }
-    detail::require(bytes == encoding_type::bytes(n, k, implied), errc::corrupt_payload,
-                    where() + std::to_string(bytes) + " payload bytes, the format needs " +
-                        std::to_string(encoding_type::bytes(n, k, implied)));
+    const std::size_t k = detail::check_sparse_header<encoding_type>(c, src, bytes, n, where);
+    const unsigned w = encoding_type::index_bytes(n);
+    const bool implied =
+        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
     const std::byte* q = src + encoding_type::span_header_bytes;
     if (implied) {
       if constexpr (requires { c.shared_seed; }) {

@@ -11,6 +11,14 @@
 #define GRADCOMP_HOST_DEVICE
 #endif
 
+/// Asks the compiler to unroll the next loop N times (GCC's pragma; nvcc and others ignore it).
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__CUDACC__)
+#define GRADCOMP_UNROLL(N) _Pragma(GRADCOMP_STRINGIFY(GCC unroll N))
+#else
+#define GRADCOMP_UNROLL(N)
+#endif
+#define GRADCOMP_STRINGIFY(x) #x
+
 #if defined(_MSC_VER)
 #define GRADCOMP_FORCEINLINE __forceinline
 #else

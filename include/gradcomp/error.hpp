@@ -27,6 +27,7 @@ enum class errc {
   wrong_step,          ///< a message belongs to another training step
   duplicate_message,   ///< a second message from the same worker in one step
   protocol_error,      ///< a call out of order (a broadcast before every worker was received)
+  device_error,        ///< a CUDA runtime call failed (no device, out of memory, launch error)
 };
 
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
@@ -41,6 +42,8 @@ enum class errc {
     return "duplicate_message";
   case errc::protocol_error:
     return "protocol_error";
+  case errc::device_error:
+    return "device_error";
   case errc::invalid_layout:
     return "invalid_layout";
   case errc::size_mismatch:

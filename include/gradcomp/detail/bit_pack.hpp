@@ -124,11 +124,11 @@ template <unsigned B>
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void pack_block(const std::uint32_t* codes,
                                                           std::uint64_t* words) noexcept {
   static_assert(B >= 1 && B <= 32);
-#pragma GCC unroll 32
+  GRADCOMP_UNROLL(32)
   for (unsigned w = 0; w < B; ++w) {
     words[w] = 0;
   }
-#pragma GCC unroll 64
+  GRADCOMP_UNROLL(64)
   for (unsigned j = 0; j < 64; ++j) {
     const unsigned bit = j * B;
     const unsigned w = bit / 64, sh = bit % 64;
@@ -157,7 +157,7 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE void unpack_block(const std::uint64_t*
                                                             std::uint32_t* codes) noexcept {
   static_assert(B >= 1 && B <= 32);
   constexpr std::uint64_t mask = (std::uint64_t{1} << B) - 1;
-#pragma GCC unroll 64
+  GRADCOMP_UNROLL(64)
   for (unsigned j = 0; j < 64; ++j) {
     const unsigned bit = j * B;
     const unsigned w = bit / 64, sh = bit % 64;

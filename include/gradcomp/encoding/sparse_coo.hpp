@@ -77,6 +77,55 @@ struct sparse_coo {
 };
 
 namespace detail {
+/// Checks the 16-byte header of a sparse span of `bytes` payload bytes for n elements against
+/// the compressor c that should have written it (count, index width, flags, value scale, size);
+/// returns k. Every violation is errc::corrupt_payload, prefixed by where(). The CPU and CUDA
+/// decoders share it.
+template <class E, class C, class Where>
+std::size_t check_sparse_header(const C& c, const std::byte* h, std::size_t bytes, std::size_t n,
+                                const Where& where) {
+  require(bytes >= E::span_header_bytes, errc::corrupt_payload,
+          [&] { return std::string(where() + "sparse span shorter than its 16-byte header"); });
+  const auto k = load_le<std::uint64_t>(h);
+  const auto w = load_le<std::uint8_t>(h + 8);
+  const auto flags = load_le<std::uint8_t>(h + 9);
+  const auto scale = load_le<float>(h + 12);
+  require(k <= n, errc::corrupt_payload, [&] {
+    return std::string(where() + "count " + std::to_string(k) + " exceeds the span size " +
+                       std::to_string(n));
+  });
+  require(w == E::index_bytes(n), errc::corrupt_payload, [&] {
+    return std::string(where() + "index width " + std::to_string(w) +
+                       " is not the width for n = " + std::to_string(n));
+  });
+  require((flags & ~E::flag_implied) == 0 && load_le<std::uint16_t>(h + 10) == 0,
+          errc::corrupt_payload,
+          [&] { return std::string(where() + "unknown flags or non-zero reserved bits"); });
+  const bool implied = (flags & E::flag_implied) != 0;
+  bool expect_implied = false;
+  float expect_scale = 1.0f;
+  if constexpr (requires { c.shared_seed; }) {
+    expect_implied = c.shared_seed;
+    expect_scale = c.value_scale(n, k);
+  }
+  require(implied == expect_implied, errc::corrupt_payload, [&] {
+    return std::string(where() + "indices-implied flag does not match the compressor");
+  });
+  require(float_bits(scale) == float_bits(expect_scale), errc::corrupt_payload,
+          [&] { return std::string(where() + "value scale is not the one the compressor uses"); });
+  if constexpr (requires { c.count(n); }) {
+    require(k == c.count(n), errc::corrupt_payload, [&] {
+      return std::string(where() + "count " + std::to_string(k) + ", the compressor keeps " +
+                         std::to_string(c.count(n)));
+    });
+  }
+  require(bytes == E::bytes(n, k, implied), errc::corrupt_payload, [&] {
+    return std::string(where() + std::to_string(bytes) + " payload bytes, the format needs " +
+                       std::to_string(E::bytes(n, k, implied)));
+  });
+  return static_cast<std::size_t>(k);
+}
+
 /// Checks k stored indices of width w: each below n and strictly increasing; names the first
 /// violation (errc::corrupt_payload) with the prefix where().
 template <class Where>

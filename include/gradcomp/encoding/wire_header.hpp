@@ -101,23 +101,32 @@ struct digest_builder {
   [[nodiscard]] std::uint64_t value() const noexcept { return avalanche64(h); }
 };
 
-/// Parses and validates the frame: magic, version, checksum, header fields, directory, sizes.
-/// Span contents are validated by the encodings. Every failure is a named gradcomp::error.
-inline message_info parse_frame(std::span<const std::byte> msg) {
-  require(msg.size() >= wire_header_bytes, errc::truncated_message,
-          "message of " + std::to_string(msg.size()) + " bytes is shorter than the " +
+/// The first checks of every message: its size covers the header, the magic, the version.
+inline void check_frame_start(std::span<const std::byte> prefix, std::size_t msg_size) {
+  require(msg_size >= wire_header_bytes && prefix.size() >= wire_header_bytes,
+          errc::truncated_message,
+          "message of " + std::to_string(msg_size) + " bytes is shorter than the " +
               std::to_string(wire_header_bytes) + "-byte header");
   for (int i = 0; i < 4; ++i) {
-    require(msg[i] == wire_magic[i], errc::bad_magic, "message does not start with \"GCMP\"");
+    require(prefix[i] == wire_magic[i], errc::bad_magic, "message does not start with \"GCMP\"");
   }
-  message_info info;
-  const std::byte* p = msg.data();
-  info.version = load_le<std::uint16_t>(p + 4);
-  require(info.version == wire_format_version, errc::unsupported_version,
-          "wire format version " + std::to_string(info.version) + ", this build reads " +
+  const auto version = load_le<std::uint16_t>(prefix.data() + 4);
+  require(version == wire_format_version, errc::unsupported_version,
+          "wire format version " + std::to_string(version) + ", this build reads " +
               std::to_string(wire_format_version));
-  require(load_le<std::uint64_t>(p + 48) == message_checksum(msg), errc::checksum_mismatch,
+}
+inline void check_checksum(std::uint64_t stored, std::uint64_t computed) {
+  require(stored == computed, errc::checksum_mismatch,
           "checksum does not match the message contents (corrupted in transit?)");
+}
+
+/// Parses the header fields and the directory of a message of msg_size bytes whose first bytes
+/// are `prefix` (the header and, when it holds them, the directory entries), after
+/// check_frame_start and the checksum. A directory longer than the prefix is truncated_message.
+inline message_info parse_frame_fields(std::span<const std::byte> prefix, std::size_t msg_size) {
+  message_info info;
+  const std::byte* p = prefix.data();
+  info.version = load_le<std::uint16_t>(p + 4);
   info.compressor = static_cast<compressor_id>(load_le<std::uint8_t>(p + 6));
   info.encoding = static_cast<encoding_id>(load_le<std::uint8_t>(p + 7));
   info.granularity = static_cast<granularity_id>(load_le<std::uint8_t>(p + 8));
@@ -131,9 +140,12 @@ inline message_info parse_frame(std::span<const std::byte> msg) {
   info.seed = load_le<std::uint64_t>(p + 24);
   info.stream_word = load_le<std::uint64_t>(p + 32);
   info.plan_digest = load_le<std::uint64_t>(p + 40);
-  const std::size_t dir_end_max = (msg.size() - wire_header_bytes) / wire_directory_entry_bytes;
+  const std::size_t dir_end_max = (msg_size - wire_header_bytes) / wire_directory_entry_bytes;
   require(span_count <= dir_end_max, errc::truncated_message,
           "header declares " + std::to_string(span_count) + " spans; the directory does not fit");
+  require(span_count <= (prefix.size() - wire_header_bytes) / wire_directory_entry_bytes,
+          errc::truncated_message,
+          "header declares " + std::to_string(span_count) + " spans; more than were read");
   std::uint64_t offset = wire_header_bytes + std::uint64_t{span_count} * wire_directory_entry_bytes;
   std::uint64_t elements = 0;
   info.spans.resize(span_count);
@@ -152,7 +164,7 @@ inline message_info parse_frame(std::span<const std::byte> msg) {
         return std::string("span " + std::to_string(s) + " directory padding is not zero");
       });
     }
-    require(sp.bytes <= msg.size() - offset, errc::truncated_message, [&] {
+    require(sp.bytes <= msg_size - offset, errc::truncated_message, [&] {
       return std::string("span " + std::to_string(s) + " declares " + std::to_string(sp.bytes) +
                          " bytes; the message ends first");
     });
@@ -165,9 +177,17 @@ inline message_info parse_frame(std::span<const std::byte> msg) {
   require(elements == info.total_elements, errc::corrupt_payload,
           "span sizes add up to " + std::to_string(elements) + ", header declares " +
               std::to_string(info.total_elements));
-  require(offset == msg.size(), errc::corrupt_payload,
-          std::to_string(msg.size() - offset) + " trailing bytes after the last span");
+  require(offset == msg_size, errc::corrupt_payload,
+          std::to_string(msg_size - offset) + " trailing bytes after the last span");
   return info;
+}
+
+/// Parses and validates the frame: magic, version, checksum, header fields, directory, sizes.
+/// Span contents are validated by the encodings. Every failure is a named gradcomp::error.
+inline message_info parse_frame(std::span<const std::byte> msg) {
+  check_frame_start(msg, msg.size());
+  check_checksum(load_le<std::uint64_t>(msg.data() + 48), message_checksum(msg));
+  return parse_frame_fields(msg, msg.size());
 }
 
 inline void write_frame_header(std::byte* p, compressor_id c, encoding_id e, granularity_id g,

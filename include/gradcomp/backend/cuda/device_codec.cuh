@@ -1,0 +1,681 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../codec.hpp"
+#include "../../compressor/identity.hpp"
+#include "../../detail/reduction_replay.hpp"
+#include "frame.cuh"
+#include "kernels.cuh"
+#include "runtime.cuh"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <tuple>
+#include <vector>
+
+/// @file
+/// dense_device_codec<Scheme>: the CUDA backend of codec<Scheme> for fixed-width code schemes
+/// (device_codec<Scheme> picks it; backend/cuda/sparse_codec.cuh has the sparse one). Gradients,
+/// messages and outputs are device buffers; the messages are byte for byte those of the CPU codec
+/// (same scheme, layout, inputs and stream key), so a CPU receiver decodes a GPU sender's message
+/// and vice versa.
+///
+/// Encoding runs in batched launches whatever the number of spans: the canonical reductions of
+/// every span (one launch per reduction the compressor asks for, plus one to combine chunks into
+/// groups), one copy of the reductions to the host, where the compressor's own scan() turns them
+/// into scales (detail/reduction_replay.hpp: the same scales and errors as on the CPU), then one
+/// code launch per code width, one launch for the scales and two for the checksum. Decoding
+/// copies the frame to the host, validates the checksum, scales, codes and padding on the device,
+/// and only then writes the output (failure atomicity, as on the CPU).
+///
+/// Scope: schemes with fixed-width code encodings (identity/dense casts, sign, scaled sign,
+/// TernGrad, QSGD, natural, stochastic rounding) on every granularity, with per-layer rules.
+///
+/// Workspaces are allocated when the codec is built (and, once, per gradient value type); encode
+/// and decode do not allocate. workspace_bytes() reports the device memory held. Each call
+/// synchronizes the stream once to read the reductions (encode) or the validation (decode). One
+/// device_codec must not be used from two threads at once.
+
+namespace gradcomp {
+
+namespace detail::cuda {
+/// The spans of one code width (or the raw spans) with their tiles, on the device.
+template <class Coder>
+struct code_group {
+  using coder_type = Coder;
+  unsigned bits = 0;
+  device_array<code_span<Coder>> spans;
+  device_array<code_tile> tiles;
+  std::uint64_t tile_count = 0;
+};
+} // namespace detail::cuda
+
+template <class Scheme>
+class dense_device_codec {
+public:
+  using scheme_type = Scheme;
+  using compressor_type = typename Scheme::compressor_type;
+  using encoding_type = typename Scheme::encoding_type;
+  static_assert(!Scheme::is_sparse && !Scheme::is_composite,
+                "gradcomp: composite schemes (compose<S, Q>) have no CUDA backend yet; "
+                "use codec<Scheme> with gradcomp::cpu");
+
+  dense_device_codec(Scheme scheme, model_layout layout)
+      : host_(std::move(scheme), std::move(layout)) {
+    probe();
+    build_reductions();
+  }
+
+  /// The CPU codec of the same scheme and layout (its plan, spans and compressors).
+  [[nodiscard]] const codec<Scheme>& host_codec() const noexcept { return host_; }
+  [[nodiscard]] const model_layout& layout() const noexcept { return host_.layout(); }
+
+  /// The exact size of every message for gradients of type T (fixed-width codes: it does not
+  /// depend on the values).
+  template <gradient_value T = float>
+  [[nodiscard]] std::size_t max_encoded_bytes() {
+    return plan_for(value_traits<T>::id).total_bytes;
+  }
+  /// Device memory held by the codec's workspaces, in bytes.
+  [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
+  /// Kernel launches and copies issued by the last encode() or decode() (constant in the number
+  /// of spans: tests check it).
+  [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
+
+  /// Compresses and encodes the device gradient `grad` into the device buffer `out`; returns the
+  /// message size. Errors as codec::encode (messages included), and device_error.
+  template <gradient_value T>
+  std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
+                     const stream_key& key) {
+    detail::require(grad.size() == layout().total_size(), errc::size_mismatch,
+                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
+                        std::to_string(layout().total_size()));
+    key.validate();
+    launches_ = 0;
+    message_plan& mp = plan_for(value_traits<T>::id);
+    reduce(exec, grad.data());
+    compute_scales<T>(exec, grad, key, mp);
+    detail::require(out.size() >= mp.total_bytes, errc::buffer_too_small,
+                    "message needs " + std::to_string(mp.total_bytes) + " bytes, output has " +
+                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
+    write_prefix(exec, mp, value_traits<T>::id, key, msg);
+    if (total_scales_ > 0) { // before the code kernels, which read them
+      detail::cuda_check(cudaMemcpyAsync(scales_.data(), host_scales_.data(),
+                                         total_scales_ * sizeof(float), cudaMemcpyHostToDevice,
+                                         exec.stream),
+                         "copy scales");
+      detail::cuda::write_scales<<<grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
+          scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_, scales_.data(),
+          msg);
+      launches_ += 2;
+    }
+    const random_stream rs(key.seed, key.stream_word(), random_purpose::rounding);
+    for (auto& g : mp.groups) {
+      launch_encode(exec, g, grad.data(), rs, msg);
+    }
+    // raw spans carry the gradient's own value type
+    if constexpr (std::is_same_v<T, float>) {
+      launch_encode(exec, mp.raw_f32, grad.data(), rs, msg);
+    } else if constexpr (std::is_same_v<T, half>) {
+      launch_encode(exec, mp.raw_f16, grad.data(), rs, msg);
+    } else {
+      launch_encode(exec, mp.raw_bf16, grad.data(), rs, msg);
+    }
+    checksum(exec, msg, mp.total_bytes, true);
+    detail::cuda_check(cudaStreamSynchronize(exec.stream), "encode");
+    detail::cuda_check(cudaGetLastError(), "encode kernels");
+    return mp.total_bytes;
+  }
+
+  /// Validates the device message completely, then writes the decompressed gradient into the
+  /// device buffer `out`. Errors as codec::decode; out is untouched on error.
+  template <gradient_value T>
+  void decode(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl<T, false>(exec, message, out);
+  }
+  /// As decode(), but adds the decompressed gradient to what `out` holds.
+  template <gradient_value T>
+  void decode_add(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl<T, true>(exec, message, out);
+  }
+
+private:
+  template <class Coder>
+  using code_group = detail::cuda::code_group<Coder>;
+  using span_coder =
+      decltype(std::declval<const compressor_type&>().coder(std::declval<const encoding_type&>()));
+  static constexpr bool sign_plane = detail::has_sign_plane<span_coder>;
+
+  /// The message layout for one gradient value type (raw spans carry values of that type).
+  struct message_plan {
+    std::vector<std::size_t> offset; ///< payload offset of every span
+    std::vector<std::size_t> bytes;  ///< payload bytes of every span
+    std::size_t total_bytes = 0;
+    std::vector<std::byte> directory;
+    std::vector<code_group<span_coder>> groups; ///< compressed spans, one group per width
+    code_group<detail::cast_coder<float>> raw_f32;
+    code_group<detail::cast_coder<half>> raw_f16;
+    code_group<detail::cast_coder<bfloat16>> raw_bf16;
+    detail::device_array<std::uint64_t> scale_payload;
+  };
+
+  /// One reduction slot: the i-th reduce_groups call of every span's scan().
+  struct reduction_slot {
+    std::vector<detail::cuda::reduce_span> host_spans;
+    detail::device_array<detail::cuda::reduce_span> spans;
+    detail::device_array<std::uint64_t> chunk_begin, sums_begin;
+    std::uint64_t chunks = 0, groups = 0;
+    std::uint64_t max_group_chunks = 0; ///< chunks of the largest group
+  };
+
+  // ---- construction ------------------------------------------------------------------------
+
+  /// Records, for every span, the reductions its scan() asks for.
+  void probe() {
+    const auto& plan = host_.spans();
+    logs_.resize(plan.size());
+    std::vector<float> scales;
+    std::vector<double> sums;
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      detail::reduction_log& log = logs_[s];
+      const detail::reduction_replay policy{&log};
+      if (!plan[s].compressed) {
+        (void)detail::scan_max_abs(policy, static_cast<const float*>(nullptr), plan[s].size);
+      } else {
+        const compressor_type& c = host_.span_compressor(s);
+        scales.assign(c.num_scales(plan[s].size), 0.0f);
+        (void)c.scan(policy, static_cast<const float*>(nullptr), plan[s].size, scales.data(), sums);
+      }
+      if (plan[s].size > 0 && log.requests.empty()) { // the finiteness check needs max |x|
+        log.requests.push_back({math::sum_kind::none, 1});
+        extra_max_request_.push_back(s);
+      }
+    }
+  }
+
+  void build_reductions() {
+    const auto& plan = host_.spans();
+    std::size_t slots = 0;
+    for (const auto& log : logs_) {
+      slots = std::max(slots, log.requests.size());
+    }
+    slots_.resize(slots);
+    for (std::size_t r = 0; r < slots; ++r) {
+      reduction_slot& slot = slots_[r];
+      std::vector<std::uint64_t> chunk_begin, sums_begin;
+      for (std::size_t s = 0; s < plan.size(); ++s) {
+        if (logs_[s].requests.size() <= r || plan[s].size == 0) {
+          continue;
+        }
+        const detail::reduction_request req = logs_[s].requests[r];
+        detail::cuda::reduce_span sp;
+        sp.global_begin = plan[s].begin;
+        sp.n = plan[s].size;
+        sp.kind = static_cast<std::uint32_t>(req.kind);
+        sp.group = req.kind == math::sum_kind::none ? sp.n : req.group;
+        sp.chunks_per_group = detail::ceil_div(sp.group, math::canonical_chunk);
+        sp.span = static_cast<std::uint32_t>(s);
+        const std::uint64_t groups = detail::ceil_div(sp.n, sp.group);
+        const std::uint64_t last = sp.n - (groups - 1) * sp.group;
+        chunk_begin.push_back(slot.chunks);
+        slot.chunks +=
+            (groups - 1) * sp.chunks_per_group + detail::ceil_div(last, math::canonical_chunk);
+        slot.max_group_chunks = std::max<std::uint64_t>(
+            slot.max_group_chunks,
+            detail::ceil_div(std::min<std::uint64_t>(sp.group, sp.n), math::canonical_chunk));
+        sp.sums_begin = slot.groups;
+        sums_begin.push_back(slot.groups);
+        if (req.kind != math::sum_kind::none) {
+          slot.groups += groups;
+        }
+        slot.host_spans.push_back(sp);
+      }
+      slot.spans = upload(slot.host_spans);
+      slot.chunk_begin = upload(chunk_begin);
+      slot.sums_begin = upload(sums_begin);
+      max_chunks_ = std::max<std::size_t>(max_chunks_, slot.chunks);
+      total_groups_ += slot.groups;
+    }
+    chunk_sums_ = detail::device_array<double>(std::max<std::size_t>(max_chunks_, 1));
+    group_sums_ = detail::device_array<double>(std::max<std::size_t>(total_groups_, 1));
+    host_group_sums_ = detail::pinned_array<double>(std::max<std::size_t>(total_groups_, 1));
+    span_max_ = detail::device_array<std::uint32_t>(std::max<std::size_t>(plan.size(), 1));
+    host_span_max_ = detail::pinned_array<std::uint32_t>(std::max<std::size_t>(plan.size(), 1));
+    // scales: the CPU codec's concatenation, span by span
+    std::vector<std::uint64_t> scale_begin;
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      const std::size_t ns =
+          plan[s].compressed ? host_.span_compressor(s).num_scales(plan[s].size) : 0;
+      span_scale_begin_.push_back(total_scales_);
+      if (ns > 0) {
+        scale_begin.push_back(total_scales_);
+        scale_owner_.push_back(s);
+      }
+      total_scales_ += ns;
+    }
+    scale_spans_ = static_cast<std::uint32_t>(scale_begin.size());
+    scale_begin_ = upload(scale_begin);
+    scales_ = detail::device_array<float>(std::max<std::size_t>(total_scales_, 1));
+    host_scales_ = detail::pinned_array<float>(std::max<std::size_t>(total_scales_, 1));
+    flags_ = detail::device_array<unsigned long long>(4);
+    host_flags_ = detail::pinned_array<unsigned long long>(4);
+    prefix_ = detail::pinned_array<std::byte>(wire_header_bytes +
+                                              plan.size() * wire_directory_entry_bytes);
+    workspace_bytes_ = chunk_sums_.size() * 8 + group_sums_.size() * 8 + span_max_.size() * 4 +
+                       scales_.size() * 4 + 32;
+  }
+
+  template <class T>
+  static detail::device_array<T> upload(const std::vector<T>& v) {
+    detail::device_array<T> d(std::max<std::size_t>(v.size(), 1));
+    if (!v.empty()) {
+      detail::cuda_check(
+          cudaMemcpy(d.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "upload");
+    }
+    return d;
+  }
+
+  message_plan& plan_for(value_type_id vt) {
+    auto& slot = plans_[static_cast<std::size_t>(vt) - 1];
+    if (!slot) {
+      slot.emplace(build_plan(vt));
+      workspace_bytes_ += 0; // plan tables are small; not counted as workspace
+    }
+    return *slot;
+  }
+
+  message_plan build_plan(value_type_id vt) {
+    const auto& plan = host_.spans();
+    const auto& enc = host_.scheme().encoding;
+    message_plan mp;
+    const std::size_t S = plan.size();
+    std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;
+    mp.directory.resize(S * wire_directory_entry_bytes);
+    std::vector<std::uint64_t> scale_payload;
+    for (std::size_t s = 0; s < S; ++s) {
+      const compressor_type& c = host_.span_compressor(s);
+      const std::size_t n = plan[s].size;
+      const std::size_t bytes =
+          plan[s].compressed ? detail::packed_span::bytes(c, c.coder(enc), n) : n * value_size(vt);
+      mp.offset.push_back(offset);
+      mp.bytes.push_back(bytes);
+      detail::write_directory_entry(mp.directory.data() + s * wire_directory_entry_bytes, n, bytes,
+                                    plan[s].compressed ? span_mode_compressed : span_mode_raw);
+      if (plan[s].compressed && c.num_scales(n) > 0) {
+        scale_payload.push_back(offset);
+      }
+      offset += bytes;
+    }
+    mp.total_bytes = offset;
+    mp.scale_payload = upload(scale_payload);
+    // compressed spans, grouped by code width
+    std::vector<unsigned> widths;
+    for (std::size_t s = 0; s < S; ++s) {
+      if (plan[s].compressed && plan[s].size > 0) {
+        const unsigned b = host_.span_compressor(s).coder(enc).bits();
+        if (std::find(widths.begin(), widths.end(), b) == widths.end()) {
+          widths.push_back(b);
+        }
+      }
+    }
+    for (unsigned b : widths) {
+      mp.groups.push_back(build_group<span_coder>(
+          mp, b, true, [&](std::size_t s) { return host_.span_compressor(s).coder(enc); }));
+    }
+    mp.raw_f32 = build_group<detail::cast_coder<float>>(
+        mp, 32, false, [](std::size_t) { return detail::cast_coder<float>{}; });
+    mp.raw_f16 = build_group<detail::cast_coder<half>>(
+        mp, 16, false, [](std::size_t) { return detail::cast_coder<half>{}; });
+    mp.raw_bf16 = build_group<detail::cast_coder<bfloat16>>(
+        mp, 16, false, [](std::size_t) { return detail::cast_coder<bfloat16>{}; });
+    return mp;
+  }
+
+  /// The spans of one code width (compressed = true) or the raw spans (false), and their tiles.
+  template <class Coder, class MakeCoder>
+  code_group<Coder> build_group(const message_plan& mp, unsigned bits, bool compressed,
+                                MakeCoder make_coder) {
+    const auto& plan = host_.spans();
+    const auto& enc = host_.scheme().encoding;
+    std::vector<detail::cuda::code_span<Coder>> spans;
+    std::vector<detail::cuda::code_tile> tiles;
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      if (plan[s].compressed != compressed || plan[s].size == 0) {
+        continue;
+      }
+      const compressor_type& c = host_.span_compressor(s);
+      if (compressed && c.coder(enc).bits() != bits) {
+        continue;
+      }
+      detail::cuda::code_span<Coder> sp;
+      const std::size_t n = plan[s].size;
+      const std::size_t ns = compressed ? c.num_scales(n) : 0;
+      sp.global_begin = plan[s].begin;
+      sp.n = n;
+      sp.payload = mp.offset[s] + 4 * ns;
+      if constexpr (detail::has_sign_plane<Coder>) {
+        sp.sign_payload = sp.payload + detail::packed_bytes(n, bits - 1);
+      }
+      sp.scale_begin = span_scale_begin_[s];
+      sp.group = compressed ? c.scale_group(n) : 1;
+      sp.has_scales = ns > 0 ? 1u : 0u;
+      sp.coder = make_coder(s);
+      for (std::size_t base = 0; base < n; base += detail::cuda::tile_elements) {
+        tiles.push_back({static_cast<std::uint32_t>(spans.size()),
+                         static_cast<std::uint32_t>(
+                             std::min<std::size_t>(detail::cuda::tile_elements, n - base)),
+                         base});
+      }
+      spans.push_back(sp);
+    }
+    code_group<Coder> g;
+    g.bits = bits;
+    g.tile_count = tiles.size();
+    g.spans = upload(spans);
+    g.tiles = upload(tiles);
+    return g;
+  }
+
+  // ---- encode --------------------------------------------------------------------------------
+
+  static unsigned grid_for(std::uint64_t items, unsigned per_block) {
+    const std::uint64_t g = (items + per_block - 1) / per_block;
+    return static_cast<unsigned>(std::min<std::uint64_t>(std::max<std::uint64_t>(g, 1), 65535));
+  }
+
+  template <class T>
+  void reduce(const cuda_policy& exec, const T* x) {
+    constexpr unsigned warps = detail::cuda::reduce_threads / detail::cuda::warp;
+    detail::cuda_check(cudaMemsetAsync(span_max_.data(), 0, span_max_.size() * 4, exec.stream),
+                       "memset");
+    ++launches_;
+    std::size_t sums_offset = 0;
+    for (reduction_slot& slot : slots_) {
+      const auto count = static_cast<std::uint32_t>(slot.host_spans.size());
+      if (slot.chunks > 0) {
+        detail::cuda::reduce_chunks<T>
+            <<<grid_for(slot.chunks, warps), detail::cuda::reduce_threads, 0, exec.stream>>>(
+                x, slot.spans.data(), slot.chunk_begin.data(), count, slot.chunks,
+                chunk_sums_.data(), span_max_.data());
+        ++launches_;
+      }
+      if (slot.groups > 0) {
+        const unsigned grid = grid_for(slot.groups, 1);
+        double* sums = group_sums_.data() + sums_offset;
+        if (slot.max_group_chunks > 256) { // big groups: 1024 threads share the tree
+          detail::cuda::combine_groups<10><<<grid, 1024, 0, exec.stream>>>(
+              slot.spans.data(), slot.sums_begin.data(), count, slot.groups,
+              slot.chunk_begin.data(), chunk_sums_.data(), sums);
+        } else {
+          detail::cuda::combine_groups<5><<<grid, 32, 0, exec.stream>>>(
+              slot.spans.data(), slot.sums_begin.data(), count, slot.groups,
+              slot.chunk_begin.data(), chunk_sums_.data(), sums);
+        }
+        ++launches_;
+      }
+      sums_offset += slot.groups;
+    }
+    detail::cuda_check(cudaGetLastError(), "reduce kernels");
+    if (total_groups_ > 0) {
+      detail::cuda_check(cudaMemcpyAsync(host_group_sums_.data(), group_sums_.data(),
+                                         total_groups_ * sizeof(double), cudaMemcpyDeviceToHost,
+                                         exec.stream),
+                         "copy reductions");
+      ++launches_;
+    }
+    detail::cuda_check(cudaMemcpyAsync(host_span_max_.data(), span_max_.data(),
+                                       span_max_.size() * 4, cudaMemcpyDeviceToHost, exec.stream),
+                       "copy max");
+    ++launches_;
+    detail::cuda_check(cudaStreamSynchronize(exec.stream), "reductions");
+  }
+
+  /// Replays every span's scan() on the device's reductions; on a non-finite or out-of-range
+  /// input, the gradient is brought to the host and the CPU codec raises its exact error.
+  template <class T>
+  void compute_scales(const cuda_policy&, std::span<const T> grad, const stream_key& key,
+                      const message_plan&) {
+    const auto& plan = host_.spans();
+    // where each span's group sums are, per slot
+    slot_offset_.assign(slots_.size() + 1, 0);
+    for (std::size_t r = 0; r < slots_.size(); ++r) {
+      slot_offset_[r + 1] = slot_offset_[r] + slots_[r].groups;
+    }
+    cursor_.assign(slots_.size(), 0);
+    bool bad = false;
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      detail::reduction_log& log = logs_[s];
+      log.sums.assign(log.requests.size(), nullptr); // no allocation after the first call
+      if (plan[s].size > 0) {
+        for (std::size_t r = 0; r < log.requests.size(); ++r) {
+          log.sums[r] = host_group_sums_.data() + slot_offset_[r] + cursor_[r];
+          if (log.requests[r].kind != math::sum_kind::none) {
+            cursor_[r] += detail::ceil_div(plan[s].size, log.requests[r].group);
+          }
+        }
+      }
+      const std::uint32_t mb = plan[s].size > 0 ? host_span_max_[s] : 0u;
+      log.start_replay(mb);
+      if (mb >= detail::inf_abs_bits) {
+        bad = true;
+        break;
+      }
+      if (!plan[s].compressed) {
+        continue;
+      }
+      const compressor_type& c = host_.span_compressor(s);
+      if constexpr (requires { span_coder::overflow_abs_bits; }) {
+        if (mb >= span_coder::overflow_abs_bits) {
+          bad = true;
+          break;
+        }
+      }
+      (void)c.scan(detail::reduction_replay{&log}, static_cast<const T*>(nullptr), plan[s].size,
+                   host_scales_.data() + span_scale_begin_[s], scan_sums_);
+    }
+    if (bad) {
+      std::vector<T> host(grad.size());
+      detail::cuda_check(
+          cudaMemcpy(host.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
+          "copy gradient for the error report");
+      codec<Scheme> reporter(host_.scheme(), host_.layout());
+      (void)reporter.local_scales(cpu, std::span<const T>(host), key);
+      detail::fail(errc::non_finite_input, "non-finite or out-of-range gradient value");
+    }
+  }
+
+  void write_prefix(const cuda_policy& exec, const message_plan& mp, value_type_id vt,
+                    const stream_key& key, std::uint8_t* msg) {
+    std::byte* p = prefix_.data();
+    detail::write_frame_header(
+        p, compressor_type::id, encoding_type::id, Scheme::granularity_type::id, vt,
+        static_cast<std::uint32_t>(host_.spans().size()), layout().total_size(), key.seed,
+        key.stream_word(), host_.plan_digest());
+    std::copy(mp.directory.begin(), mp.directory.end(), p + wire_header_bytes);
+    detail::cuda_check(cudaMemcpyAsync(msg, p, wire_header_bytes + mp.directory.size(),
+                                       cudaMemcpyHostToDevice, exec.stream),
+                       "copy header");
+    ++launches_;
+  }
+
+  template <class Coder, class T>
+  void launch_encode(const cuda_policy& exec, const code_group<Coder>& g, const T* x,
+                     const random_stream& rs, std::uint8_t* msg) {
+    if (g.tile_count == 0) {
+      return;
+    }
+    constexpr bool planes = detail::has_sign_plane<Coder>;
+    detail::cuda::encode_tiles<Coder, planes, T>
+        <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+            x, g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), rs, g.bits, msg);
+    ++launches_;
+  }
+
+  /// Computes the checksum of the device message; seals it (writes bytes 48..56) or not.
+  void checksum(const cuda_policy& exec, std::uint8_t* msg, std::size_t size, bool seal) {
+    detail::cuda::checksum_async(exec.stream, msg, size, flags_.data(), seal);
+    launches_ += 3;
+  }
+
+  // ---- decode --------------------------------------------------------------------------------
+
+  template <class T, bool Add>
+  void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    launches_ = 0;
+    const std::size_t S = host_.spans().size();
+    const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
+    const message_info info =
+        detail::cuda::read_device_frame(exec.stream, host_, message, frame_, launches_);
+    detail::require(out.size() == layout().total_size(), errc::size_mismatch,
+                    "output has " + std::to_string(out.size()) + " elements, layout has " +
+                        std::to_string(layout().total_size()));
+    message_plan& mp = plan_for(info.value_type);
+    for (std::size_t s = 0; s < S; ++s) {
+      detail::require(info.spans[s].bytes == mp.bytes[s], errc::corrupt_payload,
+                      host_.span_name(s) + ": " + std::to_string(info.spans[s].bytes) +
+                          " payload bytes, the format needs " + std::to_string(mp.bytes[s]));
+    }
+    validate_payload(exec, mp, info.value_type, msg);
+    for (auto& g : mp.groups) {
+      launch_decode<T, Add>(exec, g, msg, out.data());
+    }
+    switch (info.value_type) {
+    case value_type_id::f32:
+      launch_decode<T, Add>(exec, mp.raw_f32, msg, out.data());
+      break;
+    case value_type_id::f16:
+      launch_decode<T, Add>(exec, mp.raw_f16, msg, out.data());
+      break;
+    case value_type_id::bf16:
+      launch_decode<T, Add>(exec, mp.raw_bf16, msg, out.data());
+      break;
+    }
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// Scales, codes and padding of every span, checked on the device before anything is written.
+  void validate_payload(const cuda_policy& exec, message_plan& mp, value_type_id vt,
+                        const std::uint8_t* msg) {
+    detail::cuda_check(
+        cudaMemsetAsync(flags_.data(), 0xff, 3 * sizeof(unsigned long long), exec.stream),
+        "memset");
+    ++launches_;
+    unsigned long long* bad_scale = flags_.data();
+    unsigned long long* bad_code = flags_.data() + 1;
+    unsigned long long* bad_padding = flags_.data() + 2;
+    if (total_scales_ > 0) {
+      detail::cuda::read_scales<<<grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
+          scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_, msg,
+          scales_.data(), bad_scale);
+      ++launches_;
+    }
+    const auto validate = [&](auto& g) {
+      using Coder = typename std::decay_t<decltype(g)>::coder_type;
+      if (g.tile_count == 0) {
+        return;
+      }
+      constexpr bool planes = detail::has_sign_plane<Coder>;
+      detail::cuda::validate_tiles<Coder, planes>
+          <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+              g.spans.data(), g.tiles.data(), g.tile_count, msg, g.bits, bad_code, bad_padding);
+      ++launches_;
+    };
+    for (auto& g : mp.groups) {
+      validate(g);
+    }
+    switch (vt) {
+    case value_type_id::f32:
+      validate(mp.raw_f32);
+      break;
+    case value_type_id::f16:
+      validate(mp.raw_f16);
+      break;
+    case value_type_id::bf16:
+      validate(mp.raw_bf16);
+      break;
+    }
+    detail::cuda_check(cudaMemcpyAsync(host_flags_.data(), flags_.data(),
+                                       3 * sizeof(unsigned long long), cudaMemcpyDeviceToHost,
+                                       exec.stream),
+                       "copy validation");
+    ++launches_;
+    detail::cuda_check(cudaStreamSynchronize(exec.stream), "validate");
+    const auto none = ~0ull;
+    if (host_flags_[0] != none) {
+      const std::size_t i = host_flags_[0];
+      const std::size_t k = static_cast<std::size_t>(
+          std::upper_bound(span_scale_begin_.begin(), span_scale_begin_.end(), i) -
+          span_scale_begin_.begin() - 1);
+      detail::fail(errc::corrupt_payload, "span " + std::to_string(k) + ": scale " +
+                                              std::to_string(i - span_scale_begin_[k]) +
+                                              " is invalid (non-finite or negative)");
+    }
+    if (host_flags_[1] != none) {
+      const std::size_t g = host_flags_[1];
+      const std::size_t s = span_of_element(g);
+      detail::fail(errc::corrupt_payload, host_.span_name(s) + ": invalid code at element " +
+                                              std::to_string(g - host_.spans()[s].begin));
+    }
+    if (host_flags_[2] != none) {
+      detail::fail(errc::corrupt_payload,
+                   "a span's padding bits after the last code are not zero (group span " +
+                       std::to_string(host_flags_[2]) + ")");
+    }
+  }
+
+  [[nodiscard]] std::size_t span_of_element(std::size_t g) const {
+    const auto& plan = host_.spans();
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      if (g >= plan[s].begin && g < plan[s].begin + plan[s].size) {
+        return s;
+      }
+    }
+    return 0;
+  }
+
+  template <class T, bool Add, class Coder>
+  void launch_decode(const cuda_policy& exec, const code_group<Coder>& g, const std::uint8_t* msg,
+                     T* out) {
+    if (g.tile_count == 0) {
+      return;
+    }
+    constexpr bool planes = detail::has_sign_plane<Coder>;
+    detail::cuda::decode_tiles<Coder, planes, T, Add>
+        <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+            g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), msg, g.bits, out);
+    ++launches_;
+  }
+
+  codec<Scheme> host_;
+  std::vector<detail::reduction_log> logs_;
+  std::vector<std::size_t> slot_offset_, cursor_; ///< replay bookkeeping, reused
+  std::vector<double> scan_sums_;
+  std::vector<std::size_t> extra_max_request_;
+  std::vector<reduction_slot> slots_;
+  std::size_t max_chunks_ = 0, total_groups_ = 0;
+  detail::device_array<double> chunk_sums_, group_sums_;
+  detail::pinned_array<double> host_group_sums_;
+  detail::device_array<std::uint32_t> span_max_;
+  detail::pinned_array<std::uint32_t> host_span_max_;
+  std::vector<std::size_t> span_scale_begin_;
+  std::vector<std::size_t> scale_owner_;
+  std::size_t total_scales_ = 0;
+  std::uint32_t scale_spans_ = 0;
+  detail::device_array<std::uint64_t> scale_begin_;
+  detail::device_array<float> scales_;
+  detail::pinned_array<float> host_scales_;
+  detail::device_array<unsigned long long> flags_;
+  detail::pinned_array<unsigned long long> host_flags_;
+  detail::pinned_array<std::byte> prefix_;
+  detail::cuda::frame_buffers frame_;
+  std::array<std::optional<message_plan>, 3> plans_;
+  std::size_t workspace_bytes_ = 0;
+  std::size_t launches_ = 0;
+};
+
+} // namespace gradcomp

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../codec.hpp"
+#include "../../encoding/wire_header.hpp"
+#include "kernels.cuh"
+#include "runtime.cuh"
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string>
+
+/// @file
+/// The frame of a device message, read on the host: the header and directory are copied back,
+/// the checksum is computed on the device, and the frame is validated with the CPU's checks
+/// (detail::parse_frame_fields, codec::check_frame), so errors are the CPU decoder's.
+
+namespace gradcomp::detail::cuda {
+
+/// Host-side buffers the frame check reuses between calls.
+struct frame_buffers {
+  pinned_array<std::byte> prefix;
+  device_array<unsigned long long> scratch{2};
+  pinned_array<unsigned long long> checksum{1};
+};
+
+/// Validates the frame of `message` (device bytes) for `host`'s plan; returns it parsed.
+/// Synchronizes the stream once. `launches` counts the copies and kernels issued.
+template <class Scheme>
+message_info read_device_frame(cudaStream_t stream, const codec<Scheme>& host,
+                               std::span<const std::byte> message, frame_buffers& buf,
+                               std::size_t& launches) {
+  const std::size_t S = host.spans().size();
+  buf.prefix.reserve(wire_header_bytes + S * wire_directory_entry_bytes);
+  const std::size_t prefix_bytes =
+      std::min(message.size(), wire_header_bytes + S * wire_directory_entry_bytes);
+  if (prefix_bytes > 0) {
+    cuda_check(cudaMemcpyAsync(buf.prefix.data(), message.data(), prefix_bytes,
+                               cudaMemcpyDeviceToHost, stream),
+               "copy frame");
+    ++launches;
+  }
+  if (message.size() >= wire_header_bytes) {
+    checksum_async(stream,
+                   const_cast<std::uint8_t*>(reinterpret_cast<const std::uint8_t*>(message.data())),
+                   message.size(), buf.scratch.data(), false);
+    cuda_check(cudaMemcpyAsync(buf.checksum.data(), buf.scratch.data() + 1, 8,
+                               cudaMemcpyDeviceToHost, stream),
+               "copy checksum");
+    launches += 4;
+  }
+  cuda_check(cudaStreamSynchronize(stream), "decode frame");
+  const std::span<const std::byte> prefix(buf.prefix.data(), prefix_bytes);
+  check_frame_start(prefix, message.size());
+  check_checksum(load_le<std::uint64_t>(prefix.data() + 48), buf.checksum[0]);
+  const auto span_count = load_le<std::uint32_t>(prefix.data() + 12);
+  require(span_count == S, errc::layout_mismatch,
+          "message has " + std::to_string(span_count) + " spans, plan has " + std::to_string(S));
+  const message_info info = parse_frame_fields(prefix, message.size());
+  host.check_frame(info);
+  return info;
+}
+
+} // namespace gradcomp::detail::cuda

@@ -1,0 +1,388 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../core/float16.hpp"
+#include "../../detail/bits.hpp"
+#include "../../random/stream_key.hpp"
+#include "kernels.cuh"
+
+#include <cstddef>
+#include <cstdint>
+#include <cuda_runtime.h>
+
+/// @file
+/// Kernels of the sparse device codec (backend/cuda/sparse_codec.cuh), every one over all spans
+/// in one launch (one block per tile of one span). Selection is exact and matches the CPU:
+///  - predicate sparsifiers (threshold-v, adaptive threshold) flag x_i by the same test;
+///  - top-key sparsifiers (top-k on |x| bits, random-k on complemented Philox words) find the k-th
+///    largest key of every span by a segmented radix select (8-bit digits, most significant
+///    first), then keep the keys above it and, of the keys equal to it, the lowest indices;
+/// flags become positions by an exclusive scan over the whole buffer (CUB), so the kept indices
+/// of every span come out ascending, as on the CPU.
+
+namespace gradcomp::detail::cuda {
+
+/// One span of a sparse scheme on the device.
+template <class Key>
+struct sparse_span {
+  std::uint64_t global_begin = 0;
+  std::uint64_t n = 0;
+  std::uint64_t k = 0;       ///< top-key sparsifiers: how many to keep
+  std::uint32_t param = 0;   ///< threshold-v: lowest kept |x| bits; adaptive: max |x| bits
+  std::uint32_t implied = 0; ///< random-k with a shared seed: no indices on the wire
+  random_stream subset{};    ///< random-k: the subset stream of this span
+  Key prefix = 0;            ///< radix select: the k-th key's digits found so far
+  std::uint64_t need = 0;    ///< radix select: keys still to take among those matching prefix
+};
+
+/// Top-k's key: |x| as bits (ties: +0 and -0 share key 0).
+struct magnitude_key {
+  using key_type = std::uint32_t;
+  template <class T>
+  __device__ static key_type key(const T* x, const sparse_span<key_type>& sp, std::uint64_t i) {
+    return abs_bits(to_float(x[sp.global_begin + i]));
+  }
+};
+/// Random-k's key: the complemented 64-bit Philox word of the element (k smallest words).
+struct random_key {
+  using key_type = std::uint64_t;
+  template <class T>
+  __device__ static key_type key(const T*, const sparse_span<key_type>& sp, std::uint64_t i) {
+    return ~sp.subset.bits64(sp.global_begin + i);
+  }
+};
+/// Threshold-v: |x| bits >= param (param > 0: zeros are never kept).
+struct threshold_predicate {
+  template <class T, class Key>
+  __device__ static bool keep(const T* x, const sparse_span<Key>& sp, std::uint64_t i) {
+    return abs_bits(to_float(x[sp.global_begin + i])) >= sp.param;
+  }
+};
+/// Adaptive threshold: |x| > 0 and 2|x| >= max |x| of the span (param), in float.
+struct adaptive_predicate {
+  template <class T, class Key>
+  __device__ static bool keep(const T* x, const sparse_span<Key>& sp, std::uint64_t i) {
+    const float a = bits_float(abs_bits(to_float(x[sp.global_begin + i])));
+    return a > 0.0f && 2.0f * a >= bits_float(sp.param);
+  }
+};
+
+/// Radix select pass: histogram of the digit at `shift` of the keys that match the span's prefix
+/// above it (block-local in shared memory, then added to the span's 256 bins).
+template <class Selector, class T>
+__global__ void __launch_bounds__(tile_threads)
+    key_histogram(const T* __restrict__ x,
+                  const sparse_span<typename Selector::key_type>* __restrict__ spans,
+                  const code_tile* __restrict__ tiles, std::uint64_t tile_count, unsigned shift,
+                  unsigned* __restrict__ hist) {
+  using Key = typename Selector::key_type;
+  __shared__ unsigned bins[256];
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) {
+      bins[b] = 0;
+    }
+    __syncthreads();
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    const unsigned above = shift + 8;
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      const Key key = Selector::key(x, sp, tile.base + j);
+      const bool match = above >= sizeof(Key) * 8 || (key >> above) == (sp.prefix >> above);
+      if (match) {
+        atomicAdd(&bins[(key >> shift) & 0xffu], 1u);
+      }
+    }
+    __syncthreads();
+    for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) {
+      if (bins[b] != 0) {
+        atomicAdd(&hist[std::uint64_t{tile.span} * 256 + b], bins[b]);
+      }
+    }
+    __syncthreads();
+  }
+}
+
+/// Radix select pass: each span takes the digit where its k-th key lies (one thread per span).
+template <class Key>
+__global__ void pick_digit(sparse_span<Key>* spans, std::uint32_t count, unsigned shift,
+                           const unsigned* __restrict__ hist) {
+  for (std::uint32_t s = blockIdx.x * blockDim.x + threadIdx.x; s < count;
+       s += gridDim.x * blockDim.x) {
+    sparse_span<Key>& sp = spans[s];
+    if (sp.n == 0 || sp.k == 0) {
+      continue;
+    }
+    const unsigned* h = hist + std::uint64_t{s} * 256;
+    for (int d = 255; d >= 0; --d) {
+      if (sp.need > h[d]) {
+        sp.need -= h[d];
+      } else {
+        sp.prefix |= static_cast<Key>(d) << shift;
+        break;
+      }
+    }
+  }
+}
+
+/// Flags of a top-key selection, stage 1: 1 where the key equals the span's k-th key (for the
+/// tie ranks); stage 2 (with the scanned tie flags): 1 where the element is kept.
+template <class Selector, class T, bool Final>
+__global__ void __launch_bounds__(tile_threads)
+    top_key_flags(const T* __restrict__ x,
+                  const sparse_span<typename Selector::key_type>* __restrict__ spans,
+                  const code_tile* __restrict__ tiles, std::uint64_t tile_count,
+                  const unsigned* __restrict__ tie_rank, unsigned* __restrict__ flags) {
+  using Key = typename Selector::key_type;
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      const std::uint64_t g = sp.global_begin + tile.base + j;
+      const Key key = Selector::key(x, sp, tile.base + j);
+      if constexpr (!Final) {
+        flags[g] = key == sp.prefix ? 1u : 0u;
+      } else {
+        const unsigned rank = tie_rank[g] - tie_rank[sp.global_begin];
+        flags[g] = (key > sp.prefix || (key == sp.prefix && rank < sp.need)) ? 1u : 0u;
+      }
+    }
+  }
+}
+
+/// Flags of a predicate selection.
+template <class Predicate, class Key, class T>
+__global__ void __launch_bounds__(tile_threads)
+    predicate_flags(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+                    const code_tile* __restrict__ tiles, std::uint64_t tile_count,
+                    unsigned* __restrict__ flags) {
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      flags[sp.global_begin + tile.base + j] = Predicate::keep(x, sp, tile.base + j) ? 1u : 0u;
+    }
+  }
+}
+
+/// Kept count of every span from the scanned positions (positions has n + 1 entries).
+template <class Key>
+__global__ void span_counts(const sparse_span<Key>* __restrict__ spans, std::uint32_t count,
+                            const unsigned* __restrict__ positions,
+                            unsigned long long* __restrict__ counts) {
+  for (std::uint32_t s = blockIdx.x * blockDim.x + threadIdx.x; s < count;
+       s += gridDim.x * blockDim.x) {
+    const sparse_span<Key> sp = spans[s];
+    counts[s] = positions[sp.global_begin + sp.n] - positions[sp.global_begin];
+  }
+}
+
+/// Where a span's sparse payload goes, per call.
+struct sparse_out {
+  std::uint64_t offset = 0; ///< of the span payload (its 16-byte header) in the message
+  std::uint64_t k = 0;
+  std::uint32_t index_bytes = 2;
+  std::uint32_t implied = 0;
+};
+
+__device__ __forceinline__ void store_bytes(std::uint8_t* p, std::uint64_t v, unsigned bytes) {
+  for (unsigned b = 0; b < bytes; ++b) {
+    p[b] = static_cast<std::uint8_t>(v >> (8 * b));
+  }
+}
+template <class V>
+__device__ __forceinline__ std::uint32_t value_bits(float v) {
+  if constexpr (std::is_same_v<V, float>) {
+    return float_bits(v);
+  } else {
+    return from_float<V>(v).bits;
+  }
+}
+template <class V>
+__device__ __forceinline__ float value_from_bits(std::uint32_t b) {
+  if constexpr (std::is_same_v<V, float>) {
+    return bits_float(b);
+  } else {
+    return to_float(V{static_cast<std::uint16_t>(b)});
+  }
+}
+
+/// Writes the kept indices (span-local, index_bytes each, unless implied) and values (as V).
+template <class V, class Key, class T>
+__global__ void __launch_bounds__(tile_threads)
+    write_sparse(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+                 const code_tile* __restrict__ tiles, std::uint64_t tile_count,
+                 const unsigned* __restrict__ flags, const unsigned* __restrict__ positions,
+                 const sparse_out* __restrict__ outs, std::uint8_t* msg) {
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_out o = outs[tile.span];
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      const std::uint64_t g = sp.global_begin + tile.base + j;
+      if (flags[g] == 0) {
+        continue;
+      }
+      const std::uint64_t r = positions[g] - positions[sp.global_begin];
+      std::uint8_t* q = msg + o.offset + 16;
+      if (o.implied == 0) {
+        store_bytes(q + r * o.index_bytes, tile.base + j, o.index_bytes);
+        q += o.k * o.index_bytes;
+      }
+      store_bytes(q + r * sizeof(V), value_bits<V>(to_float(x[g])), sizeof(V));
+    }
+  }
+}
+
+/// Scatters 16-byte span headers (built on the host) to their offsets.
+__global__ void scatter_headers(const std::uint8_t* __restrict__ headers,
+                                const sparse_out* __restrict__ outs, std::uint32_t count,
+                                std::uint8_t* msg) {
+  for (std::uint64_t i = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count * 16ull;
+       i += std::uint64_t{gridDim.x} * blockDim.x) {
+    msg[outs[i / 16].offset + i % 16] = headers[i];
+  }
+}
+
+/// Gathers the 16-byte headers of the spans of a received message (to validate on the host).
+__global__ void gather_headers(const std::uint8_t* __restrict__ msg,
+                               const sparse_out* __restrict__ outs, std::uint32_t count,
+                               std::uint8_t* __restrict__ headers) {
+  for (std::uint64_t i = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count * 16ull;
+       i += std::uint64_t{gridDim.x} * blockDim.x) {
+    headers[i] = msg[outs[i / 16].offset + i % 16];
+  }
+}
+
+__device__ __forceinline__ std::uint64_t load_bytes(const std::uint8_t* p, unsigned bytes) {
+  std::uint64_t v = 0;
+  for (unsigned b = 0; b < bytes; ++b) {
+    v |= std::uint64_t{p[b]} << (8 * b);
+  }
+  return v;
+}
+
+/// One entry of a received sparse span: which span, which rank.
+struct sparse_entry_span {
+  std::uint64_t entry_begin = 0; ///< first entry of the span across all spans
+  std::uint64_t n = 0;
+  std::uint64_t global_begin = 0;
+  float scale = 1.0f;
+  std::uint32_t span = 0;
+};
+
+/// Entry e of a received message: its span, its rank in the span, where its index (if any) and
+/// its value are.
+struct located_entry {
+  sparse_entry_span span;
+  sparse_out out;
+  std::uint64_t rank = 0;
+  const std::uint8_t* index = nullptr; ///< null when the indices are implied
+  const std::uint8_t* value = nullptr;
+};
+__device__ inline located_entry locate_entry(const std::uint8_t* msg, const sparse_out* outs,
+                                             const sparse_entry_span* spans, std::uint32_t count,
+                                             std::uint64_t e, unsigned value_bytes) {
+  std::uint32_t lo = 0, hi = count;
+  while (hi - lo > 1) {
+    const std::uint32_t mid = lo + (hi - lo) / 2;
+    if (spans[mid].entry_begin <= e) {
+      lo = mid;
+    } else {
+      hi = mid;
+    }
+  }
+  located_entry l;
+  l.span = spans[lo];
+  l.out = outs[l.span.span];
+  l.rank = e - l.span.entry_begin;
+  const std::uint8_t* q = msg + l.out.offset + 16;
+  if (l.out.implied == 0) {
+    l.index = q + l.rank * l.out.index_bytes;
+    q += l.out.k * l.out.index_bytes;
+  }
+  l.value = q + l.rank * value_bytes;
+  return l;
+}
+
+/// Validation of received entries: indices below n and strictly increasing (unless implied),
+/// values finite; the first bad entry is recorded.
+template <class V>
+__global__ void validate_entries(const std::uint8_t* __restrict__ msg,
+                                 const sparse_out* __restrict__ outs,
+                                 const sparse_entry_span* __restrict__ spans, std::uint32_t count,
+                                 std::uint64_t entries, unsigned long long* first_bad) {
+  for (std::uint64_t e = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < entries;
+       e += std::uint64_t{gridDim.x} * blockDim.x) {
+    const located_entry l = locate_entry(msg, outs, spans, count, e, sizeof(V));
+    bool ok = true;
+    if (l.index != nullptr) {
+      const unsigned w = l.out.index_bytes;
+      const std::uint64_t i = load_bytes(l.index, w);
+      ok = i < l.span.n && (l.rank == 0 || i > load_bytes(l.index - w, w));
+    }
+    const float v = value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V))));
+    ok = ok && !is_non_finite(v);
+    if (!ok) {
+      atomicMin(first_bad, static_cast<unsigned long long>(e));
+    }
+  }
+}
+
+/// Scatters received entries into out (the spans were zeroed first for an assignment).
+/// Implied indices come from `implied_positions`: the regenerated selection's flags/positions.
+template <class V, class T, bool Add>
+__global__ void scatter_entries(const std::uint8_t* __restrict__ msg,
+                                const sparse_out* __restrict__ outs,
+                                const sparse_entry_span* __restrict__ spans, std::uint32_t count,
+                                std::uint64_t entries, const std::uint64_t* __restrict__ implied,
+                                T* __restrict__ out) {
+  for (std::uint64_t e = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < entries;
+       e += std::uint64_t{gridDim.x} * blockDim.x) {
+    const located_entry l = locate_entry(msg, outs, spans, count, e, sizeof(V));
+    const std::uint64_t i = l.index != nullptr ? load_bytes(l.index, l.out.index_bytes)
+                                               : implied[e] - l.span.global_begin;
+    const float v = value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V)))) *
+                    l.span.scale;
+    T* d = out + l.span.global_begin + i;
+    if constexpr (Add) {
+      *d = from_float<T>(to_float(*d) + v);
+    } else {
+      *d = from_float<T>(v);
+    }
+  }
+}
+
+/// The global indices of the flagged elements, in order (regenerated implied indices).
+__global__ void compact_indices(const unsigned* __restrict__ flags,
+                                const unsigned* __restrict__ positions, std::uint64_t n,
+                                std::uint64_t* __restrict__ out) {
+  for (std::uint64_t g = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; g < n;
+       g += std::uint64_t{gridDim.x} * blockDim.x) {
+    if (flags[g] != 0) {
+      out[positions[g]] = g;
+    }
+  }
+}
+
+/// Max |x| bits of every span (the finiteness check), one block per tile.
+template <class Key, class T>
+__global__ void __launch_bounds__(tile_threads)
+    span_max_bits(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+                  const code_tile* __restrict__ tiles, std::uint64_t tile_count,
+                  std::uint32_t* __restrict__ max_bits) {
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    std::uint32_t m = 0;
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      const std::uint32_t b = abs_bits(to_float(x[sp.global_begin + tile.base + j]));
+      m = b > m ? b : m;
+    }
+    m = __reduce_max_sync(0xffffffffu, m);
+    if (threadIdx.x % warp == 0) {
+      atomicMax(max_bits + tile.span, m);
+    }
+  }
+}
+
+} // namespace gradcomp::detail::cuda

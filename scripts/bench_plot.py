@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""PNG plot of bench_compressors results (Google Benchmark JSON).
+
+usage: bench_plot.py RESULTS.json OUT.png
+Left: encode throughput (input GB/s) against flat buffer size, one line per operator, with
+memcpy's input rate as the dashed reference. Right: ResNet-50 encode throughput, entire-model
+(flat) against layer-wise, one pair of bars per operator.
+"""
+import json
+import re
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main():
+    runs = json.load(open(sys.argv[1]))["benchmarks"]
+    sizes, memcpy, r50 = {}, {}, {}
+    for r in runs:
+        name = r["name"].removesuffix("/real_time")
+        parts = name.split("/")
+        gbs = r.get("bytes_per_second", 0) / 1e9
+        if parts[0] == "baseline":
+            if parts[1] == "memcpy":
+                memcpy[int(parts[2])] = gbs
+            continue
+        if len(parts) < 6 or parts[5] != "encode":
+            continue
+        op, gran, layout = parts[0], parts[1], parts[4]
+        m = re.fullmatch(r"flat2\^(\d+)", layout)
+        if m and gran == "flat":
+            sizes.setdefault(op, []).append((1 << int(m.group(1)), gbs))
+        elif layout == "resnet50" and gran in ("flat", "layer"):
+            r50.setdefault(op, {})[gran] = gbs
+    fig, (a, b) = plt.subplots(1, 2, figsize=(15, 6))
+    for op, pts in sorted(sizes.items()):
+        pts.sort()
+        a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=op)
+    if memcpy:
+        xs = sorted(memcpy)
+        a.plot(xs, [memcpy[x] for x in xs], "k--", label="memcpy")
+    a.set_xscale("log", base=2)
+    a.set_xlabel("elements (fp32)")
+    a.set_ylabel("encode input GB/s (one thread)")
+    a.set_title("entire-model encode vs buffer size")
+    a.legend(fontsize=7, ncol=2)
+    ops = sorted(r50)
+    xs = range(len(ops))
+    b.bar([x - 0.2 for x in xs], [r50[o].get("flat", 0) for o in ops], 0.4, label="entire-model")
+    b.bar([x + 0.2 for x in xs], [r50[o].get("layer", 0) for o in ops], 0.4, label="layer-wise")
+    b.set_xticks(list(xs))
+    b.set_xticklabels(ops, rotation=70, fontsize=7)
+    b.set_ylabel("encode input GB/s (one thread)")
+    b.set_title("ResNet-50 (25.6M, 161 tensors): layer-wise vs entire-model")
+    b.legend()
+    fig.tight_layout()
+    fig.savefig(sys.argv[2], dpi=110)
+
+
+if __name__ == "__main__":
+    main()

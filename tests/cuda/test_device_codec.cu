@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CUDA backend against the CPU codec on real layouts and hostile input: per-layer rules (raw
+// spans), ResNet-50 layer-wise and entire-model, a launch count that does not grow with the
+// number of layers, the CPU's errors for hostile messages and bad gradients (output untouched).
+#include "device_test_support.cuh"
+
+using namespace gradcomp;
+using namespace gradcomp::test;
+
+TEST_CASE("per-layer rules: raw spans and per-layer parameters on the device", "[cuda][rules]") {
+  const model_layout layout = test::odd_layout();
+  const auto x = test::make_input(layout.total_size(), test::distribution::normal, 3);
+  layer_rules rules;
+  rules.identity_below = 64;
+  rules.overrides.push_back({layout[15].name, 3.0});
+  check_scheme(scheme<qsgd, layer_span>{{255}, {}, {}, rules}, layout, x, {5, 6, 7, role::master});
+  check_scheme(scheme<qsgd, layer_span>{{255}, {}, {}, rules}, layout,
+               test::convert<gradcomp::half>(x), {5, 6, 7, role::master});
+  check_scheme(scheme<terngrad, layer_span>{{}, {}, {}, rules}, layout, x, {1, 2, 3, role::worker});
+}
+
+TEST_CASE("a real model layout: ResNet-50, layer-wise and entire-model", "[cuda][resnet50]") {
+  const model_layout layout = models::resnet50_imagenet();
+  const auto x = test::make_input(layout.total_size(), test::distribution::normal, 9);
+  const stream_key key{42, 1000, 0, role::worker};
+  check_scheme(scheme<qsgd, layer_span>{{15}}, layout, x, key);
+  check_scheme(scheme<qsgd, flat_span>{{15}}, layout, x, key);
+  check_scheme(scheme<terngrad, layer_span>{}, layout, x, key);
+  check_scheme(scheme<scaled_sign, flat_span>{}, layout, x, key);
+}
+
+TEST_CASE("the launch count does not grow with the number of layers", "[cuda][launches]") {
+  const model_layout many = models::resnet50_imagenet();
+  const model_layout one = model_layout::from_sizes({many.total_size()});
+  const auto x = test::make_input(many.total_size(), test::distribution::normal, 1);
+  on_device<float> g(x);
+  const auto launches = [&](const model_layout& layout) {
+    device_codec<scheme<qsgd, layer_span>> dev({{255}}, layout);
+    on_device<std::byte> m(dev.max_encoded_bytes());
+    dev.encode(cuda_policy{}, std::span<const float>(g.d.data(), g.n), m.span(), {});
+    return dev.last_launch_count();
+  };
+  CAPTURE(many.num_layers());
+  REQUIRE(launches(many) == launches(one));
+}
+
+TEST_CASE("hostile device messages get the CPU's errors, output untouched", "[cuda][robust]") {
+  using S = scheme<qsgd, layer_span>;
+  const model_layout layout = test::odd_layout();
+  const auto x = test::make_input(layout.total_size(), test::distribution::normal, 4);
+  codec<S> host({{7}}, layout);
+  device_codec<S> dev({{7}}, layout);
+  std::vector<std::byte> msg(host.max_encoded_bytes());
+  msg.resize(host.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
+  const auto reseal = [](std::vector<std::byte>& m) {
+    detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
+  };
+  // a flipped bit anywhere: checksum (or magic/version)
+  for (std::size_t pos = 0; pos < msg.size(); pos += 1 + msg.size() / 97) {
+    auto bad = msg;
+    bad[pos] ^= std::byte{0x10};
+    REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
+  }
+  // re-sealed edits of the payload: invalid levels, scales, padding
+  for (std::size_t pos = 56; pos < msg.size(); pos += 1 + msg.size() / 211) {
+    auto bad = msg;
+    bad[pos] = std::byte{0xff};
+    reseal(bad);
+    if (host_decode_error(host, bad) == errc::invalid_parameter)
+      continue; // still valid
+    REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
+  }
+  auto shorter = msg;
+  shorter.resize(40);
+  REQUIRE(device_decode_error(dev, shorter) == errc::truncated_message);
+}
+
+TEST_CASE("non-finite and out-of-range gradients: the CPU's errors", "[cuda][robust]") {
+  const model_layout layout = test::odd_layout();
+  auto x = test::make_input(layout.total_size(), test::distribution::normal, 4);
+  x[700] = std::numeric_limits<float>::quiet_NaN();
+  const auto error_of = [&](auto s, const std::vector<float>& v) {
+    device_codec<decltype(s)> dev(s, layout);
+    on_device<float> g(v);
+    on_device<std::byte> m(dev.max_encoded_bytes());
+    try {
+      dev.encode(cuda_policy{}, std::span<const float>(g.d.data(), g.n), m.span(), {});
+    } catch (const gradcomp::error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  const auto cpu_error_of = [&](auto s, const std::vector<float>& v) {
+    codec<decltype(s)> c(s, layout);
+    std::vector<std::byte> m(c.max_encoded_bytes());
+    try {
+      c.encode(cpu, std::span<const float>(v), std::span<std::byte>(m), {});
+    } catch (const gradcomp::error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  REQUIRE(error_of(scheme<terngrad, layer_span>{}, x) ==
+          cpu_error_of(scheme<terngrad, layer_span>{}, x));
+  REQUIRE(error_of(scheme<sign_sgd, flat_span>{}, x) ==
+          cpu_error_of(scheme<sign_sgd, flat_span>{}, x));
+  auto big = test::make_input(layout.total_size(), test::distribution::normal, 5);
+  big[900] = 1e6f; // overflows fp16
+  using H = scheme<identity, layer_span, dense<gradcomp::half>>;
+  REQUIRE(error_of(H{}, big) == cpu_error_of(H{}, big));
+  REQUIRE(error_of(H{}, big).find("value_out_of_range") != std::string::npos);
+}
+
+GRADCOMP_CUDA_TEST_MAIN("test_device_codec")

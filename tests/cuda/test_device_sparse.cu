@@ -1,0 +1,53 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sparse schemes on the device equal the CPU byte for byte (messages) and bit for bit (decode,
+// decode_add): top-k (ties to the lower index), random-k (biased, unbiased, shared seed with
+// implied indices), threshold-v and adaptive threshold, with fp32/fp16/bf16 values, on every
+// granularity; ResNet-50 layer-wise and entire-model; hostile sparse messages get the CPU's
+// error codes with the output untouched.
+#include "device_test_support.cuh"
+
+using namespace gradcomp;
+using namespace gradcomp::test;
+
+TEST_CASE("sparse schemes: device messages equal CPU messages", "[cuda][sparse]") {
+  check_all_granularities<scheme<topk, layer_span>>({0.1});
+  check_all_granularities<scheme<topk, layer_span>>({1.0});
+  check_all_granularities<scheme<topk, layer_span, sparse_coo<gradcomp::half>>>({0.01});
+  check_all_granularities<scheme<random_k, layer_span>>({0.05});
+  check_all_granularities<scheme<random_k, layer_span>>({0.05, true});
+  check_all_granularities<scheme<random_k, layer_span, sparse_coo<gradcomp::bfloat16>>>(
+      {0.2, true, true});
+  check_all_granularities<scheme<threshold_v, layer_span>>({0.5});
+  check_all_granularities<scheme<adaptive_threshold, layer_span>>({});
+}
+
+TEST_CASE("sparse schemes on ResNet-50, layer-wise and entire-model", "[cuda][sparse][resnet50]") {
+  const model_layout layout = models::resnet50_imagenet();
+  const auto x = make_input(layout.total_size(), distribution::normal, 19);
+  const stream_key key{4, 100, 2, role::worker};
+  check_scheme(scheme<topk, layer_span>{{0.01}}, layout, x, key);
+  check_scheme(scheme<topk, flat_span>{{0.01}}, layout, x, key);
+  check_scheme(scheme<random_k, layer_span>{{0.01, false, true}}, layout, x, key);
+  check_scheme(scheme<threshold_v, flat_span>{{1e-3}}, layout, x, key);
+}
+
+TEST_CASE("hostile sparse messages: the CPU's errors, output untouched", "[cuda][sparse][robust]") {
+  using S = scheme<topk, layer_span>;
+  const model_layout layout = odd_layout();
+  const auto x = make_input(layout.total_size(), distribution::normal, 4);
+  codec<S> host({{0.25}}, layout);
+  device_codec<S> dev({{0.25}}, layout);
+  std::vector<std::byte> msg(host.max_encoded_bytes());
+  msg.resize(host.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
+  for (std::size_t pos = 56; pos < msg.size(); pos += 1 + msg.size() / 301) {
+    for (std::byte b : {std::byte{0xff}, std::byte{0x00}, std::byte{0x7f}}) {
+      auto bad = msg;
+      bad[pos] = b;
+      detail::store_le<std::uint64_t>(bad.data() + 48, detail::message_checksum(bad));
+      CAPTURE(pos, static_cast<int>(b));
+      REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
+    }
+  }
+}
+
+GRADCOMP_CUDA_TEST_MAIN("test_device_sparse")
