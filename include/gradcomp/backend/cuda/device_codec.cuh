@@ -193,7 +193,6 @@ private:
       }
       if (plan[s].size > 0 && log.requests.empty()) { // the finiteness check needs max |x|
         log.requests.push_back({math::sum_kind::none, 1});
-        extra_max_request_.push_back(s);
       }
     }
   }
@@ -254,7 +253,6 @@ private:
       span_scale_begin_.push_back(total_scales_);
       if (ns > 0) {
         scale_begin.push_back(total_scales_);
-        scale_owner_.push_back(s);
       }
       total_scales_ += ns;
     }
@@ -284,7 +282,6 @@ private:
     auto& slot = plans_[static_cast<std::size_t>(vt) - 1];
     if (!slot) {
       slot.emplace(build_plan(vt));
-      workspace_bytes_ += 0; // plan tables are small; not counted as workspace
     }
     return *slot;
   }
@@ -655,7 +652,6 @@ private:
   std::vector<detail::reduction_log> logs_;
   std::vector<std::size_t> slot_offset_, cursor_; ///< replay bookkeeping, reused
   std::vector<double> scan_sums_;
-  std::vector<std::size_t> extra_max_request_;
   std::vector<reduction_slot> slots_;
   std::size_t max_chunks_ = 0, total_groups_ = 0;
   detail::device_array<double> chunk_sums_, group_sums_;
@@ -663,7 +659,6 @@ private:
   detail::device_array<std::uint32_t> span_max_;
   detail::pinned_array<std::uint32_t> host_span_max_;
   std::vector<std::size_t> span_scale_begin_;
-  std::vector<std::size_t> scale_owner_;
   std::size_t total_scales_ = 0;
   std::uint32_t scale_spans_ = 0;
   detail::device_array<std::uint64_t> scale_begin_;

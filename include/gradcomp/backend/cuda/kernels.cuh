@@ -431,12 +431,8 @@ __global__ void __launch_bounds__(tile_threads)
 
 // ---- scales ----------------------------------------------------------------------------------
 
-/// Where the scales of the spans that have them lie: scale i of the table entry s (the last with
-/// scale_begin <= i) is at byte payload + 4 (i - scale_begin).
-struct scale_block {
-  std::uint64_t payload = 0;
-};
-
+/// Writes scale i of the table entry s (the last with scale_begin <= i) at byte
+/// payload[s] + 4 (i - scale_begin[s]).
 __global__ void write_scales(const std::uint64_t* __restrict__ scale_begin,
                              const std::uint64_t* __restrict__ payload, std::uint32_t count,
                              std::uint64_t total, const float* __restrict__ scales,
