@@ -28,6 +28,9 @@ enum class errc {
   duplicate_message,   ///< a second message from the same worker in one step
   protocol_error,      ///< a call out of order (a broadcast before every worker was received)
   device_error,        ///< a CUDA runtime call failed (no device, out of memory, launch error)
+  timeout,             ///< an exchange between ranks did not complete in time (names who is missing)
+  peer_failed,         ///< another rank reported an error for this exchange (its text follows)
+  transport_error,     ///< the communication library (MPI, NCCL) returned an error
 };
 
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {
@@ -44,6 +47,12 @@ enum class errc {
     return "protocol_error";
   case errc::device_error:
     return "device_error";
+  case errc::timeout:
+    return "timeout";
+  case errc::peer_failed:
+    return "peer_failed";
+  case errc::transport_error:
+    return "transport_error";
   case errc::invalid_layout:
     return "invalid_layout";
   case errc::size_mismatch:

@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../error.hpp"
+#include "../framework/master.hpp"
+#include "../framework/step_stats.hpp"
+#include "../framework/worker.hpp"
+#include "../layout/model_layout.hpp"
+#include "exchange_envelope.hpp"
+#include "mpi.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+/// @file
+/// Algorithm 1 over MPI, one worker per rank, with the same roles as the in-process simulation
+/// (comm/in_process.hpp) and the same result bit for bit: ranks play the simulation's workers in
+/// rank order, and the master aggregates in rank order.
+///
+/// - all_reduce: every rank receives every Q_W message (size exchange, then MPI_Iallgatherv),
+///   aggregates and applies Q_M itself. Q_M's randomness depends on (seed, step) only, so every
+///   rank computes the same broadcast message without sending it; this is all-reduce with the
+///   compressed messages as the unit of exchange (no summation of codes on the wire).
+/// - parameter_server: messages are gathered at the root, which aggregates, applies Q_M and
+///   broadcasts the Q_M message.
+///
+/// Before any message moves, ranks exchange envelopes (comm/exchange_envelope.hpp) and check
+/// them: a rank with another layout, scheme, version, seed or step, or one whose compression
+/// failed, makes the step fail on every rank with a named error, and leaves the communicator
+/// usable. A message that fails to decode (corrupted on the way) fails on every rank that decodes
+/// it; in parameter-server mode the root reports it to the others in its verdict.
+///
+/// Statistics per step: bytes_up is all ranks' Q_W messages, bytes_down the broadcast times the
+/// number of ranks, as in the simulation; the per-span tables count this rank's own message (and
+/// its compression error) and the broadcast.
+
+namespace gradcomp {
+
+enum class topology : std::uint8_t { all_reduce, parameter_server };
+
+template <class WorkerScheme, class MasterScheme>
+class mpi_cluster {
+public:
+  struct options {
+    std::uint64_t seed = 0;
+    aggregation rule = aggregation::mean;
+    bool worker_feedback = false;
+    bool master_feedback = false;
+    bool share_scales = false; ///< TernGrad scaler sharing: one MPI_Iallreduce(max) per step
+    topology mode = topology::all_reduce;
+    std::size_t root = 0; ///< the parameter server's rank
+    /// Sees, and may alter, this rank's Q_W message just before it is sent: for tracing and for
+    /// fault injection in tests (a corrupted message must be rejected by its receivers).
+    std::function<void(std::span<std::byte>)> on_send;
+  };
+
+  mpi_cluster(WorkerScheme q_w, MasterScheme q_m, const model_layout& layout,
+              mpi_communicator& comm, options opt)
+      : comm_(comm), opt_(opt), worker_(q_w, q_m, layout, static_cast<std::uint32_t>(comm.rank()),
+                                        {opt.seed, opt.worker_feedback}) {
+    detail::require(opt.root < comm.size(), errc::invalid_parameter,
+                    "root rank " + std::to_string(opt.root) + " of " + std::to_string(comm.size()));
+    if (opt.mode == topology::all_reduce || comm.rank() == opt.root) {
+      master_.emplace(q_w, q_m, layout, comm.size(),
+                      typename master<WorkerScheme, MasterScheme>::options{opt.seed, opt.rule,
+                                                                           opt.master_feedback});
+    }
+    mine_.compressor = WorkerScheme::compressor_type::id;
+    mine_.encoding = WorkerScheme::encoding_type::id;
+    mine_.granularity = WorkerScheme::granularity_type::id;
+    mine_.rank = static_cast<std::uint32_t>(comm.rank());
+    mine_.layout_digest = layout_digest(layout);
+    mine_.worker_plan = worker_.worker_codec().plan_digest();
+    mine_.master_plan = worker_.master_codec().plan_digest();
+    mine_.seed = opt.seed;
+  }
+
+  [[nodiscard]] std::size_t rank() const noexcept { return comm_.rank(); }
+  [[nodiscard]] std::size_t size() const noexcept { return comm_.size(); }
+  [[nodiscard]] worker<WorkerScheme, MasterScheme>& local_worker() noexcept { return worker_; }
+
+  /// One step of Algorithm 1: this rank's `grad` (times `scale`, plus its residual) goes up, the
+  /// decoded broadcast comes back into `update`. Collective: every rank calls it with the same
+  /// step. Errors: every error of the roles, on every rank (the failing rank throws its own,
+  /// the others peer_failed or the mismatch they see), timeout and transport_error.
+  template <class Exec>
+  step_stats step(const Exec& exec, std::span<const float> grad, std::uint64_t step, float scale,
+                  std::span<float> update) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    exchange_envelope env = mine_;
+    env.step = step;
+    std::optional<error> local_failure;
+    std::span<const std::byte> msg;
+    // a collective of its own: fails on every rank when one rank's scales fail
+    const std::vector<float> shared = shared_scales(exec, grad, step, scale);
+    try {
+      msg = worker_.compress(exec, grad, step, scale, shared);
+      if (opt_.on_send) {
+        sent_.assign(msg.begin(), msg.end());
+        opt_.on_send(std::span<std::byte>(sent_));
+        msg = sent_;
+      }
+      env.payload_bytes = msg.size();
+    } catch (const error& e) { // told to the others in this rank's envelope, then thrown
+      env.set_failure(e);
+      local_failure = e;
+    }
+    const auto t1 = clock::now();
+    step_stats st = opt_.mode == topology::all_reduce
+                        ? all_reduce_step(exec, env, local_failure, msg)
+                        : parameter_server_step(exec, env, local_failure, msg);
+    const auto t2 = clock::now();
+    worker_.decompress(exec, std::span<const std::byte>(down_), step, update);
+    const auto t3 = clock::now();
+    count(st, msg);
+    st.seconds_compress = std::chrono::duration<double>(t1 - t0).count();
+    st.seconds_aggregate = std::chrono::duration<double>(t2 - t1).count();
+    st.seconds_decompress = std::chrono::duration<double>(t3 - t2).count();
+    return st;
+  }
+
+private:
+  /// Every rank's envelope on every rank, checked; then every message on every rank; each rank
+  /// runs the master on them in rank order.
+  template <class Exec>
+  step_stats all_reduce_step(const Exec& exec, const exchange_envelope& env,
+                             const std::optional<error>& local_failure,
+                             std::span<const std::byte> msg) {
+    const std::vector<exchange_envelope> envs = comm_.exchange_envelopes(env);
+    if (local_failure) {
+      throw *local_failure;
+    }
+    step_stats st;
+    sizes_.assign(size(), 0);
+    for (std::size_t r = 0; r < size(); ++r) {
+      if (r != rank()) {
+        check_peer_envelope(env, envs[r], r, max_up());
+      }
+      sizes_[r] = envs[r].payload_bytes;
+      st.bytes_up += sizes_[r];
+    }
+    const auto offsets = comm_.allgatherv(msg, sizes_, gathered_);
+    const auto bcast = aggregate(exec, env.step, offsets);
+    down_.assign(bcast.begin(), bcast.end());
+    st.bytes_down = down_.size() * size();
+    return st;
+  }
+
+  /// Envelopes to the root, which checks them and broadcasts its verdict; messages to the root,
+  /// which aggregates and broadcasts a second verdict (the Q_M message's size or the failure),
+  /// then the Q_M message.
+  template <class Exec>
+  step_stats parameter_server_step(const Exec& exec, const exchange_envelope& env,
+                                   const std::optional<error>& local_failure,
+                                   std::span<const std::byte> msg) {
+    const std::size_t root = opt_.root;
+    const bool at_root = rank() == root;
+    const std::vector<exchange_envelope> envs = comm_.gather_envelopes(env, root);
+    exchange_envelope verdict = env;
+    std::optional<error> own_failure = local_failure;
+    if (at_root) {
+      verdict = root_verdict(env, envs, own_failure);
+    }
+    verdict = comm_.broadcast_envelope(verdict, root);
+    throw_if_failed(verdict, own_failure, env.step);
+    step_stats st;
+    st.bytes_up = verdict.payload_bytes;
+    const auto offsets = comm_.gatherv(msg, sizes_, root, gathered_);
+    exchange_envelope result = verdict;
+    std::optional<error> root_failure;
+    if (at_root) {
+      try {
+        const auto bcast = aggregate(exec, env.step, offsets);
+        down_.assign(bcast.begin(), bcast.end());
+        result.payload_bytes = down_.size();
+      } catch (const error& e) {
+        result.set_failure(e);
+        root_failure = e;
+      }
+    }
+    result = comm_.broadcast_envelope(result, root);
+    throw_if_failed(result, root_failure, env.step);
+    if (!at_root) {
+      detail::require(result.payload_bytes <= max_down(), errc::corrupt_payload,
+                      "the root announces a broadcast of " + std::to_string(result.payload_bytes) +
+                          " bytes, more than Q_M's bound of " + std::to_string(max_down()));
+      down_.resize(result.payload_bytes);
+    }
+    comm_.broadcast(std::span<std::byte>(down_), root);
+    st.bytes_down = down_.size() * size();
+    return st;
+  }
+
+  /// The root's verdict on the gathered envelopes: ok with the total upward bytes, or the first
+  /// failure (its own, then the ranks' in rank order, which becomes `failure`). Sets sizes_.
+  exchange_envelope root_verdict(const exchange_envelope& env,
+                                 const std::vector<exchange_envelope>& envs,
+                                 std::optional<error>& failure) {
+    exchange_envelope verdict = env;
+    if (failure) {
+      verdict.set_failure(*failure);
+      return verdict;
+    }
+    sizes_.assign(size(), 0);
+    std::uint64_t total = 0;
+    try {
+      for (std::size_t r = 0; r < size(); ++r) {
+        if (r != rank()) {
+          check_peer_envelope(env, envs[r], r, max_up());
+        }
+        sizes_[r] = envs[r].payload_bytes;
+        total += sizes_[r];
+      }
+    } catch (const error& e) {
+      verdict.set_failure(e);
+      failure = e;
+      return verdict;
+    }
+    verdict.payload_bytes = total;
+    return verdict;
+  }
+
+  /// After a verdict: this rank's own failure if it had one, else peer_failed with the root's
+  /// text.
+  void throw_if_failed(const exchange_envelope& verdict, const std::optional<error>& own,
+                       std::uint64_t step) const {
+    if (verdict.ok()) {
+      return;
+    }
+    if (own) {
+      throw *own;
+    }
+    detail::fail(errc::peer_failed, "root rank " + std::to_string(opt_.root) + " stopped step " +
+                                        std::to_string(step) + ": " + verdict.text);
+  }
+
+  /// The master's round on the gathered messages, in rank order.
+  template <class Exec>
+  std::span<const std::byte> aggregate(const Exec& exec, std::uint64_t step,
+                                       const std::vector<std::size_t>& offsets) {
+    master_->begin(step);
+    for (std::size_t r = 0; r < size(); ++r) {
+      master_->receive(exec, std::span<const std::byte>(gathered_.data() + offsets[r],
+                                                        offsets[r + 1] - offsets[r]));
+    }
+    return master_->broadcast(exec);
+  }
+
+  template <class Exec>
+  std::vector<float> shared_scales(const Exec& exec, std::span<const float> grad,
+                                   std::uint64_t step, float scale) {
+    if (!opt_.share_scales) {
+      return {};
+    }
+    // first whether every rank has its scales, so nobody waits for a rank that threw
+    std::vector<float> v;
+    std::optional<error> failure;
+    try {
+      v = worker_.local_scales(exec, grad, step, scale);
+    } catch (const error& e) {
+      failure = e;
+    }
+    float failed = failure ? 1.0f : 0.0f;
+    comm_.allreduce_max(std::span<float>(&failed, 1));
+    if (failure) {
+      throw *failure;
+    }
+    detail::require(failed == 0.0f, errc::peer_failed,
+                    "another rank failed to compute its scales for step " + std::to_string(step));
+    comm_.allreduce_max(std::span<float>(v));
+    return v;
+  }
+
+  void count(step_stats& st, std::span<const std::byte> msg) {
+    const auto& up_plan = worker_.worker_codec().spans();
+    const auto& down_plan = worker_.master_codec().spans();
+    const model_layout& layout = worker_.layout();
+    st.up = detail::traffic_table(up_plan, layout);
+    st.down = detail::traffic_table(down_plan, layout);
+    std::vector<double> err(up_plan.size()), norm(up_plan.size());
+    auto& mem = worker_.memory();
+    detail::count_message(msg, up_plan, mem.last_input(), mem.last_sent(), st.up, err, norm);
+    detail::finish_errors(st.up, err, norm);
+    std::vector<double> derr(down_plan.size()), dnorm(down_plan.size());
+    detail::count_message(std::span<const std::byte>(down_), down_plan, {}, {}, st.down, derr,
+                          dnorm);
+  }
+
+  std::size_t max_up() { return worker_.worker_codec().template max_encoded_bytes<float>(); }
+  std::size_t max_down() { return worker_.master_codec().template max_encoded_bytes<float>(); }
+
+  mpi_communicator& comm_;
+  options opt_;
+  worker<WorkerScheme, MasterScheme> worker_;
+  std::optional<master<WorkerScheme, MasterScheme>> master_;
+  exchange_envelope mine_;
+  std::vector<std::size_t> sizes_;
+  std::vector<std::byte> gathered_;
+  std::vector<std::byte> sent_; ///< the message as on_send left it
+  std::vector<std::byte> down_;
+};
+
+} // namespace gradcomp
