@@ -83,12 +83,17 @@ enum class errc {
 class error : public std::runtime_error {
 public:
   error(errc code, const std::string& what)
-      : std::runtime_error("gradcomp: " + std::string(to_string(code)) + ": " + what), code_(code) {
-  }
+      : std::runtime_error("gradcomp: " + std::string(to_string(code)) + ": " + what), code_(code),
+        prefix_(std::char_traits<char>::length("gradcomp: ") + to_string(code).size() + 2) {}
   [[nodiscard]] errc code() const noexcept { return code_; }
+  /// what() without the "gradcomp: <code>: " prefix.
+  [[nodiscard]] std::string_view reason() const noexcept {
+    return std::string_view(what()).substr(prefix_);
+  }
 
 private:
   errc code_;
+  std::size_t prefix_;
 };
 
 namespace detail {

@@ -44,7 +44,9 @@ std::vector<float> gradient(std::size_t rank, std::uint64_t step) {
 
 /// Short enough that a failed assertion on one rank (the others then wait for it) ends the run
 /// soon, long enough for 4 ranks on 2 cores.
-mpi_communicator::options test_timeout() { return {std::chrono::seconds(20)}; }
+mpi_communicator::options test_timeout() {
+  return {std::chrono::seconds(20)};
+}
 
 std::size_t world_rank() {
   int r = 0;

@@ -62,11 +62,7 @@ struct exchange_envelope {
   /// This envelope reporting `e` instead of a payload.
   void set_failure(const error& e) {
     status = static_cast<std::uint16_t>(1 + static_cast<int>(e.code()));
-    text = e.what();
-    constexpr std::string_view prefix = "gradcomp: ";
-    if (text.starts_with(prefix)) {
-      text.erase(0, prefix.size());
-    }
+    text = std::string(to_string(e.code())) + ": " + std::string(e.reason());
     payload_bytes = 0;
   }
 

@@ -248,8 +248,13 @@ private:
                                        const std::vector<std::size_t>& offsets) {
     master_->begin(step);
     for (std::size_t r = 0; r < size(); ++r) {
-      master_->receive(exec, std::span<const std::byte>(gathered_.data() + offsets[r],
-                                                        offsets[r + 1] - offsets[r]));
+      try {
+        master_->receive(exec, std::span<const std::byte>(gathered_.data() + offsets[r],
+                                                          offsets[r + 1] - offsets[r]));
+      } catch (const error& e) {
+        detail::fail(e.code(), "the message of rank " + std::to_string(r) + ": " +
+                                   std::string(e.reason()));
+      }
     }
     return master_->broadcast(exec);
   }

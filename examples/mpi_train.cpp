@@ -1,0 +1,350 @@
+// SPDX-License-Identifier: Apache-2.0
+// Data-parallel training of an MLP on Fashion-MNIST with compressed gradients, over MPI (one
+// worker per rank) or simulated in one process (--simulate N): the same run, bit for bit.
+//
+//   mpirun -np 4 ./mpi_train --method topk --ratio 0.01 --granularity layer --epochs 2
+//   ./mpi_train --simulate 4 --method topk --ratio 0.01 --granularity layer --epochs 2
+//
+// Each step draws a global batch, rank r takes its r-th share, computes the mean gradient on it
+// and sends Q_W of it (with error feedback if asked); the mean of the decoded messages, Q_M'd,
+// is the update every rank applies (SGD with optional Nesterov momentum, learning rate warmed up
+// linearly to its peak and decayed linearly to zero). Prints per-epoch loss, test accuracy and
+// bytes per step, and at the end a digest of the parameters (equal across ranks, and equal to the
+// simulation's for the same arguments).
+
+#include "support/fashion_mnist.hpp"
+#include "support/mlp.hpp"
+
+#include <gradcomp/comm/mpi_cluster.hpp>
+#include <gradcomp/gradcomp.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace gradcomp;
+namespace ex = gradcomp::examples;
+
+namespace {
+
+struct config {
+  std::string method = "topk";       // identity topk randomk threshold adaptive terngrad qsgd
+  std::string granularity = "layer"; // layer | flat
+  std::string master = "identity";   // identity | qsgd (Q_M of the aggregate)
+  std::string mode = "allreduce";    // allreduce | ps
+  double ratio = 0.01;               // top-k, random-k
+  double threshold = 0.01;           // threshold-v
+  std::uint32_t levels = 15;         // QSGD (Q_W)
+  std::uint32_t master_levels = 255; // QSGD (Q_M)
+  bool feedback = false;             // error feedback on the workers
+  bool share_scales = false;         // TernGrad scaler sharing
+  std::size_t epochs = 2, steps = 0; // steps per epoch, 0 = the whole training set
+  std::size_t batch = 128;           // global batch
+  double lr = 0.1, momentum = 0.9;
+  bool nesterov = true;
+  std::uint64_t seed = 1;
+  std::size_t simulate = 0; // > 0: that many workers in this process, no MPI
+  std::size_t train_limit = 0, test_limit = 0;
+  std::string data = ex::default_fashion_mnist_dir;
+  long timeout_ms = 120000;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "mpi_train: %s\n"
+               "options: --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd\n"
+               "  --granularity layer|flat  --master identity|qsgd  --mode allreduce|ps\n"
+               "  --ratio R --threshold V --levels S --master-levels S --feedback --share-scales\n"
+               "  --epochs E --steps N --batch B --lr LR --momentum M --no-nesterov --seed S\n"
+               "  --simulate N --train-limit N --test-limit N --data DIR --timeout-ms T\n",
+               why.c_str());
+  std::exit(2);
+}
+
+config parse(int argc, char** argv) {
+  config c;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        usage(a + " needs a value");
+      }
+      return argv[++i];
+    };
+    auto num = [&]() {
+      const std::string v = val();
+      try {
+        return std::stod(v);
+      } catch (const std::exception&) {
+        usage(a + " needs a number, got '" + v + "'");
+      }
+    };
+    auto count = [&]() { return static_cast<std::size_t>(num()); };
+    if (a == "--method")
+      c.method = val();
+    else if (a == "--granularity")
+      c.granularity = val();
+    else if (a == "--master")
+      c.master = val();
+    else if (a == "--mode")
+      c.mode = val();
+    else if (a == "--ratio")
+      c.ratio = num();
+    else if (a == "--threshold")
+      c.threshold = num();
+    else if (a == "--levels")
+      c.levels = static_cast<std::uint32_t>(num());
+    else if (a == "--master-levels")
+      c.master_levels = static_cast<std::uint32_t>(num());
+    else if (a == "--feedback")
+      c.feedback = true;
+    else if (a == "--share-scales")
+      c.share_scales = true;
+    else if (a == "--epochs")
+      c.epochs = count();
+    else if (a == "--steps")
+      c.steps = count();
+    else if (a == "--batch")
+      c.batch = count();
+    else if (a == "--lr")
+      c.lr = num();
+    else if (a == "--momentum")
+      c.momentum = num();
+    else if (a == "--no-nesterov")
+      c.nesterov = false;
+    else if (a == "--seed")
+      c.seed = static_cast<std::uint64_t>(num());
+    else if (a == "--simulate")
+      c.simulate = count();
+    else if (a == "--train-limit")
+      c.train_limit = count();
+    else if (a == "--test-limit")
+      c.test_limit = count();
+    else if (a == "--data")
+      c.data = val();
+    else if (a == "--timeout-ms")
+      c.timeout_ms = static_cast<long>(num());
+    else
+      usage("unknown option " + a);
+  }
+  if (c.granularity != "layer" && c.granularity != "flat")
+    usage("--granularity layer|flat");
+  if (c.mode != "allreduce" && c.mode != "ps")
+    usage("--mode allreduce|ps");
+  if (c.master != "identity" && c.master != "qsgd")
+    usage("--master identity|qsgd");
+  if (c.epochs == 0 || c.batch == 0)
+    usage("--epochs and --batch must be positive");
+  return c;
+}
+
+/// FNV-1a of the parameters' bytes: equal digests mean bitwise-equal models.
+std::uint64_t digest(std::span<const float> p) {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  const auto* b = reinterpret_cast<const unsigned char*>(p.data());
+  for (std::size_t i = 0; i < p.size_bytes(); ++i) {
+    h = (h ^ b[i]) * 0x100000001b3ull;
+  }
+  return h;
+}
+
+/// The trainer: data, model, schedule and optimizer; `exchange(step, shards, update)` does one
+/// round of Algorithm 1 for the shards this process owns and returns its statistics.
+class trainer {
+public:
+  trainer(const config& c, std::size_t workers, std::size_t rank)
+      : c_(c), workers_(workers), rank_(rank), model_({784, 128, 64, 10}) {
+    if (c.batch % workers != 0) {
+      throw std::runtime_error("--batch " + std::to_string(c.batch) + " is not a multiple of the " +
+                               std::to_string(workers) + " workers");
+    }
+    train_ = ex::load_fashion_mnist(c.data, "train", c.train_limit);
+    test_ = ex::load_fashion_mnist(c.data, "t10k", c.test_limit);
+    model_.init(c.seed);
+    velocity_.assign(model_.params().size(), 0.0f);
+    update_.assign(velocity_.size(), 0.0f);
+    steps_per_epoch_ = train_.count / c.batch;
+    if (c.steps != 0) {
+      steps_per_epoch_ = std::min(steps_per_epoch_, c.steps);
+    }
+  }
+
+  [[nodiscard]] ex::mlp& model() noexcept { return model_; }
+  [[nodiscard]] std::size_t shard() const noexcept { return c_.batch / workers_; }
+
+  /// Runs every epoch; `exchange(step, grads, update)` gets the gradients of the workers this
+  /// process plays (all of them when simulating, its own over MPI).
+  template <class Exchange, class SumOverProcesses>
+  void run(Exchange&& exchange, SumOverProcesses&& sum_over_processes, bool print) {
+    const std::size_t total = c_.epochs * steps_per_epoch_;
+    const std::size_t warmup = std::max<std::size_t>(1, total / 10);
+    const std::size_t first = c_.simulate ? 0 : rank_, last = c_.simulate ? workers_ : rank_ + 1;
+    std::vector<std::vector<float>> grads(last - first, std::vector<float>(model_.params().size()));
+    if (print) {
+      std::printf("mpi_train: %zu workers (%s), %s %s, Q_M %s, %zu parameters in %zu tensors, "
+                  "%zu steps/epoch of batch %zu\n",
+                  workers_, c_.simulate ? "simulated" : c_.mode.c_str(), c_.method.c_str(),
+                  c_.granularity.c_str(), c_.master.c_str(), model_.params().size(),
+                  model_.layout().num_layers(), steps_per_epoch_, c_.batch);
+    }
+    std::uint64_t step = 0;
+    for (std::size_t epoch = 0; epoch < c_.epochs; ++epoch) {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<std::size_t> order(train_.count);
+      std::iota(order.begin(), order.end(), 0);
+      std::mt19937_64 rng(c_.seed * 1000003 + epoch);
+      std::shuffle(order.begin(), order.end(), rng);
+      double loss = 0, up = 0, down = 0, own = 0;
+      for (std::size_t s = 0; s < steps_per_epoch_; ++s, ++step) {
+        for (std::size_t w = first; w < last; ++w) {
+          const std::span<const std::size_t> idx(order.data() + s * c_.batch + w * shard(),
+                                                 shard());
+          loss += model_.gradient(train_, idx, grads[w - first]);
+        }
+        const step_stats st = exchange(step, grads, std::span<float>(update_));
+        up += static_cast<double>(st.bytes_up);
+        down += static_cast<double>(st.bytes_down);
+        own += static_cast<double>(st.bytes_up) / static_cast<double>(workers_);
+        apply(learning_rate(step, total, warmup));
+      }
+      loss = sum_over_processes(loss);
+      const double acc = model_.accuracy(test_);
+      const double secs =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (print) {
+        const double n = static_cast<double>(steps_per_epoch_);
+        std::printf("epoch %zu/%zu  train loss %.4f  test accuracy %.2f%%  "
+                    "up %.1f KB/step (%.1f KB per rank)  down %.1f KB/step  dense %.1f KB per "
+                    "rank  %.1f s\n",
+                    epoch + 1, c_.epochs, loss / (n * static_cast<double>(c_.batch)), 100 * acc,
+                    up / n / 1e3, own / n / 1e3, down / n / 1e3,
+                    4.0 * static_cast<double>(model_.params().size()) / 1e3, secs);
+        std::fflush(stdout);
+      }
+    }
+    if (print) {
+      std::printf("parameters digest %016llx\n",
+                  static_cast<unsigned long long>(digest(model_.params())));
+    }
+  }
+
+private:
+  double learning_rate(std::size_t t, std::size_t total, std::size_t warmup) const {
+    if (t < warmup) {
+      return c_.lr * static_cast<double>(t + 1) / static_cast<double>(warmup);
+    }
+    return c_.lr * static_cast<double>(total - t) / static_cast<double>(total - warmup + 1);
+  }
+
+  /// SGD with (Nesterov) momentum on the decoded update.
+  void apply(double lr) {
+    auto p = model_.params();
+    const auto m = static_cast<float>(c_.momentum), a = static_cast<float>(lr);
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      velocity_[i] = m * velocity_[i] + update_[i];
+      const float d = c_.nesterov ? update_[i] + m * velocity_[i] : velocity_[i];
+      p[i] -= a * d;
+    }
+  }
+
+  config c_;
+  std::size_t workers_, rank_;
+  ex::mlp model_;
+  ex::image_set train_, test_;
+  std::vector<float> velocity_, update_;
+  std::size_t steps_per_epoch_ = 0;
+};
+
+template <class W, class M>
+int run(const config& c, const W& q_w, const M& q_m) {
+  if (c.simulate > 0) {
+    trainer t(c, c.simulate, 0);
+    in_process_cluster<W, M> cluster(
+        q_w, q_m, t.model().layout(), c.simulate,
+        {c.seed, aggregation::mean, c.feedback, false, c.share_scales, false});
+    t.run(
+        [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
+          std::vector<std::span<const float>> views(g.begin(), g.end());
+          return cluster.step(cpu, std::span<const std::span<const float>>(views), step, 1.0f, u);
+        },
+        [](double x) { return x; }, true);
+    return 0;
+  }
+  return abort_on_error(MPI_COMM_WORLD, [&] {
+    mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(c.timeout_ms)});
+    trainer t(c, comm.size(), comm.rank());
+    typename mpi_cluster<W, M>::options opt;
+    opt.seed = c.seed;
+    opt.worker_feedback = c.feedback;
+    opt.share_scales = c.share_scales;
+    opt.mode = c.mode == "ps" ? topology::parameter_server : topology::all_reduce;
+    mpi_cluster<W, M> cluster(q_w, q_m, t.model().layout(), comm, opt);
+    t.run(
+        [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
+          return cluster.step(cpu, std::span<const float>(g.front()), step, 1.0f, u);
+        },
+        [&](double x) {
+          double sum = 0;
+          MPI_Allreduce(&x, &sum, 1, MPI_DOUBLE, MPI_SUM, comm.native());
+          return sum;
+        },
+        comm.rank() == 0);
+    return 0;
+  });
+}
+
+template <class W>
+int with_master(const config& c, const W& q_w) {
+  if (c.master == "qsgd") {
+    return run(c, q_w, scheme<qsgd, flat_span>{{c.master_levels}});
+  }
+  return run(c, q_w, scheme<identity, flat_span>{});
+}
+
+template <class G>
+int with_granularity(const config& c) {
+  const std::string& m = c.method;
+  if (m == "identity")
+    return with_master(c, scheme<identity, G>{});
+  if (m == "topk")
+    return with_master(c, scheme<topk, G>{{c.ratio}});
+  if (m == "randomk")
+    return with_master(c, scheme<random_k, G>{{c.ratio}});
+  if (m == "threshold")
+    return with_master(c, scheme<threshold_v, G>{{c.threshold}});
+  if (m == "adaptive")
+    return with_master(c, scheme<adaptive_threshold, G>{});
+  if (m == "terngrad")
+    return with_master(c, scheme<terngrad, G>{});
+  if (m == "qsgd")
+    return with_master(c, scheme<qsgd, G>{{c.levels}});
+  usage("unknown --method " + m);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const config c = parse(argc, argv);
+  if (c.simulate == 0) {
+    MPI_Init(&argc, &argv);
+  }
+  int rc = 0;
+  try {
+    rc =
+        c.granularity == "layer" ? with_granularity<layer_span>(c) : with_granularity<flat_span>(c);
+  } catch (const std::exception& e) { // the simulation's errors (MPI runs abort on theirs)
+    std::fprintf(stderr, "mpi_train: %s\n", e.what());
+    rc = 1;
+  }
+  if (c.simulate == 0) {
+    MPI_Finalize();
+  }
+  return rc;
+}
