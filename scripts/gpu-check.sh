@@ -36,7 +36,7 @@ if [ -z "$build" ]; then
   step build 900 cmake --build "$build" --target gradcomp_cuda_checks
 fi
 bench=$(find "$build" -name bench_device -type f | head -n 1)
-tests=$(find "$build" -name 'test_device_*' -type f -perm -u+x | sort)
+tests=$(find "$build" \( -name 'test_device_*' -o -name 'test_nccl_*' \) -type f -perm -u+x | sort)
 for t in $tests; do
   step "$(basename "$t")" 150 "$t"
 done

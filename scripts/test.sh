@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   1. g++ Release, warnings as errors: unit tests, header test, compile-fail pairs, package test,
-#      examples; the benchmark binary builds and a short benchmark smoke run passes;
+#      examples; MPI tests under mpiexec (2-4 ranks), fault jobs, the MPI trainer against its
+#      in-process simulation; the benchmark binary builds and a short benchmark smoke run passes;
 #   2. clang++ Release, warnings as errors: the same tests;
-#   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed;
+#   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed
+#      (without MPI: OpenMPI's own allocations would trip LeakSanitizer);
 #   4. the CUDA build (nvcc, sm_90 + PTX): every kernel compiles; its tests run where a GPU is
 #      present and skip (exit 77) where not;
 #   5. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 20 s of fuzzing each
@@ -13,7 +15,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev libclang-rt-14-dev || exit 1
+ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev libclang-rt-14-dev \
+  libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist || exit 1
 
 ROOT=${BUILD_ROOT:-build/test}
 passed=0
@@ -66,7 +69,8 @@ mkdir -p "$ROOT"
 
 echo "== gradcomp test suite: $(nproc) cores"
 if build gcc-release "$ROOT/gcc-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
-  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=ON -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=ON -DGRADCOMP_BUILD_EXAMPLES=ON \
+  -DGRADCOMP_ENABLE_MPI=ON; then
   run_ctest gcc-release "$ROOT/gcc-release"
   echo "== [gcc-release] benchmark smoke run"
   if "$ROOT/gcc-release/bench/bench_compressors" \
@@ -83,7 +87,8 @@ if build gcc-release "$ROOT/gcc-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_
 fi
 
 if build clang-release "$ROOT/clang-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
-  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON \
+  -DGRADCOMP_ENABLE_MPI=ON; then
   run_ctest clang-release "$ROOT/clang-release"
 fi
 
@@ -91,7 +96,8 @@ fi
 # 19 of CI's 40 minutes); the header test already ran in the two stages above.
 if build sanitize "$ROOT/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DGRADCOMP_HEADER_TEST=OFF \
-  -DGRADCOMP_SANITIZE=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON; then
+  -DGRADCOMP_SANITIZE=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON \
+  -DGRADCOMP_ENABLE_MPI=OFF; then
   GRADCOMP_SEED_COUNT_OVERRIDE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest sanitize "$ROOT/sanitize"
 fi

@@ -82,7 +82,11 @@ public:
       if (!plan_[s].compressed) {
         total += n * sizeof(T);
       } else if constexpr (is_sparse) {
-        total += encoding_type::bytes(n, c.max_selected(n), false);
+        bool implied = false; // shared-seed random-k: receivers regenerate the indices
+        if constexpr (requires { c.shared_seed; }) {
+          implied = c.shared_seed;
+        }
+        total += encoding_type::bytes(n, c.max_selected(n), implied);
       } else if constexpr (is_composite) {
         total +=
             detail::sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), n, c.max_selected(n));

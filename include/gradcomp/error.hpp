@@ -28,9 +28,9 @@ enum class errc {
   duplicate_message,   ///< a second message from the same worker in one step
   protocol_error,      ///< a call out of order (a broadcast before every worker was received)
   device_error,        ///< a CUDA runtime call failed (no device, out of memory, launch error)
-  timeout,             ///< an exchange between ranks did not complete in time (names who is missing)
-  peer_failed,         ///< another rank reported an error for this exchange (its text follows)
-  transport_error,     ///< the communication library (MPI, NCCL) returned an error
+  timeout,         ///< an exchange between ranks did not complete in time (names who is missing)
+  peer_failed,     ///< another rank reported an error for this exchange (its text follows)
+  transport_error, ///< the communication library (MPI, NCCL) returned an error
 };
 
 [[nodiscard]] constexpr std::string_view to_string(errc e) noexcept {

@@ -252,8 +252,8 @@ private:
         master_->receive(exec, std::span<const std::byte>(gathered_.data() + offsets[r],
                                                           offsets[r + 1] - offsets[r]));
       } catch (const error& e) {
-        detail::fail(e.code(), "the message of rank " + std::to_string(r) + ": " +
-                                   std::string(e.reason()));
+        detail::fail(e.code(),
+                     "the message of rank " + std::to_string(r) + ": " + std::string(e.reason()));
       }
     }
     return master_->broadcast(exec);
