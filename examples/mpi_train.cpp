@@ -12,6 +12,7 @@
 // bytes per step, and at the end a digest of the parameters (equal across ranks, and equal to the
 // simulation's for the same arguments).
 
+#include "support/command_line.hpp"
 #include "support/fashion_mnist.hpp"
 #include "support/mlp.hpp"
 
@@ -35,113 +36,51 @@ namespace ex = gradcomp::examples;
 namespace {
 
 struct config {
-  std::string method = "topk";       // identity topk randomk threshold adaptive terngrad qsgd
-  std::string granularity = "layer"; // layer | flat
+  ex::training_options t;
   std::string master = "identity";   // identity | qsgd (Q_M of the aggregate)
   std::string mode = "allreduce";    // allreduce | ps
-  double ratio = 0.01;               // top-k, random-k
-  double threshold = 0.01;           // threshold-v
-  std::uint32_t levels = 15;         // QSGD (Q_W)
   std::uint32_t master_levels = 255; // QSGD (Q_M)
-  bool feedback = false;             // error feedback on the workers
   bool share_scales = false;         // TernGrad scaler sharing
-  std::size_t epochs = 2, steps = 0; // steps per epoch, 0 = the whole training set
-  std::size_t batch = 128;           // global batch
-  double lr = 0.1, momentum = 0.9;
-  bool nesterov = true;
-  std::uint64_t seed = 1;
-  std::size_t simulate = 0; // > 0: that many workers in this process, no MPI
-  std::size_t train_limit = 0, test_limit = 0;
-  std::string data = ex::default_fashion_mnist_dir;
+  std::size_t simulate = 0;          // > 0: that many workers in this process, no MPI
   long timeout_ms = 120000;
 };
 
 [[noreturn]] void usage(const std::string& why) {
   std::fprintf(stderr,
-               "mpi_train: %s\n"
-               "options: --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd\n"
-               "  --granularity layer|flat  --master identity|qsgd  --mode allreduce|ps\n"
-               "  --ratio R --threshold V --levels S --master-levels S --feedback --share-scales\n"
-               "  --epochs E --steps N --batch B --lr LR --momentum M --no-nesterov --seed S\n"
-               "  --simulate N --train-limit N --test-limit N --data DIR --timeout-ms T\n",
-               why.c_str());
+               "mpi_train: %s\noptions:\n%s"
+               "  --master identity|qsgd --master-levels S --mode allreduce|ps --share-scales\n"
+               "  --simulate N --timeout-ms T\n",
+               why.c_str(), ex::training_usage);
   std::exit(2);
 }
 
 config parse(int argc, char** argv) {
   config c;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    auto val = [&]() -> std::string {
-      if (i + 1 >= argc) {
-        usage(a + " needs a value");
-      }
-      return argv[++i];
-    };
-    auto num = [&]() {
-      const std::string v = val();
-      try {
-        return std::stod(v);
-      } catch (const std::exception&) {
-        usage(a + " needs a number, got '" + v + "'");
-      }
-    };
-    auto count = [&]() { return static_cast<std::size_t>(num()); };
-    if (a == "--method")
-      c.method = val();
-    else if (a == "--granularity")
-      c.granularity = val();
-    else if (a == "--master")
-      c.master = val();
-    else if (a == "--mode")
-      c.mode = val();
-    else if (a == "--ratio")
-      c.ratio = num();
-    else if (a == "--threshold")
-      c.threshold = num();
-    else if (a == "--levels")
-      c.levels = static_cast<std::uint32_t>(num());
-    else if (a == "--master-levels")
-      c.master_levels = static_cast<std::uint32_t>(num());
-    else if (a == "--feedback")
-      c.feedback = true;
-    else if (a == "--share-scales")
+  ex::arguments a(argc, argv, usage);
+  while (a.next()) {
+    if (ex::read_training_option(a, c.t))
+      continue;
+    if (a.is("--master"))
+      c.master = a.value();
+    else if (a.is("--mode"))
+      c.mode = a.value();
+    else if (a.is("--master-levels"))
+      c.master_levels = static_cast<std::uint32_t>(a.count());
+    else if (a.is("--share-scales"))
       c.share_scales = true;
-    else if (a == "--epochs")
-      c.epochs = count();
-    else if (a == "--steps")
-      c.steps = count();
-    else if (a == "--batch")
-      c.batch = count();
-    else if (a == "--lr")
-      c.lr = num();
-    else if (a == "--momentum")
-      c.momentum = num();
-    else if (a == "--no-nesterov")
-      c.nesterov = false;
-    else if (a == "--seed")
-      c.seed = static_cast<std::uint64_t>(num());
-    else if (a == "--simulate")
-      c.simulate = count();
-    else if (a == "--train-limit")
-      c.train_limit = count();
-    else if (a == "--test-limit")
-      c.test_limit = count();
-    else if (a == "--data")
-      c.data = val();
-    else if (a == "--timeout-ms")
-      c.timeout_ms = static_cast<long>(num());
+    else if (a.is("--simulate"))
+      c.simulate = a.count();
+    else if (a.is("--timeout-ms"))
+      c.timeout_ms = static_cast<long>(a.count());
     else
-      usage("unknown option " + a);
+      a.unknown();
   }
-  if (c.granularity != "layer" && c.granularity != "flat")
-    usage("--granularity layer|flat");
+  if (const std::string why = ex::check_training_options(c.t); !why.empty())
+    usage(why);
   if (c.mode != "allreduce" && c.mode != "ps")
     usage("--mode allreduce|ps");
   if (c.master != "identity" && c.master != "qsgd")
     usage("--master identity|qsgd");
-  if (c.epochs == 0 || c.batch == 0)
-    usage("--epochs and --batch must be positive");
   return c;
 }
 
@@ -161,50 +100,50 @@ class trainer {
 public:
   trainer(const config& c, std::size_t workers, std::size_t rank)
       : c_(c), workers_(workers), rank_(rank), model_({784, 128, 64, 10}) {
-    if (c.batch % workers != 0) {
-      throw std::runtime_error("--batch " + std::to_string(c.batch) + " is not a multiple of the " +
-                               std::to_string(workers) + " workers");
+    if (c.t.batch % workers != 0) {
+      throw std::runtime_error("--batch " + std::to_string(c.t.batch) +
+                               " is not a multiple of the " + std::to_string(workers) + " workers");
     }
-    train_ = ex::load_fashion_mnist(c.data, "train", c.train_limit);
-    test_ = ex::load_fashion_mnist(c.data, "t10k", c.test_limit);
-    model_.init(c.seed);
+    train_ = ex::load_fashion_mnist(c.t.data, "train", c.t.train_limit);
+    test_ = ex::load_fashion_mnist(c.t.data, "t10k", c.t.test_limit);
+    model_.init(c.t.seed);
     velocity_.assign(model_.params().size(), 0.0f);
     update_.assign(velocity_.size(), 0.0f);
-    steps_per_epoch_ = train_.count / c.batch;
-    if (c.steps != 0) {
-      steps_per_epoch_ = std::min(steps_per_epoch_, c.steps);
+    steps_per_epoch_ = train_.count / c.t.batch;
+    if (c.t.steps != 0) {
+      steps_per_epoch_ = std::min(steps_per_epoch_, c.t.steps);
     }
   }
 
   [[nodiscard]] ex::mlp& model() noexcept { return model_; }
-  [[nodiscard]] std::size_t shard() const noexcept { return c_.batch / workers_; }
+  [[nodiscard]] std::size_t shard() const noexcept { return c_.t.batch / workers_; }
 
   /// Runs every epoch; `exchange(step, grads, update)` gets the gradients of the workers this
   /// process plays (all of them when simulating, its own over MPI).
   template <class Exchange, class SumOverProcesses>
   void run(Exchange&& exchange, SumOverProcesses&& sum_over_processes, bool print) {
-    const std::size_t total = c_.epochs * steps_per_epoch_;
+    const std::size_t total = c_.t.epochs * steps_per_epoch_;
     const std::size_t warmup = std::max<std::size_t>(1, total / 10);
     const std::size_t first = c_.simulate ? 0 : rank_, last = c_.simulate ? workers_ : rank_ + 1;
     std::vector<std::vector<float>> grads(last - first, std::vector<float>(model_.params().size()));
     if (print) {
       std::printf("mpi_train: %zu workers (%s), %s %s, Q_M %s, %zu parameters in %zu tensors, "
                   "%zu steps/epoch of batch %zu\n",
-                  workers_, c_.simulate ? "simulated" : c_.mode.c_str(), c_.method.c_str(),
-                  c_.granularity.c_str(), c_.master.c_str(), model_.params().size(),
-                  model_.layout().num_layers(), steps_per_epoch_, c_.batch);
+                  workers_, c_.simulate ? "simulated" : c_.mode.c_str(), c_.t.method.c_str(),
+                  c_.t.granularity.c_str(), c_.master.c_str(), model_.params().size(),
+                  model_.layout().num_layers(), steps_per_epoch_, c_.t.batch);
     }
     std::uint64_t step = 0;
-    for (std::size_t epoch = 0; epoch < c_.epochs; ++epoch) {
+    for (std::size_t epoch = 0; epoch < c_.t.epochs; ++epoch) {
       const auto t0 = std::chrono::steady_clock::now();
       std::vector<std::size_t> order(train_.count);
       std::iota(order.begin(), order.end(), 0);
-      std::mt19937_64 rng(c_.seed * 1000003 + epoch);
+      std::mt19937_64 rng(c_.t.seed * 1000003 + epoch);
       std::shuffle(order.begin(), order.end(), rng);
       double loss = 0, up = 0, down = 0, own = 0;
       for (std::size_t s = 0; s < steps_per_epoch_; ++s, ++step) {
         for (std::size_t w = first; w < last; ++w) {
-          const std::span<const std::size_t> idx(order.data() + s * c_.batch + w * shard(),
+          const std::span<const std::size_t> idx(order.data() + s * c_.t.batch + w * shard(),
                                                  shard());
           loss += model_.gradient(train_, idx, grads[w - first]);
         }
@@ -223,7 +162,7 @@ public:
         std::printf("epoch %zu/%zu  train loss %.4f  test accuracy %.2f%%  "
                     "up %.1f KB/step (%.1f KB per rank)  down %.1f KB/step  dense %.1f KB per "
                     "rank  %.1f s\n",
-                    epoch + 1, c_.epochs, loss / (n * static_cast<double>(c_.batch)), 100 * acc,
+                    epoch + 1, c_.t.epochs, loss / (n * static_cast<double>(c_.t.batch)), 100 * acc,
                     up / n / 1e3, own / n / 1e3, down / n / 1e3,
                     4.0 * static_cast<double>(model_.params().size()) / 1e3, secs);
         std::fflush(stdout);
@@ -238,18 +177,18 @@ public:
 private:
   double learning_rate(std::size_t t, std::size_t total, std::size_t warmup) const {
     if (t < warmup) {
-      return c_.lr * static_cast<double>(t + 1) / static_cast<double>(warmup);
+      return c_.t.lr * static_cast<double>(t + 1) / static_cast<double>(warmup);
     }
-    return c_.lr * static_cast<double>(total - t) / static_cast<double>(total - warmup + 1);
+    return c_.t.lr * static_cast<double>(total - t) / static_cast<double>(total - warmup + 1);
   }
 
   /// SGD with (Nesterov) momentum on the decoded update.
   void apply(double lr) {
     auto p = model_.params();
-    const auto m = static_cast<float>(c_.momentum), a = static_cast<float>(lr);
+    const auto m = static_cast<float>(c_.t.momentum), a = static_cast<float>(lr);
     for (std::size_t i = 0; i < p.size(); ++i) {
       velocity_[i] = m * velocity_[i] + update_[i];
-      const float d = c_.nesterov ? update_[i] + m * velocity_[i] : velocity_[i];
+      const float d = c_.t.nesterov ? update_[i] + m * velocity_[i] : velocity_[i];
       p[i] -= a * d;
     }
   }
@@ -268,7 +207,7 @@ int run(const config& c, const W& q_w, const M& q_m) {
     trainer t(c, c.simulate, 0);
     in_process_cluster<W, M> cluster(
         q_w, q_m, t.model().layout(), c.simulate,
-        {c.seed, aggregation::mean, c.feedback, false, c.share_scales, false});
+        {c.t.seed, aggregation::mean, c.t.feedback, false, c.share_scales, false});
     t.run(
         [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
           std::vector<std::span<const float>> views(g.begin(), g.end());
@@ -281,8 +220,8 @@ int run(const config& c, const W& q_w, const M& q_m) {
     mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(c.timeout_ms)});
     trainer t(c, comm.size(), comm.rank());
     typename mpi_cluster<W, M>::options opt;
-    opt.seed = c.seed;
-    opt.worker_feedback = c.feedback;
+    opt.seed = c.t.seed;
+    opt.worker_feedback = c.t.feedback;
     opt.share_scales = c.share_scales;
     opt.mode = c.mode == "ps" ? topology::parameter_server : topology::all_reduce;
     mpi_cluster<W, M> cluster(q_w, q_m, t.model().layout(), comm, opt);
@@ -308,26 +247,6 @@ int with_master(const config& c, const W& q_w) {
   return run(c, q_w, scheme<identity, flat_span>{});
 }
 
-template <class G>
-int with_granularity(const config& c) {
-  const std::string& m = c.method;
-  if (m == "identity")
-    return with_master(c, scheme<identity, G>{});
-  if (m == "topk")
-    return with_master(c, scheme<topk, G>{{c.ratio}});
-  if (m == "randomk")
-    return with_master(c, scheme<random_k, G>{{c.ratio}});
-  if (m == "threshold")
-    return with_master(c, scheme<threshold_v, G>{{c.threshold}});
-  if (m == "adaptive")
-    return with_master(c, scheme<adaptive_threshold, G>{});
-  if (m == "terngrad")
-    return with_master(c, scheme<terngrad, G>{});
-  if (m == "qsgd")
-    return with_master(c, scheme<qsgd, G>{{c.levels}});
-  usage("unknown --method " + m);
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -337,8 +256,7 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   try {
-    rc =
-        c.granularity == "layer" ? with_granularity<layer_span>(c) : with_granularity<flat_span>(c);
+    rc = ex::with_scheme(c.t, [&](const auto& q_w) { return with_master(c, q_w); });
   } catch (const std::exception& e) { // the simulation's errors (MPI runs abort on theirs)
     std::fprintf(stderr, "mpi_train: %s\n", e.what());
     rc = 1;

@@ -2,10 +2,11 @@
 # The whole test suite, as CI runs it (.ci/run calls this script):
 #   1. g++ Release, warnings as errors: unit tests, header test, compile-fail pairs, package test,
 #      examples; MPI tests under mpiexec (2-4 ranks), fault jobs, the MPI trainer against its
-#      in-process simulation; the benchmark binary builds and a short benchmark smoke run passes;
-#   2. clang++ Release, warnings as errors: the same tests;
+#      in-process simulation; the libtorch trainer for a few steps and its compression proxy; the
+#      benchmark binary builds and a short benchmark smoke run passes;
+#   2. clang++ Release, warnings as errors: the same tests but the libtorch trainer;
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed
-#      (without MPI: OpenMPI's own allocations would trip LeakSanitizer);
+#      (without MPI and libtorch: their own allocations would trip LeakSanitizer);
 #   4. the CUDA build (nvcc, sm_90 + PTX): every kernel compiles; its tests run where a GPU is
 #      present and skip (exit 77) where not;
 #   5. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 20 s of fuzzing each
@@ -16,7 +17,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev libclang-rt-14-dev \
-  libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist || exit 1
+  libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist libtorch-dev || exit 1
 
 ROOT=${BUILD_ROOT:-build/test}
 passed=0
@@ -70,7 +71,7 @@ mkdir -p "$ROOT"
 echo "== gradcomp test suite: $(nproc) cores"
 if build gcc-release "$ROOT/gcc-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=g++ \
   -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=ON -DGRADCOMP_BUILD_EXAMPLES=ON \
-  -DGRADCOMP_ENABLE_MPI=ON; then
+  -DGRADCOMP_ENABLE_MPI=ON -DGRADCOMP_ENABLE_TORCH=ON; then
   run_ctest gcc-release "$ROOT/gcc-release"
   echo "== [gcc-release] benchmark smoke run"
   if "$ROOT/gcc-release/bench/bench_compressors" \
@@ -88,7 +89,7 @@ fi
 
 if build clang-release "$ROOT/clang-release" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=clang++ \
   -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON \
-  -DGRADCOMP_ENABLE_MPI=ON; then
+  -DGRADCOMP_ENABLE_MPI=ON -DGRADCOMP_ENABLE_TORCH=OFF; then
   run_ctest clang-release "$ROOT/clang-release"
 fi
 
@@ -97,7 +98,7 @@ fi
 if build sanitize "$ROOT/sanitize" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=g++ \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1" -DGRADCOMP_HEADER_TEST=OFF \
   -DGRADCOMP_SANITIZE=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON \
-  -DGRADCOMP_ENABLE_MPI=OFF; then
+  -DGRADCOMP_ENABLE_MPI=OFF -DGRADCOMP_ENABLE_TORCH=OFF; then
   GRADCOMP_SEED_COUNT_OVERRIDE=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 run_ctest sanitize "$ROOT/sanitize"
 fi

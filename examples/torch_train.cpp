@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: Apache-2.0
+// A libtorch trainer for the paper's question: does layer-wise or entire-model compression train
+// better? A small CNN (8 parameter tensors from 8 to 16,384 elements, batch norm) on
+// Fashion-MNIST, n simulated data-parallel workers, gradients compressed by gradcomp straight
+// from autograd's buffers (examples/support/torch_bridge.hpp: no copies), the paper's schedule
+// scaled down (global batch, learning rate rising linearly to its peak over the warm-up, then
+// falling linearly to zero; Nesterov momentum optional).
+//
+//   torch_train --method topk --ratio 0.01 --granularity layer --workers 4 --epochs 3 --csv out.csv
+//
+// Prints a progress bar with the running loss and, per epoch, test accuracy and bytes sent;
+// --csv appends one row per epoch.
+
+#include "support/command_line.hpp"
+#include "support/fashion_mnist.hpp"
+#include "support/torch_bridge.hpp"
+
+#include <gradcomp/gradcomp.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <numeric>
+#include <random>
+#include <string>
+#include <torch/torch.h>
+#include <vector>
+
+using namespace gradcomp;
+namespace ex = gradcomp::examples;
+
+namespace {
+
+ex::training_options torch_defaults() {
+  ex::training_options t;
+  t.epochs = 3;
+  t.lr = 0.4;
+  return t;
+}
+
+struct config {
+  ex::training_options t = torch_defaults();
+  std::string master = "identity"; // identity | same (Q_M = Q_W's operator, entire-model)
+  std::size_t workers = 4;
+  double warmup = 0.5; // epochs
+  std::string csv;
+  bool progress = true;
+  std::size_t proxy = 0; // > 0: after training, the compression-error proxy over this many draws
+};
+
+[[noreturn]] void usage(const std::string& why) {
+  std::fprintf(stderr,
+               "torch_train: %s\noptions:\n%s"
+               "  --master identity|same --workers N --warmup EPOCHS --csv FILE --no-progress\n"
+               "  --proxy DRAWS\n",
+               why.c_str(), ex::training_usage);
+  std::exit(2);
+}
+
+config parse(int argc, char** argv) {
+  config c;
+  ex::arguments a(argc, argv, usage);
+  while (a.next()) {
+    if (ex::read_training_option(a, c.t))
+      continue;
+    if (a.is("--master"))
+      c.master = a.value();
+    else if (a.is("--workers"))
+      c.workers = a.count();
+    else if (a.is("--warmup"))
+      c.warmup = a.number();
+    else if (a.is("--csv"))
+      c.csv = a.value();
+    else if (a.is("--no-progress"))
+      c.progress = false;
+    else if (a.is("--proxy"))
+      c.proxy = a.count();
+    else
+      a.unknown();
+  }
+  if (const std::string why = ex::check_training_options(c.t); !why.empty())
+    usage(why);
+  if (c.master != "identity" && c.master != "same")
+    usage("--master identity|same");
+  if (c.workers == 0 || c.t.batch % c.workers != 0) {
+    usage("--workers must be positive and divide --batch");
+  }
+  return c;
+}
+
+/// conv(1->8, 5x5) bn relu pool, conv(8->16, 5x5) bn relu pool, fc(256->64) relu, fc(64->10).
+struct cnn : torch::nn::Module {
+  cnn()
+      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 8, 5)))),
+        bn1(register_module("bn1", torch::nn::BatchNorm2d(8))),
+        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 5)))),
+        bn2(register_module("bn2", torch::nn::BatchNorm2d(16))),
+        fc1(register_module("fc1", torch::nn::Linear(256, 64))),
+        fc2(register_module("fc2", torch::nn::Linear(64, 10))) {}
+  torch::Tensor forward(torch::Tensor x) {
+    x = torch::max_pool2d(torch::relu(bn1(conv1(x))), 2);
+    x = torch::max_pool2d(torch::relu(bn2(conv2(x))), 2);
+    return fc2(torch::relu(fc1(x.flatten(1))));
+  }
+  torch::nn::Conv2d conv1;
+  torch::nn::BatchNorm2d bn1;
+  torch::nn::Conv2d conv2;
+  torch::nn::BatchNorm2d bn2;
+  torch::nn::Linear fc1, fc2;
+};
+
+torch::Tensor images_of(const ex::image_set& s) {
+  return torch::from_blob(const_cast<float*>(s.images.data()),
+                          {static_cast<std::int64_t>(s.count), 1, 28, 28}, torch::kFloat32);
+}
+torch::Tensor labels_of(const ex::image_set& s) {
+  return torch::from_blob(const_cast<std::uint8_t*>(s.labels.data()),
+                          {static_cast<std::int64_t>(s.count)}, torch::kUInt8)
+      .to(torch::kInt64);
+}
+
+double test_accuracy(cnn& model, const torch::Tensor& x, const torch::Tensor& y) {
+  torch::NoGradGuard no_grad;
+  model.eval();
+  std::int64_t right = 0;
+  for (std::int64_t i = 0; i < x.size(0); i += 1000) {
+    const auto n = std::min<std::int64_t>(1000, x.size(0) - i);
+    right +=
+        model.forward(x.narrow(0, i, n)).argmax(1).eq(y.narrow(0, i, n)).sum().item<std::int64_t>();
+  }
+  model.train();
+  return static_cast<double>(right) / static_cast<double>(x.size(0));
+}
+
+/// E|Q(x) - x|^2 / |x|^2 over `draws` keys (one suffices for deterministic operators).
+template <class S>
+double relative_error(const S& s, const model_layout& layout, std::span<const float> x,
+                      std::size_t draws) {
+  codec<S> c(s, layout);
+  std::vector<float> q(x.size());
+  double err = 0, norm = 0;
+  for (const float v : x) {
+    norm += static_cast<double>(v) * v;
+  }
+  for (std::size_t k = 0; k < draws; ++k) {
+    c.apply(cpu, x, std::span<float>(q), stream_key{7, k, 0});
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const double e = static_cast<double>(q[i]) - x[i];
+      err += e * e;
+    }
+  }
+  return err / static_cast<double>(draws) / norm;
+}
+
+template <class C>
+void proxy_row(const char* name, const C& comp, const model_layout& layout,
+               std::span<const float> x, std::size_t draws) {
+  const double lw = relative_error(scheme<C, layer_span>{comp}, layout, x, draws);
+  const double em = relative_error(scheme<C, flat_span>{comp}, layout, x, draws);
+  const double rel = std::abs(lw - em) / std::max(lw, em);
+  std::printf("| %-24s | %11.4e | %11.4e | %6.3f | %s |\n", name, lw, em, em > 0 ? lw / em : 1.0,
+              rel < 1e-3 ? "equal"
+              : lw < em  ? "layer-wise"
+                         : "entire-model");
+}
+
+/// The no-training proxy (the mechanism behind the paper's findings): on a real gradient of this
+/// model, the relative compression error of each operator, layer-wise vs entire-model.
+void compression_proxy(const model_layout& layout, std::span<const float> x, const config& c) {
+  std::printf("\nrelative compression error E|Q(x)-x|^2/|x|^2 on a gradient of this model "
+              "(%zu draws for random operators)\n\n",
+              c.proxy);
+  std::printf("| operator                 | layer-wise  | entire-model | LW/EM | lower |\n"
+              "|--------------------------|-------------|-------------|--------|-------|\n");
+  proxy_row("random-k 1%", random_k{0.01}, layout, x, c.proxy);
+  proxy_row("random-k 1% unbiased", random_k{0.01, true}, layout, x, c.proxy);
+  proxy_row("top-k 1%", topk{0.01}, layout, x, 1);
+  proxy_row("top-k 10%", topk{0.1}, layout, x, 1);
+  proxy_row("threshold-v 1e-3", threshold_v{1e-3}, layout, x, 1);
+  proxy_row("adaptive threshold", adaptive_threshold{}, layout, x, 1);
+  proxy_row("TernGrad", terngrad{}, layout, x, c.proxy);
+  proxy_row("QSGD s=255", qsgd{255}, layout, x, c.proxy);
+  proxy_row("QSGD s=15", qsgd{15}, layout, x, c.proxy);
+  proxy_row("natural", natural{}, layout, x, c.proxy);
+  proxy_row("stoch. rounding bf16", stochastic_rounding<bfloat16>{}, layout, x, c.proxy);
+}
+
+template <class W, class M>
+int train(const config& c, const W& q_w, const M& q_m) {
+  torch::manual_seed(c.t.seed);
+  const auto train_set = ex::load_fashion_mnist(c.t.data, "train", c.t.train_limit);
+  const auto test_set = ex::load_fashion_mnist(c.t.data, "t10k", c.t.test_limit);
+  const torch::Tensor xtr = images_of(train_set), ytr = labels_of(train_set);
+  const torch::Tensor xte = images_of(test_set), yte = labels_of(test_set);
+
+  cnn model;
+  ex::torch_bridge bridge(model, c.workers);
+  in_process_cluster<W, M> cluster(
+      q_w, q_m, bridge.layout(), c.workers,
+      {c.t.seed, aggregation::mean, c.t.feedback, false, false, false});
+  const std::size_t d = bridge.layout().total_size();
+  std::vector<float> update(d), velocity(d, 0.0f);
+  const std::size_t shard = c.t.batch / c.workers;
+  std::size_t steps = train_set.count / c.t.batch;
+  if (c.t.steps != 0) {
+    steps = std::min(steps, c.t.steps);
+  }
+  const std::size_t total = steps * c.t.epochs;
+  const auto warm =
+      std::max<std::size_t>(1, static_cast<std::size_t>(c.warmup * static_cast<double>(steps)));
+  std::ofstream csv;
+  if (!c.csv.empty()) {
+    const bool fresh = !std::ifstream(c.csv).good();
+    csv.open(c.csv, std::ios::app);
+    if (fresh) {
+      csv << "method,granularity,ratio,threshold,levels,momentum,feedback,workers,seed,epoch,"
+             "train_loss,test_accuracy,bytes_up_per_step,bytes_down_per_step,"
+             "dense_bytes_per_step\n";
+    }
+  }
+  std::printf("torch_train: %s %s, %zu workers, %zu parameters in %zu tensors, %zu steps/epoch\n",
+              c.t.method.c_str(), c.t.granularity.c_str(), c.workers, d,
+              bridge.layout().num_layers(), steps);
+  std::uint64_t step = 0;
+  for (std::size_t epoch = 0; epoch < c.t.epochs; ++epoch) {
+    std::vector<std::int64_t> order(train_set.count);
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(c.t.seed * 7919 + epoch);
+    std::shuffle(order.begin(), order.end(), rng);
+    const torch::Tensor perm =
+        torch::from_blob(order.data(), {static_cast<std::int64_t>(order.size())}, torch::kInt64);
+    double loss_sum = 0, up = 0, down = 0;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (std::size_t s = 0; s < steps; ++s, ++step) {
+      std::vector<std::span<const float>> grads;
+      double loss = 0;
+      for (std::size_t w = 0; w < c.workers; ++w) {
+        const auto idx = perm.narrow(0, static_cast<std::int64_t>(s * c.t.batch + w * shard),
+                                     static_cast<std::int64_t>(shard));
+        bridge.use_gradients(w);
+        const torch::Tensor l = torch::nn::functional::cross_entropy(
+            model.forward(xtr.index_select(0, idx)), ytr.index_select(0, idx));
+        l.backward();
+        bridge.check_gradients_in(w);
+        loss += l.item<double>() / static_cast<double>(c.workers);
+        grads.emplace_back(bridge.gradient(w));
+      }
+      const step_stats st = cluster.step(cpu, std::span<const std::span<const float>>(grads), step,
+                                         1.0f, std::span<float>(update));
+      up += static_cast<double>(st.bytes_up);
+      down += static_cast<double>(st.bytes_down);
+      loss_sum += loss;
+      const double lr =
+          step < warm
+              ? c.t.lr * static_cast<double>(step + 1) / static_cast<double>(warm)
+              : c.t.lr * static_cast<double>(total - step) / static_cast<double>(total - warm + 1);
+      auto p = bridge.parameters();
+      const auto m = static_cast<float>(c.t.momentum), a = static_cast<float>(lr);
+      for (std::size_t i = 0; i < d; ++i) {
+        velocity[i] = m * velocity[i] + update[i];
+        p[i] -= a * (c.t.nesterov ? update[i] + m * velocity[i] : velocity[i]);
+      }
+      if (c.progress && (s % 10 == 0 || s + 1 == steps)) {
+        const int width = 30, done = static_cast<int>(width * (s + 1) / steps);
+        std::fprintf(stderr, "\repoch %zu [%.*s%*s] %zu/%zu loss %.4f", epoch + 1, done,
+                     "##############################", width - done, "", s + 1, steps,
+                     loss_sum / static_cast<double>(s + 1));
+      }
+    }
+    if (c.progress) {
+      std::fprintf(stderr, "\n");
+    }
+    const double acc = test_accuracy(model, xte, yte);
+    const double n = static_cast<double>(steps);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf("epoch %zu/%zu  train loss %.4f  test accuracy %.2f%%  up %.1f KB/step  down %.1f "
+                "KB/step  (dense %.1f KB/step up)  %.1f s\n",
+                epoch + 1, c.t.epochs, loss_sum / n, 100 * acc, up / n / 1e3, down / n / 1e3,
+                4.0 * static_cast<double>(d * c.workers) / 1e3, secs);
+    std::fflush(stdout);
+    if (csv.is_open()) {
+      csv << c.t.method << ',' << c.t.granularity << ',' << c.t.ratio << ',' << c.t.threshold << ','
+          << c.t.levels << ',' << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ','
+          << c.t.feedback << ',' << c.workers << ',' << c.t.seed << ',' << epoch + 1 << ','
+          << loss_sum / n << ',' << acc << ',' << up / n << ',' << down / n << ','
+          << 4.0 * static_cast<double>(d * c.workers) << '\n';
+    }
+    if (!std::isfinite(loss_sum)) {
+      std::printf("training diverged (loss is not finite)\n");
+      return 3;
+    }
+  }
+  if (c.proxy > 0) { // the gradient of one global batch at the trained point
+    bridge.use_gradients(0);
+    const auto idx = torch::arange(static_cast<std::int64_t>(c.t.batch), torch::kInt64);
+    torch::nn::functional::cross_entropy(model.forward(xtr.index_select(0, idx)),
+                                         ytr.index_select(0, idx))
+        .backward();
+    bridge.check_gradients_in(0);
+    compression_proxy(bridge.layout(), bridge.gradient(0), c);
+  }
+  return 0;
+}
+
+template <class W>
+int with_master(const config& c, const W& q_w) {
+  if (c.master == "same") {
+    return train(c, q_w, scheme<typename W::compressor_type, flat_span>{q_w.compressor});
+  }
+  return train(c, q_w, scheme<identity, flat_span>{});
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  const config c = parse(argc, argv);
+  torch::set_num_threads(1);
+  try {
+    return ex::with_scheme(c.t, [&](const auto& q_w) { return with_master(c, q_w); });
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "torch_train: %s\n", e.what());
+    return 1;
+  }
+}
