@@ -140,7 +140,7 @@ public:
       std::iota(order.begin(), order.end(), 0);
       std::mt19937_64 rng(c_.t.seed * 1000003 + epoch);
       std::shuffle(order.begin(), order.end(), rng);
-      double loss = 0, up = 0, down = 0, own = 0;
+      double loss = 0, up = 0, down = 0;
       for (std::size_t s = 0; s < steps_per_epoch_; ++s, ++step) {
         for (std::size_t w = first; w < last; ++w) {
           const std::span<const std::size_t> idx(order.data() + s * c_.t.batch + w * shard(),
@@ -150,7 +150,6 @@ public:
         const step_stats st = exchange(step, grads, std::span<float>(update_));
         up += static_cast<double>(st.bytes_up);
         down += static_cast<double>(st.bytes_down);
-        own += static_cast<double>(st.bytes_up) / static_cast<double>(workers_);
         apply(learning_rate(step, total, warmup));
       }
       loss = sum_over_processes(loss);
@@ -163,7 +162,7 @@ public:
                     "up %.1f KB/step (%.1f KB per rank)  down %.1f KB/step  dense %.1f KB per "
                     "rank  %.1f s\n",
                     epoch + 1, c_.t.epochs, loss / (n * static_cast<double>(c_.t.batch)), 100 * acc,
-                    up / n / 1e3, own / n / 1e3, down / n / 1e3,
+                    up / n / 1e3, up / n / 1e3 / static_cast<double>(workers_), down / n / 1e3,
                     4.0 * static_cast<double>(model_.params().size()) / 1e3, secs);
         std::fflush(stdout);
       }

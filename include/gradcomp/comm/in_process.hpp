@@ -102,9 +102,7 @@ public:
                           mm.last_sent(), st.down, derr, dnorm);
     detail::finish_errors(st.down, derr, dnorm);
     st.bytes_down = bcast.size() * workers_.size();
-    st.seconds_compress = std::chrono::duration<double>(t1 - t0).count();
-    st.seconds_aggregate = std::chrono::duration<double>(t2 - t1).count();
-    st.seconds_decompress = std::chrono::duration<double>(t3 - t2).count();
+    detail::record_times(st, t0, t1, t2, t3);
     return st;
   }
 

@@ -274,18 +274,15 @@ private:
   void wait(std::span<MPI_Request> reqs, Describe&& describe, bool point_to_point = false) {
     const auto deadline = std::chrono::steady_clock::now() + opt_.timeout;
     for (long polls = 0;; ++polls) {
-      int done = 0;
+      bool pending = false;
       for (MPI_Request& r : reqs) {
-        if (r == MPI_REQUEST_NULL) {
-          continue;
+        if (r != MPI_REQUEST_NULL) { // MPI_Test sets a completed request to MPI_REQUEST_NULL
+          int flag = 0;
+          check(MPI_Test(&r, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+          pending = pending || r != MPI_REQUEST_NULL;
         }
-        int flag = 0;
-        check(MPI_Test(&r, &flag, MPI_STATUS_IGNORE), "MPI_Test");
       }
-      for (const MPI_Request& r : reqs) {
-        done += r == MPI_REQUEST_NULL ? 1 : 0;
-      }
-      if (done == static_cast<int>(reqs.size())) {
+      if (!pending) {
         return;
       }
       if (std::chrono::steady_clock::now() > deadline) {

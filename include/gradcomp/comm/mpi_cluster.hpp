@@ -121,9 +121,7 @@ public:
     worker_.decompress(exec, std::span<const std::byte>(down_), step, update);
     const auto t3 = clock::now();
     count(st, msg);
-    st.seconds_compress = std::chrono::duration<double>(t1 - t0).count();
-    st.seconds_aggregate = std::chrono::duration<double>(t2 - t1).count();
-    st.seconds_decompress = std::chrono::duration<double>(t3 - t2).count();
+    detail::record_times(st, t0, t1, t2, t3);
     return st;
   }
 

@@ -43,6 +43,8 @@ public:
       : comm_(comm), stream_(stream), opt_(opt) {
     check(ncclCommUserRank(comm_, &rank_), "ncclCommUserRank");
     check(ncclCommCount(comm_, &size_), "ncclCommCount");
+    host_envelopes_ = detail::pinned_array<std::byte>(envelope_bytes * size());
+    device_envelopes_ = detail::device_array<std::byte>(envelope_bytes * size());
   }
   /// A one-rank communicator on the current device (what a single GPU can run).
   static nccl_communicator single_gpu(cudaStream_t stream) { return single_gpu(stream, {}); }
@@ -61,7 +63,8 @@ public:
   nccl_communicator& operator=(const nccl_communicator&) = delete;
   nccl_communicator(nccl_communicator&& o) noexcept
       : comm_(o.comm_), stream_(o.stream_), opt_(o.opt_), rank_(o.rank_), size_(o.size_),
-        owned_(o.owned_), broken_(o.broken_) {
+        owned_(o.owned_), broken_(o.broken_), host_envelopes_(std::move(o.host_envelopes_)),
+        device_envelopes_(std::move(o.device_envelopes_)) {
     o.owned_ = false;
   }
   nccl_communicator& operator=(nccl_communicator&&) = delete;
@@ -79,29 +82,28 @@ public:
   std::vector<exchange_envelope> exchange_envelopes(const exchange_envelope& mine) {
     usable();
     const std::size_t n = size();
-    detail::pinned_array<std::byte> host(envelope_bytes * n);
-    detail::device_array<std::byte> dev(envelope_bytes * n);
+    std::byte* const host = host_envelopes_.data(); // staging allocated once, at construction
+    std::byte* const dev = device_envelopes_.data();
     const auto bytes = mine.serialize();
-    std::copy(bytes.begin(), bytes.end(), host.data() + envelope_bytes * rank());
-    detail::cuda_check(cudaMemcpyAsync(dev.data() + envelope_bytes * rank(),
-                                       host.data() + envelope_bytes * rank(), envelope_bytes,
+    std::copy(bytes.begin(), bytes.end(), host + envelope_bytes * rank());
+    detail::cuda_check(cudaMemcpyAsync(dev + envelope_bytes * rank(),
+                                       host + envelope_bytes * rank(), envelope_bytes,
                                        cudaMemcpyHostToDevice, stream_),
                        "cudaMemcpyAsync");
-    check(ncclAllGather(dev.data() + envelope_bytes * rank(), dev.data(), envelope_bytes, ncclUint8,
-                        comm_, stream_),
+    check(ncclAllGather(dev + envelope_bytes * rank(), dev, envelope_bytes, ncclUint8, comm_,
+                        stream_),
           "ncclAllGather");
-    detail::cuda_check(cudaMemcpyAsync(host.data(), dev.data(), envelope_bytes * n,
-                                       cudaMemcpyDeviceToHost, stream_),
-                       "cudaMemcpyAsync");
+    detail::cuda_check(
+        cudaMemcpyAsync(host, dev, envelope_bytes * n, cudaMemcpyDeviceToHost, stream_),
+        "cudaMemcpyAsync");
     wait("the allgather of envelopes");
     std::vector<exchange_envelope> envs(n);
     for (std::size_t r = 0; r < n; ++r) {
-      envs[r] =
-          r == rank()
-              ? mine
-              : exchange_envelope::parse(std::span<const std::byte, envelope_bytes>(
-                                             host.data() + envelope_bytes * r, envelope_bytes),
-                                         r);
+      envs[r] = r == rank()
+                    ? mine
+                    : exchange_envelope::parse(std::span<const std::byte, envelope_bytes>(
+                                                   host + envelope_bytes * r, envelope_bytes),
+                                               r);
     }
     return envs;
   }
@@ -210,6 +212,8 @@ private:
   int size_ = 1;
   bool owned_ = false;
   bool broken_ = false;
+  detail::pinned_array<std::byte> host_envelopes_;   ///< every rank's envelope, host side
+  detail::device_array<std::byte> device_envelopes_; ///< the same, for ncclAllGather
 };
 
 } // namespace gradcomp

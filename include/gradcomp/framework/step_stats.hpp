@@ -5,6 +5,7 @@
 #include "../granularity/span_plan.hpp"
 #include "../layout/model_layout.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -62,6 +63,14 @@ inline void count_message(std::span<const std::byte> msg, const std::vector<span
       norm[s] += static_cast<double>(p[i]) * p[i];
     }
   }
+}
+
+/// The three phase times of a step from its four time points.
+template <class TimePoint>
+void record_times(step_stats& st, TimePoint t0, TimePoint t1, TimePoint t2, TimePoint t3) {
+  st.seconds_compress = std::chrono::duration<double>(t1 - t0).count();
+  st.seconds_aggregate = std::chrono::duration<double>(t2 - t1).count();
+  st.seconds_decompress = std::chrono::duration<double>(t3 - t2).count();
 }
 
 inline void finish_errors(std::vector<span_traffic>& table, const std::vector<double>& err,
