@@ -1,16 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 // Kernel throughput of every operator: compress+encode and validate+decode, entire-model
 // (flat_span), layer-wise (layer_span) and bucketed (bucket_span, 1M) on the ResNet-50, ResNet-9
-// and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread. Names:
-// <operator>/<granularity>/<encoding>/cpu/<layout>/<encode|decode>. Each benchmark reports input
-// GB/s, bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a buffer
-// of the same size measured in the same process (vs_memcpy), so machine noise cancels. Baselines
-// in the same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element and by
-// std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
+// and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread, and on
+// ResNet-50 again with two threads (cpu_threads(2)). Names:
+// <operator>/<granularity>/<encoding>/<cpu|cpu_t2>/<layout>/<encode|decode>. Each benchmark reports
+// input GB/s, bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a
+// buffer of the same size measured in the same process (vs_memcpy), so machine noise cancels.
+// Baselines in the same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element
+// and by std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
 // scripts/bench.sh runs a subset and renders the table and plot.
 
 #include "../tests/support/reference.hpp"
 
+#include <gradcomp/backend/cpu/parallel.hpp>
 #include <gradcomp/gradcomp.hpp>
 
 #include <benchmark/benchmark.h>
@@ -70,13 +72,19 @@ void report(benchmark::State& st, std::size_t n, std::size_t payload) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
+/// The backend field of a benchmark name: "cpu" (one thread) or "cpu_t<N>".
+std::string backend_name(const cpu_policy& exec) {
+  return exec.threads == 1 ? "cpu" : "cpu_t" + std::to_string(exec.threads);
+}
+
 template <class Scheme>
 void register_scheme(const std::string& op, Scheme s, const std::string& layout_name,
-                     const model_layout& layout) {
+                     const model_layout& layout, cpu_policy exec) {
   const std::string name = op + "/" + std::string(Scheme::granularity_type::name) + "/" +
-                           std::string(Scheme::encoding_type::name) + "/cpu/" + layout_name;
+                           std::string(Scheme::encoding_type::name) + "/" + backend_name(exec) +
+                           "/" + layout_name;
   benchmark::RegisterBenchmark((name + "/encode").c_str(),
-                               [s, layout](benchmark::State& st) {
+                               [s, layout, exec](benchmark::State& st) {
                                  codec<Scheme> c(s, layout);
                                  const auto& x = gradient(layout.total_size());
                                  std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
@@ -84,7 +92,7 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
                                  std::uint64_t step = 0;
                                  for (auto _ : st) {
                                    bytes =
-                                       c.encode(cpu, std::span<const float>(x),
+                                       c.encode(exec, std::span<const float>(x),
                                                 std::span<std::byte>(msg), stream_key{1, step++});
                                    benchmark::DoNotOptimize(msg.data());
                                  }
@@ -93,7 +101,7 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
   benchmark::RegisterBenchmark((name + "/decode").c_str(),
-                               [s, layout](benchmark::State& st) {
+                               [s, layout, exec](benchmark::State& st) {
                                  codec<Scheme> c(s, layout);
                                  const auto& x = gradient(layout.total_size());
                                  std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
@@ -101,7 +109,7 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
                                                      std::span<std::byte>(msg), stream_key{1, 0}));
                                  std::vector<float> out(x.size());
                                  for (auto _ : st) {
-                                   c.decode(cpu, std::span<const std::byte>(msg),
+                                   c.decode(exec, std::span<const std::byte>(msg),
                                             std::span<float>(out));
                                    benchmark::DoNotOptimize(out.data());
                                  }
@@ -112,28 +120,29 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
 }
 
 template <class G>
-void register_all(const std::string& layout_name, const model_layout& l, G) {
-  register_scheme("identity", scheme<identity, G>{}, layout_name, l);
-  register_scheme("sign", scheme<sign_sgd, G>{}, layout_name, l);
-  register_scheme("scaled_sign", scheme<scaled_sign, G>{}, layout_name, l);
-  register_scheme("threshold_v", scheme<threshold_v, G>{{2e-3}}, layout_name, l);
-  register_scheme("adaptive_threshold", scheme<adaptive_threshold, G>{}, layout_name, l);
-  register_scheme("terngrad", scheme<terngrad, G>{}, layout_name, l);
-  register_scheme("qsgd_s255", scheme<qsgd, G>{{255}}, layout_name, l);
-  register_scheme("qsgd_s15", scheme<qsgd, G>{{15}}, layout_name, l);
-  register_scheme("natural", scheme<natural, G>{}, layout_name, l);
-  register_scheme("sr_bf16", scheme<stochastic_rounding<bfloat16>, G>{}, layout_name, l);
-  register_scheme("identity_f16", scheme<identity, G, dense<half>>{}, layout_name, l);
-  register_scheme("natural8", scheme<natural, G, natural_codes<8>>{}, layout_name, l);
-  register_scheme("qsgd_s15_b128", scheme<qsgd, G>{{15, 128}}, layout_name, l);
+void register_all(const std::string& layout_name, const model_layout& l, G, cpu_policy exec = cpu) {
+  register_scheme("identity", scheme<identity, G>{}, layout_name, l, exec);
+  register_scheme("sign", scheme<sign_sgd, G>{}, layout_name, l, exec);
+  register_scheme("scaled_sign", scheme<scaled_sign, G>{}, layout_name, l, exec);
+  register_scheme("threshold_v", scheme<threshold_v, G>{{2e-3}}, layout_name, l, exec);
+  register_scheme("adaptive_threshold", scheme<adaptive_threshold, G>{}, layout_name, l, exec);
+  register_scheme("terngrad", scheme<terngrad, G>{}, layout_name, l, exec);
+  register_scheme("qsgd_s255", scheme<qsgd, G>{{255}}, layout_name, l, exec);
+  register_scheme("qsgd_s15", scheme<qsgd, G>{{15}}, layout_name, l, exec);
+  register_scheme("natural", scheme<natural, G>{}, layout_name, l, exec);
+  register_scheme("sr_bf16", scheme<stochastic_rounding<bfloat16>, G>{}, layout_name, l, exec);
+  register_scheme("identity_f16", scheme<identity, G, dense<half>>{}, layout_name, l, exec);
+  register_scheme("natural8", scheme<natural, G, natural_codes<8>>{}, layout_name, l, exec);
+  register_scheme("qsgd_s15_b128", scheme<qsgd, G>{{15, 128}}, layout_name, l, exec);
   for (double r : {0.001, 0.01, 0.1}) {
     const std::string pct = std::to_string(r * 100).substr(0, 3);
-    register_scheme("topk_" + pct + "pct", scheme<topk, G>{{r}}, layout_name, l);
-    register_scheme("random_k_" + pct + "pct", scheme<random_k, G>{{r}}, layout_name, l);
+    register_scheme("topk_" + pct + "pct", scheme<topk, G>{{r}}, layout_name, l, exec);
+    register_scheme("random_k_" + pct + "pct", scheme<random_k, G>{{r}}, layout_name, l, exec);
   }
-  register_scheme("topk_1.0pct_f16", scheme<topk, G, sparse_coo<half>>{{0.01}}, layout_name, l);
+  register_scheme("topk_1.0pct_f16", scheme<topk, G, sparse_coo<half>>{{0.01}}, layout_name, l,
+                  exec);
   register_scheme("random_k_1.0pct_shared", scheme<random_k, G>{{0.01, false, true}}, layout_name,
-                  l);
+                  l, exec);
 }
 
 void baselines(std::size_t n) {
@@ -144,6 +153,24 @@ void baselines(std::size_t n) {
                                  std::vector<float> b(n);
                                  for (auto _ : st) {
                                    std::memcpy(b.data(), a.data(), n * 4);
+                                   benchmark::DoNotOptimize(b.data());
+                                   benchmark::ClobberMemory();
+                                 }
+                                 report(st, n, n * 4);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  // memcpy with each of two threads copying one half: the memory limit the 2-thread policy meets
+  benchmark::RegisterBenchmark(("baseline/memcpy_t2/" + sz).c_str(),
+                               [n](benchmark::State& st) {
+                                 const auto& a = gradient(n);
+                                 std::vector<float> b(n);
+                                 for (auto _ : st) {
+                                   detail::parallel_parts(
+                                       cpu_threads(2), n, 1,
+                                       [&](std::size_t lo, std::size_t hi, std::size_t) {
+                                         std::memcpy(b.data() + lo, a.data() + lo, (hi - lo) * 4);
+                                       });
                                    benchmark::DoNotOptimize(b.data());
                                    benchmark::ClobberMemory();
                                  }
@@ -225,6 +252,10 @@ int main(int argc, char** argv) {
     register_all(name, layout, flat_span{});
     register_all(name, layout, layer_span{});
     register_all(name, layout, bucket_span{});
+    if (name == "resnet50") { // the multi-threaded policy, on the 2-core machine's two threads
+      register_all(name, layout, flat_span{}, cpu_threads(2));
+      register_all(name, layout, layer_span{}, cpu_threads(2));
+    }
   }
   for (unsigned log2 = 16; log2 <= 26; log2 += 2) {
     const std::size_t n = std::size_t{1} << log2;

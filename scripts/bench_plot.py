@@ -4,7 +4,8 @@
 usage: bench_plot.py RESULTS.json OUT.png
 Left: encode throughput (input GB/s) against flat buffer size, one line per operator, with
 memcpy's input rate as the dashed reference. Right: ResNet-50 encode throughput, entire-model
-(flat) against layer-wise, one pair of bars per operator.
+(flat) and layer-wise with one thread, and entire-model with two threads (cpu_t2) where the run
+has it, one group of bars per operator.
 """
 import json
 import re
@@ -24,17 +25,17 @@ def main():
         parts = name.split("/")
         gbs = r.get("bytes_per_second", 0) / 1e9
         if parts[0] == "baseline":
-            if parts[1] == "memcpy":
+            if parts[1] == "memcpy" and parts[2].isdigit():
                 memcpy[int(parts[2])] = gbs
             continue
         if len(parts) < 6 or parts[5] != "encode":
             continue
-        op, gran, layout = parts[0], parts[1], parts[4]
+        op, gran, backend, layout = parts[0], parts[1], parts[3], parts[4]
         m = re.fullmatch(r"flat2\^(\d+)", layout)
-        if m and gran == "flat":
+        if m and gran == "flat" and backend == "cpu":
             sizes.setdefault(op, []).append((1 << int(m.group(1)), gbs))
         elif layout == "resnet50" and gran in ("flat", "layer"):
-            r50.setdefault(op, {})[gran] = gbs
+            r50.setdefault(op, {})[gran if backend == "cpu" else f"{gran}/{backend}"] = gbs
     fig, (a, b) = plt.subplots(1, 2, figsize=(15, 6))
     for op, pts in sorted(sizes.items()):
         pts.sort()
@@ -49,11 +50,16 @@ def main():
     a.legend(fontsize=7, ncol=2)
     ops = sorted(r50)
     xs = range(len(ops))
-    b.bar([x - 0.2 for x in xs], [r50[o].get("flat", 0) for o in ops], 0.4, label="entire-model")
-    b.bar([x + 0.2 for x in xs], [r50[o].get("layer", 0) for o in ops], 0.4, label="layer-wise")
+    bars = [("flat", "entire-model"), ("layer", "layer-wise")]
+    if any("flat/cpu_t2" in r for r in r50.values()):
+        bars.append(("flat/cpu_t2", "entire-model, 2 threads"))
+    width = 0.8 / len(bars)
+    for i, (key, label) in enumerate(bars):
+        offset = (i - (len(bars) - 1) / 2) * width
+        b.bar([x + offset for x in xs], [r50[o].get(key, 0) for o in ops], width, label=label)
     b.set_xticks(list(xs))
     b.set_xticklabels(ops, rotation=70, fontsize=7)
-    b.set_ylabel("encode input GB/s (one thread)")
+    b.set_ylabel("encode input GB/s")
     b.set_title("ResNet-50 (25.6M, 161 tensors): layer-wise vs entire-model")
     b.legend()
     fig.tight_layout()

@@ -39,6 +39,7 @@
 #include "memory/dgc_momentum.hpp"
 #include "memory/error_feedback.hpp"
 #include "random/philox.hpp"
+#include "random/philox_batch.hpp"
 #include "random/stream_key.hpp"
 #include "scheme.hpp"
 #include "version.hpp"

@@ -86,6 +86,29 @@ float nearest(float x) {
 }
 } // namespace
 
+TEST_CASE("batched Philox words equal the one-at-a-time words", "[random][philox]") {
+  const random_stream rs(0x0123456789abcdefull, stream_key{7, 12, 3}.stream_word(),
+                         random_purpose::subset);
+  // every alignment of the first element and every length up to three 16-element groups, and
+  // counters whose block index crosses 2^32
+  for (const std::uint64_t base : {std::uint64_t{0}, std::uint64_t{1} << 33}) {
+    for (std::uint64_t first = base; first < base + 17; ++first) {
+      for (std::size_t len = 0; len <= 48; ++len) {
+        std::vector<std::uint64_t> got(len + 1, 0x5a5a5a5a5a5a5a5aull);
+        detail::complemented_bits64(rs, first, len, got.data());
+        for (std::size_t j = 0; j < len; ++j)
+          REQUIRE(got[j] == ~rs.bits64(first + j));
+        REQUIRE(got[len] == 0x5a5a5a5a5a5a5a5aull); // nothing written past len
+      }
+    }
+  }
+  alignas(64) std::byte raw[128];
+  detail::philox_blocks8(rs, 1000, raw);
+  for (std::uint64_t q = 0; q < 8; ++q)
+    for (std::size_t l = 0; l < 4; ++l)
+      REQUIRE(detail::load_le<std::uint32_t>(raw + 32 * l + 4 * q) == rs.block(1000 + q)[l]);
+}
+
 TEST_CASE("half and bfloat16 round to nearest even and round-trip exactly", "[types]") {
   // Every bit pattern round-trips through float.
   for (std::uint32_t b = 0; b < 0x10000; ++b) {

@@ -3,6 +3,7 @@
 
 #include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
+#include "../random/philox_batch.hpp"
 #include "common.hpp"
 
 #include <optional>
@@ -60,6 +61,19 @@ struct random_k {
                              : 1.0f;
   }
 
+  /// The selection key of element i of a span: the complemented 64-bit Philox word at its global
+  /// index (the k largest keys are the k smallest words). fill() makes sixteen per generator call.
+  struct subset_key {
+    random_stream rs;
+    std::uint64_t g0 = 0;
+    [[nodiscard]] std::uint64_t operator()(std::size_t i) const noexcept {
+      return ~rs.bits64(g0 + i);
+    }
+    void fill(std::size_t i, std::size_t len, std::uint64_t* out) const noexcept {
+      detail::complemented_bits64(rs, g0 + i, len, out);
+    }
+  };
+
   /// The subset alone (also used by receivers to regenerate implied indices).
   template <class Exec>
   void select_subset(const Exec& exec, std::size_t n, std::size_t k, const span_context& ctx,
@@ -67,8 +81,7 @@ struct random_k {
     const random_stream rs = ctx.subset(shared_seed);
     const std::uint64_t g0 = ctx.global_begin;
     // k smallest keys == k largest complemented keys
-    detail::run<detail::select_top_keys>(
-        exec, n, k, [rs, g0](std::size_t i) { return ~rs.bits64(g0 + i); }, ws.indices, ws.select);
+    detail::run<detail::select_top_keys>(exec, n, k, subset_key{rs, g0}, ws.indices, ws.select);
   }
   template <class Exec, gradient_value T>
   sparse_selection select(const Exec& exec, const T*, std::size_t n, const span_context& ctx,

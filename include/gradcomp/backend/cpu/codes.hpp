@@ -6,7 +6,9 @@
 #include "../../detail/bits.hpp"
 #include "../../detail/dispatch.hpp"
 #include "../../math/rounding.hpp"
+#include "../../random/philox_batch.hpp"
 #include "../../random/stream_key.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -16,6 +18,7 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 namespace gradcomp::detail {
 
@@ -60,52 +63,6 @@ GRADCOMP_FORCEINLINE void with_block_scales(const float* scales, std::size_t gro
     block_scales(scales, group, base, len, buffer);
     f([buffer](std::size_t j) { return buffer[j]; });
   }
-}
-
-/// Eight consecutive Philox4x32-10 blocks (counters first .. first+7) written as 128 bytes in
-/// the lane-major order of random_stream::bits8: lane l of block q at bytes 32l + 4q,
-/// little-endian. Uses 8-lane vectors where the compiler offers them (GCC/Clang vector extensions:
-/// one vpmuludq per round per multiplier with AVX-512), else the scalar generator.
-inline void philox_blocks8(const random_stream& rs, std::uint64_t first, std::byte* out) noexcept {
-#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
-  using u64x8 = std::uint64_t __attribute__((vector_size(64)));
-  constexpr u64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  constexpr std::uint64_t low32 = 0xffffffffu;
-  const u64x8 counter = lane + first;
-  u64x8 c0 = counter & low32, c1 = counter >> 32;
-  u64x8 c2 = u64x8{} + rs.stream_lo, c3 = u64x8{} + rs.stream_hi;
-  std::uint64_t k0 = rs.key[0], k1 = rs.key[1];
-  for (int round = 0; round < 10; ++round) {
-    const u64x8 p0 = c0 * std::uint64_t{detail::philox_m0};
-    const u64x8 p1 = c2 * std::uint64_t{detail::philox_m1};
-    c0 = (p1 >> 32) ^ c1 ^ k0;
-    c1 = p1 & low32;
-    c2 = (p0 >> 32) ^ c3 ^ k1;
-    c3 = p0 & low32;
-    k0 = (k0 + detail::philox_w0) & low32;
-    k1 = (k1 + detail::philox_w1) & low32;
-  }
-  // lane-major (random_stream::bits8): lane l of blocks 0..7 fills bytes 32l .. 32l+31
-  using u32x8 = std::uint32_t __attribute__((vector_size(32)));
-  const u32x8 lanes[4] = {__builtin_convertvector(c0, u32x8), __builtin_convertvector(c1, u32x8),
-                          __builtin_convertvector(c2, u32x8), __builtin_convertvector(c3, u32x8)};
-  if constexpr (std::endian::native == std::endian::little) {
-    std::memcpy(out, lanes, sizeof lanes);
-  } else {
-    for (int l = 0; l < 4; ++l) {
-      for (int q = 0; q < 8; ++q) {
-        store_le<std::uint32_t>(out + 32 * l + 4 * q, lanes[l][q]);
-      }
-    }
-  }
-#else
-  for (std::uint64_t q = 0; q < 8; ++q) {
-    const philox_counter v = rs.block(first + q);
-    for (std::size_t l = 0; l < 4; ++l) {
-      store_le<std::uint32_t>(out + 32 * l + 4 * q, v[l]);
-    }
-  }
-#endif
 }
 
 /// The high random bytes a_i (math/rounding.hpp, random_stream::bits8) of consecutive elements,
@@ -240,113 +197,146 @@ GRADCOMP_FORCEINLINE void load_block(const std::byte* src, std::size_t len, std:
   unpack_block<B>(words, codes);
 }
 
-/// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out.
+/// Code blocks of 64 elements per part when a call uses several threads (2^15 elements).
+inline constexpr std::size_t parallel_min_blocks = 512;
+
+/// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out. Every
+/// 64-element block has a fixed place in the output, so threads take contiguous block ranges.
 template <>
 struct backend_impl<cpu_tag, encode_codes> {
   template <class T, class Coder>
-  static void run(const cpu_policy&, const T* x, std::size_t n, std::uint64_t global_begin,
+  static void run(const cpu_policy& exec, const T* x, std::size_t n, std::uint64_t global_begin,
                   const float* scales, std::size_t group, const random_stream& rs,
                   const Coder& coder, std::byte* out) {
     with_coder_width(coder, [&](auto width) {
       constexpr unsigned B = decltype(width)::value;
-      alignas(64) float xf[codes_per_block];
-      alignas(64) float sc[codes_per_block];
-      alignas(64) std::uint32_t codes[codes_per_block];
-      const random_stream low = rs.with_purpose(random_purpose::rounding_low);
-      high8_source high(rs);
-      for (std::size_t base = 0; base < n; base += codes_per_block) {
-        const std::size_t len = std::min(codes_per_block, n - base);
-        const float* xs = xf;
-        if constexpr (std::is_same_v<T, float>) {
-          xs = x + base;
-        } else {
-          for (std::size_t j = 0; j < len; ++j) {
-            xf[j] = to_float(x[base + j]);
-          }
-        }
-        const std::uint64_t first = global_begin + base;
-        const std::uint8_t* random_high = nullptr;
-        if constexpr (Coder::uses_random) {
-          random_high = high.bytes(first, len);
-        }
-        with_block_scales(scales, group, base, len, sc, [&](auto scale) {
-          code_block(coder, xs, scale, len, random_high, low, first, codes);
-        });
-        const std::size_t block = base / codes_per_block;
-        if constexpr (has_sign_plane<Coder> && B >= 2) {
-          constexpr unsigned M = B - 1;
-          alignas(64) std::uint32_t signs[codes_per_block];
-          for (std::size_t j = 0; j < len; ++j) {
-            signs[j] = codes[j] >> M;
-            codes[j] &= (1u << M) - 1u;
-          }
-          store_block<M>(codes, len, out + block * (M * 8));
-          store_block<1>(signs, len, out + packed_bytes(n, M) + block * 8);
-        } else {
-          store_block<B>(codes, len, out + block * (B * 8));
+      parallel_parts(exec, ceil_div(n, codes_per_block), parallel_min_blocks,
+                     [&](std::size_t first_block, std::size_t end_block, std::size_t) {
+                       blocks<B>(x, n, first_block, end_block, global_begin, scales, group, rs,
+                                 coder, out);
+                     });
+    });
+  }
+
+private:
+  template <unsigned B, class T, class Coder>
+  static void blocks(const T* x, std::size_t n, std::size_t first_block, std::size_t end_block,
+                     std::uint64_t global_begin, const float* scales, std::size_t group,
+                     const random_stream& rs, const Coder& coder, std::byte* out) {
+    alignas(64) float xf[codes_per_block];
+    alignas(64) float sc[codes_per_block];
+    alignas(64) std::uint32_t codes[codes_per_block];
+    const random_stream low = rs.with_purpose(random_purpose::rounding_low);
+    high8_source high(rs);
+    for (std::size_t block = first_block; block < end_block; ++block) {
+      const std::size_t base = block * codes_per_block;
+      const std::size_t len = std::min(codes_per_block, n - base);
+      const float* xs = xf;
+      if constexpr (std::is_same_v<T, float>) {
+        xs = x + base;
+      } else {
+        for (std::size_t j = 0; j < len; ++j) {
+          xf[j] = to_float(x[base + j]);
         }
       }
-    });
+      const std::uint64_t first = global_begin + base;
+      const std::uint8_t* random_high = nullptr;
+      if constexpr (Coder::uses_random) {
+        random_high = high.bytes(first, len);
+      }
+      with_block_scales(scales, group, base, len, sc, [&](auto scale) {
+        code_block(coder, xs, scale, len, random_high, low, first, codes);
+      });
+      if constexpr (has_sign_plane<Coder> && B >= 2) {
+        constexpr unsigned M = B - 1;
+        alignas(64) std::uint32_t signs[codes_per_block];
+        for (std::size_t j = 0; j < len; ++j) {
+          signs[j] = codes[j] >> M;
+          codes[j] &= (1u << M) - 1u;
+        }
+        store_block<M>(codes, len, out + block * (M * 8));
+        store_block<1>(signs, len, out + packed_bytes(n, M) + block * 8);
+      } else {
+        store_block<B>(codes, len, out + block * (B * 8));
+      }
+    }
   }
 };
 
 enum class decode_mode { validate, assign, add };
 
 /// Unpack n codes and either validate them (returns the index of the first invalid code, or
-/// n), or decode them into out (assign, or add to what is there).
+/// n), or decode them into out (assign, or add to what is there). Threads take contiguous block
+/// ranges; validation reports the lowest invalid index over all parts.
 template <>
 struct backend_impl<cpu_tag, decode_codes> {
   template <class T, class Coder>
-  static std::size_t run(const cpu_policy&, const std::byte* in, std::size_t n, const float* scales,
-                         std::size_t group, const Coder& coder, decode_mode mode, T* out) {
+  static std::size_t run(const cpu_policy& exec, const std::byte* in, std::size_t n,
+                         const float* scales, std::size_t group, const Coder& coder,
+                         decode_mode mode, T* out) {
     return with_coder_width(coder, [&](auto width) -> std::size_t {
       constexpr unsigned B = decltype(width)::value;
-      alignas(64) std::uint32_t codes[codes_per_block];
-      alignas(64) float sc[codes_per_block];
-      for (std::size_t base = 0; base < n; base += codes_per_block) {
-        const std::size_t len = std::min(codes_per_block, n - base);
-        const std::size_t block = base / codes_per_block;
-        if constexpr (has_sign_plane<Coder> && B >= 2) {
-          constexpr unsigned M = B - 1;
-          load_block<M>(in + block * (M * 8), len, codes);
-          std::byte tmp[8] = {}; // the block's 64 sign bits (fewer in the last block)
-          std::memcpy(tmp, in + packed_bytes(n, M) + block * 8, packed_bytes(len, 1));
-          const auto signs = load_le<std::uint64_t>(tmp);
-          for (std::size_t j = 0; j < codes_per_block; ++j) {
-            codes[j] |= static_cast<std::uint32_t>((signs >> j) & 1u) << M;
+      const std::size_t count = ceil_div(n, codes_per_block);
+      std::vector<std::size_t> first_invalid(part_count(exec, count, parallel_min_blocks), n);
+      parallel_parts(exec, count, parallel_min_blocks,
+                     [&](std::size_t first_block, std::size_t end_block, std::size_t part) {
+                       first_invalid[part] = blocks<B>(in, n, first_block, end_block, scales, group,
+                                                       coder, mode, out);
+                     });
+      return *std::min_element(first_invalid.begin(), first_invalid.end());
+    });
+  }
+
+private:
+  template <unsigned B, class T, class Coder>
+  static std::size_t blocks(const std::byte* in, std::size_t n, std::size_t first_block,
+                            std::size_t end_block, const float* scales, std::size_t group,
+                            const Coder& coder, decode_mode mode, T* out) {
+    alignas(64) std::uint32_t codes[codes_per_block];
+    alignas(64) float sc[codes_per_block];
+    for (std::size_t block = first_block; block < end_block; ++block) {
+      const std::size_t base = block * codes_per_block;
+      const std::size_t len = std::min(codes_per_block, n - base);
+      if constexpr (has_sign_plane<Coder> && B >= 2) {
+        constexpr unsigned M = B - 1;
+        load_block<M>(in + block * (M * 8), len, codes);
+        std::byte tmp[8] = {}; // the block's 64 sign bits (fewer in the last block)
+        std::memcpy(tmp, in + packed_bytes(n, M) + block * 8, packed_bytes(len, 1));
+        const auto signs = load_le<std::uint64_t>(tmp);
+        for (std::size_t j = 0; j < codes_per_block; ++j) {
+          codes[j] |= static_cast<std::uint32_t>((signs >> j) & 1u) << M;
+        }
+      } else {
+        load_block<B>(in + block * (B * 8), len, codes);
+      }
+      if (mode == decode_mode::validate) {
+        std::uint32_t all_valid = 1; // branch-free over the block; search only on failure
+        for (std::size_t j = 0; j < len; ++j) {
+          all_valid &= coder.valid(codes[j]) ? 1u : 0u;
+        }
+        if (all_valid == 0) {
+          std::size_t j = 0;
+          while (coder.valid(codes[j])) {
+            ++j;
+          }
+          return base + j;
+        }
+        continue;
+      }
+      with_block_scales(scales, group, base, len, sc, [&](auto scale) {
+        T* dst = out + base;
+        if (mode == decode_mode::assign) {
+          for (std::size_t j = 0; j < len; ++j) {
+            dst[j] = from_float<T>(coder.decode(codes[j], scale(j)));
           }
         } else {
-          load_block<B>(in + block * (B * 8), len, codes);
-        }
-        if (mode == decode_mode::validate) {
-          std::uint32_t all_valid = 1; // branch-free over the block; search only on failure
           for (std::size_t j = 0; j < len; ++j) {
-            all_valid &= coder.valid(codes[j]) ? 1u : 0u;
+            dst[j] = from_float<T>(to_float(dst[j]) + coder.decode(codes[j], scale(j)));
           }
-          if (all_valid == 0) {
-            std::size_t j = 0;
-            while (coder.valid(codes[j])) {
-              ++j;
-            }
-            return base + j;
-          }
-          continue;
         }
-        with_block_scales(scales, group, base, len, sc, [&](auto scale) {
-          T* dst = out + base;
-          if (mode == decode_mode::assign) {
-            for (std::size_t j = 0; j < len; ++j) {
-              dst[j] = from_float<T>(coder.decode(codes[j], scale(j)));
-            }
-          } else {
-            for (std::size_t j = 0; j < len; ++j) {
-              dst[j] = from_float<T>(to_float(dst[j]) + coder.decode(codes[j], scale(j)));
-            }
-          }
-        });
-      }
-      return n;
-    });
+      });
+    }
+    return n;
   }
 };
 

@@ -5,11 +5,13 @@
 #include "../../detail/bits.hpp"
 #include "../../detail/dispatch.hpp"
 #include "../../math/canonical_sum.hpp"
+#include "parallel.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace gradcomp::detail {
 
@@ -18,24 +20,36 @@ namespace gradcomp::detail {
 template <>
 struct backend_impl<cpu_tag, reduce_groups> {
   template <class T>
-  static std::uint32_t run(const cpu_policy&, const T* x, std::size_t n, std::size_t group,
+  static std::uint32_t run(const cpu_policy& exec, const T* x, std::size_t n, std::size_t group,
                            math::sum_kind kind, double* group_sums) {
     switch (kind) {
     case math::sum_kind::none:
-      return max_abs(x, n);
+      return max_abs(exec, x, n);
     case math::sum_kind::value:
-      return groups<math::sum_kind::value>(x, n, group, group_sums);
+      return groups<math::sum_kind::value>(exec, x, n, group, group_sums);
     case math::sum_kind::square:
-      return groups<math::sum_kind::square>(x, n, group, group_sums);
+      return groups<math::sum_kind::square>(exec, x, n, group, group_sums);
     case math::sum_kind::absolute:
-      return groups<math::sum_kind::absolute>(x, n, group, group_sums);
+      return groups<math::sum_kind::absolute>(exec, x, n, group, group_sums);
     }
     return 0;
   }
 
 private:
+  /// Elements per part when a call uses several threads.
+  static constexpr std::size_t parallel_min_elements = std::size_t{1} << 15;
+
   template <class T>
-  static std::uint32_t max_abs(const T* x, std::size_t n) {
+  static std::uint32_t max_abs(const cpu_policy& exec, const T* x, std::size_t n) {
+    std::vector<std::uint32_t> part_max(part_count(exec, n, parallel_min_elements), 0);
+    parallel_parts(exec, n, parallel_min_elements,
+                   [&](std::size_t begin, std::size_t end, std::size_t part) {
+                     part_max[part] = max_abs(x + begin, end - begin);
+                   });
+    return *std::max_element(part_max.begin(), part_max.end());
+  }
+  template <class T>
+  static std::uint32_t max_abs(const T* x, std::size_t n) noexcept {
     std::uint32_t m[8] = {};
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -48,16 +62,69 @@ private:
     }
     return *std::max_element(m, m + 8);
   }
+  /// Many groups: threads take contiguous group ranges. Few large groups (one scale per span):
+  /// the chunk sums of each group are computed by all threads, then combined by the same
+  /// balanced tree as the single-threaded recursion, so the sums are identical.
   template <math::sum_kind Kind, class T>
-  static std::uint32_t groups(const T* x, std::size_t n, std::size_t group, double* group_sums) {
-    std::uint32_t max_bits = 0;
+  static std::uint32_t groups(const cpu_policy& exec, const T* x, std::size_t n, std::size_t group,
+                              double* group_sums) {
+    if (n == 0) {
+      return 0;
+    }
     const std::size_t count = ceil_div(n, group);
+    const std::size_t min_groups = ceil_div(parallel_min_elements, group);
+    if (part_count(exec, count, min_groups) > 1 ||
+        part_count(exec, n, parallel_min_elements) == 1) {
+      std::vector<std::uint32_t> part_max(part_count(exec, count, min_groups), 0);
+      parallel_parts(exec, count, min_groups,
+                     [&](std::size_t g0, std::size_t g1, std::size_t part) {
+                       part_max[part] = serial_groups<Kind>(x, n, group, g0, g1, group_sums);
+                     });
+      return *std::max_element(part_max.begin(), part_max.end());
+    }
+    std::uint32_t max_bits = 0;
+    std::vector<double> chunk_sums;
     for (std::size_t g = 0; g < count; ++g) {
+      const std::size_t begin = g * group;
+      const std::size_t m = std::min(group, n - begin);
+      const std::size_t chunks = ceil_div(m, math::canonical_chunk);
+      chunk_sums.assign(chunks, 0.0);
+      const std::size_t min_chunks = parallel_min_elements / math::canonical_chunk;
+      std::vector<std::uint32_t> part_max(part_count(exec, chunks, min_chunks), 0);
+      parallel_parts(exec, chunks, min_chunks,
+                     [&](std::size_t c0, std::size_t c1, std::size_t part) {
+                       for (std::size_t c = c0; c < c1; ++c) {
+                         const std::size_t b = c * math::canonical_chunk;
+                         chunk_sums[c] = chunk<Kind>(
+                             x + begin + b, std::min(math::canonical_chunk, m - b), part_max[part]);
+                       }
+                     });
+      max_bits = std::max(max_bits, *std::max_element(part_max.begin(), part_max.end()));
+      group_sums[g] = tree_of(chunk_sums.data(), 0, chunks);
+    }
+    return max_bits;
+  }
+  template <math::sum_kind Kind, class T>
+  static std::uint32_t serial_groups(const T* x, std::size_t n, std::size_t group, std::size_t g0,
+                                     std::size_t g1, double* group_sums) {
+    std::uint32_t max_bits = 0;
+    for (std::size_t g = g0; g < g1; ++g) {
       const std::size_t begin = g * group;
       const std::size_t m = std::min(group, n - begin);
       group_sums[g] = tree<Kind>(x + begin, m, 0, ceil_div(m, math::canonical_chunk), max_bits);
     }
     return max_bits;
+  }
+  /// The balanced tree of tree<Kind>() over precomputed chunk sums.
+  static double tree_of(const double* sums, std::size_t lo, std::size_t hi) noexcept {
+    if (hi - lo == 0) {
+      return 0.0;
+    }
+    if (hi - lo == 1) {
+      return sums[lo];
+    }
+    const std::size_t mid = lo + (hi - lo) / 2;
+    return tree_of(sums, lo, mid) + tree_of(sums, mid, hi);
   }
   template <math::sum_kind Kind, class T>
   static double chunk(const T* x, std::size_t m, std::uint32_t& max_bits) {

@@ -1,0 +1,161 @@
+// SPDX-License-Identifier: Apache-2.0
+// The multi-threaded CPU policy (cpu_threads(n)): for every operator, granularity and gradient
+// type, messages are byte for byte those of the single-threaded policy, decodes are bit for bit
+// equal, and a hostile message is refused with the same error whichever part of the buffer the
+// damage is in. Sizes are large enough that every pass really splits (parts of >= 2^17 elements).
+
+#include "../support/generators.hpp"
+
+#include <gradcomp/backend/cpu/parallel.hpp>
+#include <gradcomp/gradcomp.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <stdexcept>
+#include <vector>
+
+using namespace gradcomp;
+
+namespace {
+
+// a big layer, a zero-length one, a small one, a mid-size one with an odd size
+const model_layout layout =
+    model_layout::from_sizes({600000, 0, 37, 300001}, {"big", "empty", "small", "odd"});
+
+const cpu_policy policies[] = {cpu_threads(2), cpu_threads(3), cpu_threads(0)};
+
+template <class Scheme, class T = float>
+void check_threads(const Scheme& s, test::distribution d, std::uint64_t seed) {
+  CAPTURE(std::string(Scheme::compressor_type::name), std::string(Scheme::granularity_type::name),
+          test::to_string(d), seed);
+  const std::vector<T> x = test::convert<T>(test::make_input(layout.total_size(), d, seed));
+  codec<Scheme> one(s, layout);
+  std::vector<std::byte> want(one.template max_encoded_bytes<T>());
+  want.resize(
+      one.encode(cpu, std::span<const T>(x), std::span<std::byte>(want), stream_key{seed, 3, 1}));
+  std::vector<T> want_out(x.size());
+  one.decode(cpu, std::span<const std::byte>(want), std::span<T>(want_out));
+  for (const cpu_policy& exec : policies) {
+    CAPTURE(exec.threads);
+    codec<Scheme> many(s, layout);
+    std::vector<std::byte> got(many.template max_encoded_bytes<T>());
+    got.resize(many.encode(exec, std::span<const T>(x), std::span<std::byte>(got),
+                           stream_key{seed, 3, 1}));
+    REQUIRE(got == want);
+    std::vector<T> out(x.size());
+    many.decode(exec, std::span<const std::byte>(got), std::span<T>(out));
+    REQUIRE(std::memcmp(out.data(), want_out.data(), out.size() * sizeof(T)) == 0);
+    many.decode_add(exec, std::span<const std::byte>(got), std::span<T>(out));
+    std::vector<T> twice = want_out;
+    one.decode_add(cpu, std::span<const std::byte>(want), std::span<T>(twice));
+    REQUIRE(std::memcmp(out.data(), twice.data(), out.size() * sizeof(T)) == 0);
+  }
+}
+
+template <class C, class E = default_encoding_t<C>>
+void check_granularities(const C& c, test::distribution d, std::uint64_t seed) {
+  check_threads(scheme<C, flat_span, E>{c}, d, seed);
+  check_threads(scheme<C, layer_span, E>{c}, d, seed);
+  check_threads(scheme<C, bucket_span, E>{c, bucket_span{250000}}, d, seed);
+}
+
+} // namespace
+
+TEST_CASE("threads: quantizers give the single-threaded bytes", "[threads]") {
+  for (const test::distribution d :
+       {test::distribution::normal, test::distribution::ties, test::distribution::mixed_scale}) {
+    for (const std::uint64_t seed : test::seeds(2)) {
+      check_granularities(identity{}, d, seed);
+      check_granularities(sign_sgd{}, d, seed);
+      check_granularities(scaled_sign{}, d, seed);
+      check_granularities(terngrad{}, d, seed);
+      check_granularities(qsgd{15}, d, seed);
+      check_granularities(qsgd{255}, d, seed);
+      check_granularities(qsgd{7, 128}, d, seed);
+      check_granularities(natural{}, d, seed);
+      check_granularities(stochastic_rounding<bfloat16>{}, d, seed);
+    }
+  }
+}
+
+TEST_CASE("threads: sparsifiers and compositions give the single-threaded bytes", "[threads]") {
+  for (const test::distribution d :
+       {test::distribution::normal, test::distribution::ties, test::distribution::mostly_zero}) {
+    for (const std::uint64_t seed : test::seeds(2)) {
+      check_granularities(topk{0.01}, d, seed);
+      check_granularities(topk{0.1}, d, seed);
+      check_granularities(random_k{0.01}, d, seed);
+      check_granularities(random_k{0.05, true, true}, d, seed);
+      check_granularities(threshold_v{0.5}, d, seed);
+      check_granularities(adaptive_threshold{}, d, seed);
+      check_granularities(compose<topk, qsgd>{{0.02}, {15}}, d, seed);
+      check_granularities(compose<random_k, terngrad>{{0.02, true}, {}}, d, seed);
+    }
+  }
+}
+
+TEST_CASE("threads: fp16 and bf16 gradients", "[threads]") {
+  const std::uint64_t seed = test::seeds(1)[0];
+  check_threads<scheme<terngrad, layer_span>, half>({}, test::distribution::normal, seed);
+  check_threads<scheme<qsgd, flat_span>, bfloat16>({{15}}, test::distribution::normal, seed);
+  check_threads<scheme<topk, flat_span>, half>({{0.01}}, test::distribution::normal, seed);
+  check_threads<scheme<natural, bucket_span>, bfloat16>({{}, {250000}}, test::distribution::tiny,
+                                                        seed);
+}
+
+TEST_CASE("threads: a bad code in any part is found, the lowest first", "[threads]") {
+  const model_layout flat = model_layout::from_sizes({1000000});
+  codec c(scheme<qsgd, flat_span>{{2}}, flat);
+  const std::vector<float> x = test::make_input(flat.total_size(), test::distribution::normal, 1);
+  std::vector<std::byte> msg(c.max_encoded_bytes<float>());
+  msg.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {1, 0}));
+  // s = 2 levels use 2 magnitude bits: level 3 is out of range. Damage the magnitude stream near
+  // the end (the last thread's part), then also near the start, and re-seal the checksum.
+  const std::size_t payload = msg.size() - 1000000 / 8 - 250000; // start of the magnitude stream
+  for (const std::size_t byte : {payload + 240000, payload + 10}) {
+    msg[byte] = std::byte{0xff};
+    detail::store_le<std::uint64_t>(msg.data() + 48, detail::message_checksum(msg));
+    std::vector<float> out(x.size(), 7.0f);
+    for (const cpu_policy& exec : {cpu, cpu_threads(2), cpu_threads(4)}) {
+      CAPTURE(exec.threads, byte);
+      std::string what;
+      try {
+        c.decode(exec, std::span<const std::byte>(msg), std::span<float>(out));
+      } catch (const error& e) {
+        REQUIRE(e.code() == errc::corrupt_payload);
+        what = e.what();
+      }
+      REQUIRE_FALSE(what.empty());
+      const std::size_t element = (byte - payload) * 4; // four 2-bit codes per byte
+      REQUIRE_THAT(what, Catch::Contains("element " + std::to_string(element)));
+      REQUIRE(out == std::vector<float>(x.size(), 7.0f));
+    }
+  }
+}
+
+TEST_CASE("parallel_parts: covers every item once and rethrows a part's exception", "[threads]") {
+  for (const unsigned threads : {1u, 2u, 5u}) {
+    for (const std::size_t count :
+         {std::size_t{0}, std::size_t{1}, std::size_t{7}, std::size_t{1000}, std::size_t{1001}}) {
+      std::vector<std::atomic<int>> seen(count);
+      std::atomic<std::size_t> parts{0};
+      detail::parallel_parts(cpu_threads(threads), count, 100,
+                             [&](std::size_t b, std::size_t e, std::size_t) {
+                               ++parts;
+                               for (std::size_t i = b; i < e; ++i)
+                                 ++seen[i];
+                             });
+      for (std::size_t i = 0; i < count; ++i)
+        REQUIRE(seen[i] == 1);
+      REQUIRE(parts == detail::part_count(cpu_threads(threads), count, 100));
+    }
+  }
+  REQUIRE_THROWS_WITH(detail::parallel_parts(cpu_threads(4), 400, 100,
+                                             [](std::size_t b, std::size_t, std::size_t) {
+                                               if (b >= 200)
+                                                 throw std::runtime_error("part " +
+                                                                          std::to_string(b));
+                                             }),
+                      "part 200");
+}
