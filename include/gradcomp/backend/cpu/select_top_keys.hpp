@@ -182,17 +182,22 @@ private:
     cand_key.clear();
     cand_idx.clear();
     key_t kbuf[select_chunk];
+    std::uint64_t hit_key[select_chunk];
+    std::size_t hit_idx[select_chunk];
     const auto t = static_cast<key_t>(threshold);
     for (std::size_t base = c0 * select_chunk; base < std::min(n, c1 * select_chunk);
          base += select_chunk) {
       const std::size_t len = std::min(select_chunk, n - base);
       load_keys(key, base, len, kbuf);
+      std::size_t hits = 0;
       append_where(
           len, [&](std::size_t j) { return kbuf[j] >= t; },
           [&](std::size_t j) {
-            cand_key.push_back(static_cast<std::uint64_t>(kbuf[j]));
-            cand_idx.push_back(base + j);
+            hit_key[hits] = static_cast<std::uint64_t>(kbuf[j]);
+            hit_idx[hits++] = base + j;
           });
+      cand_key.insert(cand_key.end(), hit_key, hit_key + hits); // one append per chunk
+      cand_idx.insert(cand_idx.end(), hit_idx, hit_idx + hits);
     }
   }
 };
@@ -223,11 +228,14 @@ private:
   static void where_chunks(std::size_t n, const Pred& pred, std::size_t c0, std::size_t c1,
                            std::vector<std::size_t>& out) {
     out.clear();
+    std::size_t hit_idx[select_chunk];
     for (std::size_t base = c0 * select_chunk; base < std::min(n, c1 * select_chunk);
          base += select_chunk) {
+      std::size_t hits = 0;
       append_where(
           std::min(select_chunk, n - base), [&](std::size_t j) { return pred(base + j); },
-          [&](std::size_t j) { out.push_back(base + j); });
+          [&](std::size_t j) { hit_idx[hits++] = base + j; });
+      out.insert(out.end(), hit_idx, hit_idx + hits); // one append per chunk
     }
   }
 };
