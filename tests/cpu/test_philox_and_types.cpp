@@ -109,6 +109,53 @@ TEST_CASE("batched Philox words equal the one-at-a-time words", "[random][philox
       REQUIRE(detail::load_le<std::uint32_t>(raw + 32 * l + 4 * q) == rs.block(1000 + q)[l]);
 }
 
+namespace {
+/// The straightforward float -> binary16 conversion (integer shifts and explicit ties), the
+/// reference for the branch-free to_half().
+std::uint16_t reference_to_half(float f) {
+  const std::uint32_t x = detail::float_bits(f);
+  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t ax = x & 0x7fffffffu;
+  if (ax > 0x7f800000u)
+    return sign | 0x7e00u;
+  if (ax >= 0x477ff000u)
+    return sign | 0x7c00u;
+  if (ax < 0x38800000u) {
+    const std::uint32_t e = ax >> 23;
+    if (e < 102u)
+      return sign;
+    const std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
+    const std::uint32_t shift = 126u - e;
+    std::uint32_t q = mant >> shift;
+    const std::uint32_t rem = mant & ((1u << shift) - 1u), halfway = 1u << (shift - 1u);
+    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
+    return static_cast<std::uint16_t>(sign | q);
+  }
+  std::uint32_t h = (ax >> 13) - (112u << 10);
+  const std::uint32_t rem = ax & 0x1fffu;
+  h += (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ? 1u : 0u;
+  return static_cast<std::uint16_t>(sign | h);
+}
+} // namespace
+
+TEST_CASE("to_half equals the reference conversion on every float that matters", "[types]") {
+  // every float of every binade where binary16 rounds (2^-26 .. 2^17), both signs, then a
+  // stride through all 2^32 patterns (zeros, huge values, Inf, every kind of NaN)
+  std::uint64_t mismatches = 0;
+  for (std::uint32_t b = 101u << 23; b < 144u << 23; ++b) {
+    for (const std::uint32_t s : {0u, 0x80000000u}) {
+      const float f = detail::bits_float(b | s);
+      mismatches += to_half(f).bits != reference_to_half(f) ? 1 : 0;
+    }
+  }
+  for (std::uint64_t b = 0; b < (std::uint64_t{1} << 32); b += 4099) {
+    const float f = detail::bits_float(static_cast<std::uint32_t>(b));
+    mismatches += to_half(f).bits != reference_to_half(f) ? 1 : 0;
+  }
+  REQUIRE(mismatches == 0);
+  static_assert(to_half(1.0f).bits == 0x3c00 && to_half(-0x1p-24f).bits == 0x8001);
+}
+
 TEST_CASE("half and bfloat16 round to nearest even and round-trip exactly", "[types]") {
   // Every bit pattern round-trips through float.
   for (std::uint32_t b = 0; b < 0x10000; ++b) {

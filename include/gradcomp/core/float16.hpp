@@ -40,47 +40,42 @@ GRADCOMP_HOST_DEVICE constexpr float to_float(bfloat16 b) noexcept {
   return detail::bits_float(static_cast<std::uint32_t>(b.bits) << 16);
 }
 
-/// Exact float -> binary16, round to nearest even, including subnormals; overflow gives +-Inf.
+/// Exact float -> binary16, round to nearest even, including subnormals; overflow gives +-Inf,
+/// NaN a quiet NaN. Branch-free (selects only), so loops of conversions vectorize:
+///  - normal results: rebias the exponent, add 0xfff plus the lowest kept bit, drop 13 bits;
+///  - below 2^-14: |f| + 0.5 puts the binary16 subnormal unit 2^-24 at the last place of a float
+///    in [0.5, 1), and the FPU's round-to-nearest-even does the rounding (the sum is normal, so
+///    flush-to-zero modes cannot change it);
+///  - |f| >= 65520 (the midpoint above 65504, which ties to even, up): Inf; NaN: 0x7e00.
 GRADCOMP_HOST_DEVICE constexpr half to_half(float f) noexcept {
   const std::uint32_t x = detail::float_bits(f);
-  const auto sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t sign = (x >> 16) & 0x8000u;
   const std::uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u) { // NaN or Inf
-    return half{static_cast<std::uint16_t>(sign | (ax > 0x7f800000u ? 0x7e00u : 0x7c00u))};
-  }
-  if (ax >= 0x477ff000u) { // >= 65520 rounds to Inf
-    return half{static_cast<std::uint16_t>(sign | 0x7c00u)};
-  }
-  if (ax < 0x38800000u) { // below 2^-14: a binary16 subnormal (unit 2^-24) or zero
-    const std::uint32_t e = ax >> 23;
-    if (e < 102u) { // |f| < 2^-25 rounds to zero (2^-25 itself ties to even zero)
-      return half{sign};
-    }
-    const std::uint32_t mant = (ax & 0x7fffffu) | 0x800000u;
-    const std::uint32_t shift = 126u - e; // 14 ... 24
-    std::uint32_t q = mant >> shift;
-    const std::uint32_t rem = mant & ((1u << shift) - 1u);
-    const std::uint32_t halfway = 1u << (shift - 1u);
-    q += (rem > halfway || (rem == halfway && (q & 1u))) ? 1u : 0u;
-    return half{static_cast<std::uint16_t>(sign | q)};
-  }
-  std::uint32_t h = (ax >> 13) - (112u << 10);
-  const std::uint32_t rem = ax & 0x1fffu;
-  h += (rem > 0x1000u || (rem == 0x1000u && (h & 1u))) ? 1u : 0u;
+  const std::uint32_t normal = (ax - (112u << 23) + 0xfffu + ((ax >> 13) & 1u)) >> 13;
+  const bool small = ax < 0x38800000u;
+  const std::uint32_t subnormal =
+      detail::float_bits(detail::bits_float(small ? ax : 0u) + 0.5f) - 0x3f000000u;
+  const std::uint32_t special = ax > 0x7f800000u ? 0x7e00u : 0x7c00u;
+  std::uint32_t h = small ? subnormal : normal;
+  h = ax >= 0x477ff000u ? special : h;
   return half{static_cast<std::uint16_t>(sign | h)};
 }
+/// Exact binary16 -> float, branch-free like to_half(): subnormals as m * 2^-24 (exact), Inf
+/// and NaN (payload kept) with the float exponent all ones, normals by rebiasing.
 GRADCOMP_HOST_DEVICE constexpr float to_float(half h) noexcept {
   const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
   const std::uint32_t e = (h.bits >> 10) & 0x1fu;
   const std::uint32_t m = h.bits & 0x3ffu;
-  if (e == 0) { // zero or subnormal: m * 2^-24, exact in float
-    const float mag = static_cast<float>(m) * 5.9604644775390625e-08f;
-    return detail::bits_float(detail::float_bits(mag) | sign);
-  }
-  if (e == 31) {
-    return detail::bits_float(sign | 0x7f800000u | (m << 13));
-  }
-  return detail::bits_float(sign | ((e + 112u) << 23) | (m << 13));
+  const std::uint32_t subnormal =
+      detail::float_bits(static_cast<float>(m) * 5.9604644775390625e-08f);
+  const std::uint32_t normal = ((e + 112u) << 23) | (m << 13);
+  const std::uint32_t special = 0x7f800000u | (m << 13);
+  // masks rather than selects: GCC if-converts these, not the nested conditional
+  const std::uint32_t is_subnormal = 0u - static_cast<std::uint32_t>(e == 0);
+  const std::uint32_t is_special = 0u - static_cast<std::uint32_t>(e == 31);
+  const std::uint32_t mag =
+      (subnormal & is_subnormal) | (special & is_special) | (normal & ~(is_subnormal | is_special));
+  return detail::bits_float(sign | mag);
 }
 GRADCOMP_HOST_DEVICE constexpr float to_float(float f) noexcept {
   return f;

@@ -45,12 +45,17 @@ qsgd_decode(std::uint32_t code, float norm, std::uint32_t s, unsigned level_bits
   // norm * (level / s): level / s <= 1, so the product never exceeds the norm (norm * level
   // first overflowed to Inf for norms above FLT_MAX / s; found by fuzz_roundtrip)
   const float mag = norm * (static_cast<float>(level) / static_cast<float>(s));
-  return (code >> level_bits) != 0 ? -mag : mag;
+  // the sign bit flipped by the code's sign (== -mag; bit operations keep the loop vectorizable)
+  const std::uint32_t negative = (code >> level_bits) != 0 ? 1u : 0u;
+  return detail::bits_float(detail::float_bits(mag) ^ (negative << 31));
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
 qsgd_valid(std::uint32_t code, std::uint32_t s, unsigned level_bits) noexcept {
   const std::uint32_t level = code & ((1u << level_bits) - 1u);
-  return level <= s && (level != 0 || (code >> level_bits) == 0);
+  // bitwise, not short-circuit: no branch in validation loops
+  return static_cast<bool>(
+      static_cast<unsigned>(level <= s) &
+      (static_cast<unsigned>(level != 0) | static_cast<unsigned>((code >> level_bits) == 0)));
 }
 /// ceil(log2(s + 1)): bits needed for the levels 0..s.
 GRADCOMP_HOST_DEVICE constexpr unsigned qsgd_level_bits(std::uint32_t s) noexcept {
