@@ -161,6 +161,21 @@ TEST_CASE("parallel_parts: covers every item once and rethrows a part's exceptio
       REQUIRE(parts == detail::part_count(cpu_threads(threads), count, 100));
     }
   }
+  // back-to-back jobs with different part counts: a worker that sits one out must run the next
+  // one's part exactly once
+  for (int round = 0; round < 3000; ++round) {
+    const std::size_t count = round % 3 == 0 ? 250 : 500; // 2 or 5 parts
+    std::vector<std::atomic<int>> seen(count);
+    detail::parallel_parts(cpu_threads(5), count, 100,
+                           [&](std::size_t b, std::size_t e, std::size_t) {
+                             for (std::size_t i = b; i < e; ++i)
+                               ++seen[i];
+                           });
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < count; ++i)
+      wrong += seen[i] != 1 ? 1 : 0;
+    REQUIRE(wrong == 0);
+  }
   REQUIRE_THROWS_WITH(detail::parallel_parts(cpu_threads(4), 400, 100,
                                              [](std::size_t b, std::size_t, std::size_t) {
                                                if (b >= 200)

@@ -135,11 +135,22 @@ private:
       if (stop_.load()) {
         return;
       }
-      seen = generation_.load();
-      if (part >= parts_) {
+      // the job of one generation, read together: a worker that sits out a job with fewer parts
+      // must not mistake the next job's part count for this one's (it would run a part twice)
+      std::size_t parts = 0;
+      void* job = nullptr;
+      void (*call)(void*, std::size_t) = nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        seen = generation_.load();
+        parts = parts_;
+        job = job_;
+        call = call_;
+      }
+      if (part >= parts) {
         continue;
       }
-      call_(job_, part);
+      call(job, part);
       if (pending_.fetch_sub(1) == 1) {
         std::lock_guard<std::mutex> lock(mutex_); // the caller may be about to wait
         done_.notify_one();
@@ -151,7 +162,7 @@ private:
   std::mutex mutex_;              // announcing a job, stopping, sleeping
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  // the job: written by the caller before generation_ moves, read by workers after
+  // the job: written with generation_ under mutex_, read by workers under mutex_
   void* job_ = nullptr;
   void (*call_)(void*, std::size_t) = nullptr;
   std::size_t parts_ = 0;
