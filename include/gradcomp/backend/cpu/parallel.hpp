@@ -215,4 +215,22 @@ void parallel_parts(const cpu_policy& exec, std::size_t count, std::size_t min_i
   }
 }
 
+/// parallel_parts() for parts that each return a value (f(begin, end)), folded in part order
+/// by combine, starting from init; a call that runs as one part allocates nothing.
+template <class R, class F, class Combine>
+R parallel_reduce(const cpu_policy& exec, std::size_t count, std::size_t min_items, R init, F&& f,
+                  Combine&& combine) {
+  const std::size_t parts = part_count(exec, count, min_items);
+  if (parts == 1) {
+    return combine(init, f(std::size_t{0}, count));
+  }
+  std::vector<R> results(parts, init);
+  parallel_parts(exec, count, min_items,
+                 [&](std::size_t b, std::size_t e, std::size_t p) { results[p] = f(b, e); });
+  for (const R& r : results) {
+    init = combine(init, r);
+  }
+  return init;
+}
+
 } // namespace gradcomp::detail

@@ -36,17 +36,16 @@ struct backend_impl<cpu_tag, reduce_groups> {
   }
 
 private:
+  static constexpr auto max_of = [](std::uint32_t a, std::uint32_t b) { return std::max(a, b); };
   /// Elements per part when a call uses several threads.
   static constexpr std::size_t parallel_min_elements = std::size_t{1} << 15;
 
   template <class T>
   static std::uint32_t max_abs(const cpu_policy& exec, const T* x, std::size_t n) {
-    std::vector<std::uint32_t> part_max(part_count(exec, n, parallel_min_elements), 0);
-    parallel_parts(exec, n, parallel_min_elements,
-                   [&](std::size_t begin, std::size_t end, std::size_t part) {
-                     part_max[part] = max_abs(x + begin, end - begin);
-                   });
-    return *std::max_element(part_max.begin(), part_max.end());
+    return parallel_reduce(
+        exec, n, parallel_min_elements, std::uint32_t{0},
+        [&](std::size_t begin, std::size_t end) { return max_abs(x + begin, end - begin); },
+        max_of);
   }
   template <class T>
   static std::uint32_t max_abs(const T* x, std::size_t n) noexcept {
@@ -75,12 +74,12 @@ private:
     const std::size_t min_groups = ceil_div(parallel_min_elements, group);
     if (part_count(exec, count, min_groups) > 1 ||
         part_count(exec, n, parallel_min_elements) == 1) {
-      std::vector<std::uint32_t> part_max(part_count(exec, count, min_groups), 0);
-      parallel_parts(exec, count, min_groups,
-                     [&](std::size_t g0, std::size_t g1, std::size_t part) {
-                       part_max[part] = serial_groups<Kind>(x, n, group, g0, g1, group_sums);
-                     });
-      return *std::max_element(part_max.begin(), part_max.end());
+      return parallel_reduce(
+          exec, count, min_groups, std::uint32_t{0},
+          [&](std::size_t g0, std::size_t g1) {
+            return serial_groups<Kind>(x, n, group, g0, g1, group_sums);
+          },
+          max_of);
     }
     std::uint32_t max_bits = 0;
     std::vector<double> chunk_sums;
@@ -90,16 +89,19 @@ private:
       const std::size_t chunks = ceil_div(m, math::canonical_chunk);
       chunk_sums.assign(chunks, 0.0);
       const std::size_t min_chunks = parallel_min_elements / math::canonical_chunk;
-      std::vector<std::uint32_t> part_max(part_count(exec, chunks, min_chunks), 0);
-      parallel_parts(exec, chunks, min_chunks,
-                     [&](std::size_t c0, std::size_t c1, std::size_t part) {
-                       for (std::size_t c = c0; c < c1; ++c) {
-                         const std::size_t b = c * math::canonical_chunk;
-                         chunk_sums[c] = chunk<Kind>(
-                             x + begin + b, std::min(math::canonical_chunk, m - b), part_max[part]);
-                       }
-                     });
-      max_bits = std::max(max_bits, *std::max_element(part_max.begin(), part_max.end()));
+      const std::uint32_t chunk_max = parallel_reduce(
+          exec, chunks, min_chunks, std::uint32_t{0},
+          [&](std::size_t c0, std::size_t c1) {
+            std::uint32_t mb = 0;
+            for (std::size_t c = c0; c < c1; ++c) {
+              const std::size_t b = c * math::canonical_chunk;
+              chunk_sums[c] =
+                  chunk<Kind>(x + begin + b, std::min(math::canonical_chunk, m - b), mb);
+            }
+            return mb;
+          },
+          max_of);
+      max_bits = std::max(max_bits, chunk_max);
       group_sums[g] = tree_of(chunk_sums.data(), 0, chunks);
     }
     return max_bits;
