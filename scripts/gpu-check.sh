@@ -45,6 +45,8 @@ if command -v compute-sanitizer >/dev/null; then # reduced runs: robustness and 
     "$build/tests/test_device_codec" "[robust],[rules],[launches]"
   step memcheck_sparse 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     "$build/tests/test_device_sparse" "[robust]"
+  step memcheck_composite 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$build/tests/test_device_composite" "[robust],[rules]"
 fi
 step bench_device 90 "$bench" --json "$out/bench_device.json"
 if python3 -c 'import torch' 2>/dev/null; then

@@ -114,6 +114,10 @@ void bench_all(const bench_context& ctx, const std::string& name, const model_la
   bench_scheme(ctx, "randomk_1pct_shared", name, layout, scheme<random_k, G>{{0.01, false, true}});
   bench_scheme(ctx, "threshold_v", name, layout, scheme<threshold_v, G>{{2e-3}});
   bench_scheme(ctx, "adaptive_threshold", name, layout, scheme<adaptive_threshold, G>{});
+  bench_scheme(ctx, "topk_1pct+terngrad", name, layout,
+               scheme<compose<topk, terngrad>, G>{{{0.01}, {}}});
+  bench_scheme(ctx, "topk_1pct+qsgd_s15", name, layout,
+               scheme<compose<topk, qsgd>, G>{{{0.01}, {15}}});
 }
 
 /// Baseline for top-k: a full CUB radix sort of the 32-bit magnitude keys of the same buffer.

@@ -10,6 +10,7 @@
 #error "gradcomp/cuda.cuh is CUDA code: include it from a .cu file compiled by nvcc"
 #endif
 
+#include "backend/cuda/composite_codec.cuh"
 #include "backend/cuda/device_codec.cuh"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/runtime.cuh"
@@ -21,10 +22,12 @@
 namespace gradcomp {
 
 /// The CUDA codec of a scheme: device buffers in and out, messages byte for byte those of
-/// codec<Scheme> on the CPU. Sparse schemes use sparse_device_codec, fixed-width code schemes
-/// dense_device_codec; composite schemes have no device codec yet (a static_assert says so).
+/// codec<Scheme> on the CPU. Sparse schemes use sparse_device_codec, compositions
+/// composite_device_codec, fixed-width code schemes dense_device_codec.
 template <class Scheme>
 using device_codec =
-    std::conditional_t<Scheme::is_sparse, sparse_device_codec<Scheme>, dense_device_codec<Scheme>>;
+    std::conditional_t<Scheme::is_sparse, sparse_device_codec<Scheme>,
+                       std::conditional_t<Scheme::is_composite, composite_device_codec<Scheme>,
+                                          dense_device_codec<Scheme>>>;
 
 } // namespace gradcomp

@@ -78,12 +78,12 @@ struct sparse_codes_span {
     packed_span::write(exec, q, coder, kept, k, global_begin, scales, rs, dst + header + k * w);
   }
 
-  /// Validates a span of `bytes` bytes for n elements; returns k and copies Q's scales to
-  /// `scales` (room for q.num_scales(n)).
-  template <class Exec, class C, class Coder, class Where>
-  static std::size_t validate(const Exec& exec, const C& c, const Coder& coder,
-                              const std::byte* src, std::size_t bytes_in, std::size_t n,
-                              std::size_t span, float* scales, const Where& where) {
+  /// The checks of a span's 16-byte header against its size, `bytes_in` bytes for n elements:
+  /// the count S keeps, the index width, zero flags and reserved fields, the exact size; returns
+  /// k. (The CUDA backend runs them on the headers it copies back.)
+  template <class C, class Coder, class Where>
+  static std::size_t check_header(const C& c, const Coder& coder, const std::byte* src,
+                                  std::size_t bytes_in, std::size_t n, const Where& where) {
     require(bytes_in >= header, errc::corrupt_payload,
             [&] { return std::string(where() + "composite span shorter than its header"); });
     const auto k = load_le<std::uint64_t>(src);
@@ -108,6 +108,17 @@ struct sparse_codes_span {
       return std::string(where() + std::to_string(bytes_in) + " payload bytes, the format needs " +
                          std::to_string(bytes(c.quantizer, coder, n, k)));
     });
+    return static_cast<std::size_t>(k);
+  }
+
+  /// Validates a span of `bytes` bytes for n elements; returns k and copies Q's scales to
+  /// `scales` (room for q.num_scales(n)).
+  template <class Exec, class C, class Coder, class Where>
+  static std::size_t validate(const Exec& exec, const C& c, const Coder& coder,
+                              const std::byte* src, std::size_t bytes_in, std::size_t n,
+                              std::size_t span, float* scales, const Where& where) {
+    const std::size_t k = check_header(c, coder, src, bytes_in, n, where);
+    const unsigned w = sparse_coo<float>::index_bytes(n);
     check_sparse_indices(src + header, k, w, n, where);
     const std::size_t codes_at = header + k * w;
     packed_span::validate(exec, c.quantizer, coder, src + codes_at, bytes_in - codes_at, k, span,

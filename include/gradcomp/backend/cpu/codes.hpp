@@ -18,7 +18,6 @@
 #include <limits>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace gradcomp::detail {
 
@@ -277,13 +276,12 @@ struct backend_impl<cpu_tag, decode_codes> {
     return with_coder_width(coder, [&](auto width) -> std::size_t {
       constexpr unsigned B = decltype(width)::value;
       const std::size_t count = ceil_div(n, codes_per_block);
-      std::vector<std::size_t> first_invalid(part_count(exec, count, parallel_min_blocks), n);
-      parallel_parts(exec, count, parallel_min_blocks,
-                     [&](std::size_t first_block, std::size_t end_block, std::size_t part) {
-                       first_invalid[part] = blocks<B>(in, n, first_block, end_block, scales, group,
-                                                       coder, mode, out);
-                     });
-      return *std::min_element(first_invalid.begin(), first_invalid.end());
+      return parallel_reduce(
+          exec, count, parallel_min_blocks, n,
+          [&](std::size_t first_block, std::size_t end_block) {
+            return blocks<B>(in, n, first_block, end_block, scales, group, coder, mode, out);
+          },
+          [](std::size_t a, std::size_t b) { return std::min(a, b); });
     });
   }
 

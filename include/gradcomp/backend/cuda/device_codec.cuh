@@ -7,6 +7,7 @@
 #include "frame.cuh"
 #include "kernels.cuh"
 #include "runtime.cuh"
+#include "span_reductions.cuh"
 
 #include <array>
 #include <cstddef>
@@ -61,13 +62,13 @@ public:
   using compressor_type = typename Scheme::compressor_type;
   using encoding_type = typename Scheme::encoding_type;
   static_assert(!Scheme::is_sparse && !Scheme::is_composite,
-                "gradcomp: composite schemes (compose<S, Q>) have no CUDA backend yet; "
-                "use codec<Scheme> with gradcomp::cpu");
+                "gradcomp: dense_device_codec takes fixed-width code schemes; use device_codec, "
+                "which picks the sparse or composite codec for the others");
 
   dense_device_codec(Scheme scheme, model_layout layout)
       : host_(std::move(scheme), std::move(layout)) {
-    probe();
-    build_reductions();
+    plan_reductions();
+    build_scales();
   }
 
   /// The CPU codec of the same scheme and layout (its plan, spans and compressors).
@@ -109,9 +110,10 @@ public:
                                          total_scales_ * sizeof(float), cudaMemcpyHostToDevice,
                                          exec.stream),
                          "copy scales");
-      detail::cuda::write_scales<<<grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
-          scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_, scales_.data(),
-          msg);
+      detail::cuda::
+          write_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
+              scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_,
+              scales_.data(), msg);
       launches_ += 2;
     }
     const random_stream rs(key.seed, key.stream_word(), random_purpose::rounding);
@@ -164,87 +166,36 @@ private:
     detail::device_array<std::uint64_t> scale_payload;
   };
 
-  /// One reduction slot: the i-th reduce_groups call of every span's scan().
-  struct reduction_slot {
-    std::vector<detail::cuda::reduce_span> host_spans;
-    detail::device_array<detail::cuda::reduce_span> spans;
-    detail::device_array<std::uint64_t> chunk_begin, sums_begin;
-    std::uint64_t chunks = 0, groups = 0;
-    std::uint64_t max_group_chunks = 0; ///< chunks of the largest group
-  };
-
   // ---- construction ------------------------------------------------------------------------
 
-  /// Records, for every span, the reductions its scan() asks for.
-  void probe() {
+  /// Plans the reductions every span's scan() asks for (the finiteness check of raw spans
+  /// included).
+  void plan_reductions() {
     const auto& plan = host_.spans();
-    logs_.resize(plan.size());
+    std::vector<detail::cuda::reduction_target> targets;
+    for (const span_desc& d : plan) {
+      targets.push_back({d.begin, d.size});
+    }
     std::vector<float> scales;
     std::vector<double> sums;
-    for (std::size_t s = 0; s < plan.size(); ++s) {
-      detail::reduction_log& log = logs_[s];
-      const detail::reduction_replay policy{&log};
-      if (!plan[s].compressed) {
-        (void)detail::scan_max_abs(policy, static_cast<const float*>(nullptr), plan[s].size);
-      } else {
-        const compressor_type& c = host_.span_compressor(s);
-        scales.assign(c.num_scales(plan[s].size), 0.0f);
-        (void)c.scan(policy, static_cast<const float*>(nullptr), plan[s].size, scales.data(), sums);
-      }
-      if (plan[s].size > 0 && log.requests.empty()) { // the finiteness check needs max |x|
-        log.requests.push_back({math::sum_kind::none, 1});
-      }
-    }
+    reductions_.plan(
+        targets,
+        [&](std::size_t s, const detail::reduction_replay& policy) {
+          if (!plan[s].compressed) {
+            (void)detail::scan_max_abs(policy, static_cast<const float*>(nullptr), plan[s].size);
+            return;
+          }
+          const compressor_type& c = host_.span_compressor(s);
+          scales.assign(c.num_scales(plan[s].size), 0.0f);
+          (void)c.scan(policy, static_cast<const float*>(nullptr), plan[s].size, scales.data(),
+                       sums);
+        },
+        nullptr);
+    detail::cuda_check(cudaStreamSynchronize(nullptr), "upload reduction tables");
   }
 
-  void build_reductions() {
+  void build_scales() {
     const auto& plan = host_.spans();
-    std::size_t slots = 0;
-    for (const auto& log : logs_) {
-      slots = std::max(slots, log.requests.size());
-    }
-    slots_.resize(slots);
-    for (std::size_t r = 0; r < slots; ++r) {
-      reduction_slot& slot = slots_[r];
-      std::vector<std::uint64_t> chunk_begin, sums_begin;
-      for (std::size_t s = 0; s < plan.size(); ++s) {
-        if (logs_[s].requests.size() <= r || plan[s].size == 0) {
-          continue;
-        }
-        const detail::reduction_request req = logs_[s].requests[r];
-        detail::cuda::reduce_span sp;
-        sp.global_begin = plan[s].begin;
-        sp.n = plan[s].size;
-        sp.kind = static_cast<std::uint32_t>(req.kind);
-        sp.group = req.kind == math::sum_kind::none ? sp.n : req.group;
-        sp.chunks_per_group = detail::ceil_div(sp.group, math::canonical_chunk);
-        sp.span = static_cast<std::uint32_t>(s);
-        const std::uint64_t groups = detail::ceil_div(sp.n, sp.group);
-        const std::uint64_t last = sp.n - (groups - 1) * sp.group;
-        chunk_begin.push_back(slot.chunks);
-        slot.chunks +=
-            (groups - 1) * sp.chunks_per_group + detail::ceil_div(last, math::canonical_chunk);
-        slot.max_group_chunks = std::max<std::uint64_t>(
-            slot.max_group_chunks,
-            detail::ceil_div(std::min<std::uint64_t>(sp.group, sp.n), math::canonical_chunk));
-        sp.sums_begin = slot.groups;
-        sums_begin.push_back(slot.groups);
-        if (req.kind != math::sum_kind::none) {
-          slot.groups += groups;
-        }
-        slot.host_spans.push_back(sp);
-      }
-      slot.spans = upload(slot.host_spans);
-      slot.chunk_begin = upload(chunk_begin);
-      slot.sums_begin = upload(sums_begin);
-      max_chunks_ = std::max<std::size_t>(max_chunks_, slot.chunks);
-      total_groups_ += slot.groups;
-    }
-    chunk_sums_ = detail::device_array<double>(std::max<std::size_t>(max_chunks_, 1));
-    group_sums_ = detail::device_array<double>(std::max<std::size_t>(total_groups_, 1));
-    host_group_sums_ = detail::pinned_array<double>(std::max<std::size_t>(total_groups_, 1));
-    span_max_ = detail::device_array<std::uint32_t>(std::max<std::size_t>(plan.size(), 1));
-    host_span_max_ = detail::pinned_array<std::uint32_t>(std::max<std::size_t>(plan.size(), 1));
     // scales: the CPU codec's concatenation, span by span
     std::vector<std::uint64_t> scale_begin;
     for (std::size_t s = 0; s < plan.size(); ++s) {
@@ -264,8 +215,7 @@ private:
     host_flags_ = detail::pinned_array<unsigned long long>(4);
     prefix_ = detail::pinned_array<std::byte>(wire_header_bytes +
                                               plan.size() * wire_directory_entry_bytes);
-    workspace_bytes_ = chunk_sums_.size() * 8 + group_sums_.size() * 8 + span_max_.size() * 4 +
-                       scales_.size() * 4 + 32;
+    workspace_bytes_ = reductions_.bytes() + scales_.size() * 8 + 64;
   }
 
   template <class T>
@@ -380,55 +330,9 @@ private:
 
   // ---- encode --------------------------------------------------------------------------------
 
-  static unsigned grid_for(std::uint64_t items, unsigned per_block) {
-    const std::uint64_t g = (items + per_block - 1) / per_block;
-    return static_cast<unsigned>(std::min<std::uint64_t>(std::max<std::uint64_t>(g, 1), 65535));
-  }
-
   template <class T>
   void reduce(const cuda_policy& exec, const T* x) {
-    constexpr unsigned warps = detail::cuda::reduce_threads / detail::cuda::warp;
-    detail::cuda_check(cudaMemsetAsync(span_max_.data(), 0, span_max_.size() * 4, exec.stream),
-                       "memset");
-    ++launches_;
-    std::size_t sums_offset = 0;
-    for (reduction_slot& slot : slots_) {
-      const auto count = static_cast<std::uint32_t>(slot.host_spans.size());
-      if (slot.chunks > 0) {
-        detail::cuda::reduce_chunks<T>
-            <<<grid_for(slot.chunks, warps), detail::cuda::reduce_threads, 0, exec.stream>>>(
-                x, slot.spans.data(), slot.chunk_begin.data(), count, slot.chunks,
-                chunk_sums_.data(), span_max_.data());
-        ++launches_;
-      }
-      if (slot.groups > 0) {
-        const unsigned grid = grid_for(slot.groups, 1);
-        double* sums = group_sums_.data() + sums_offset;
-        if (slot.max_group_chunks > 256) { // big groups: 1024 threads share the tree
-          detail::cuda::combine_groups<10><<<grid, 1024, 0, exec.stream>>>(
-              slot.spans.data(), slot.sums_begin.data(), count, slot.groups,
-              slot.chunk_begin.data(), chunk_sums_.data(), sums);
-        } else {
-          detail::cuda::combine_groups<5><<<grid, 32, 0, exec.stream>>>(
-              slot.spans.data(), slot.sums_begin.data(), count, slot.groups,
-              slot.chunk_begin.data(), chunk_sums_.data(), sums);
-        }
-        ++launches_;
-      }
-      sums_offset += slot.groups;
-    }
-    detail::cuda_check(cudaGetLastError(), "reduce kernels");
-    if (total_groups_ > 0) {
-      detail::cuda_check(cudaMemcpyAsync(host_group_sums_.data(), group_sums_.data(),
-                                         total_groups_ * sizeof(double), cudaMemcpyDeviceToHost,
-                                         exec.stream),
-                         "copy reductions");
-      ++launches_;
-    }
-    detail::cuda_check(cudaMemcpyAsync(host_span_max_.data(), span_max_.data(),
-                                       span_max_.size() * 4, cudaMemcpyDeviceToHost, exec.stream),
-                       "copy max");
-    ++launches_;
+    reductions_.launch(exec.stream, x, launches_);
     detail::cuda_check(cudaStreamSynchronize(exec.stream), "reductions");
   }
 
@@ -438,26 +342,9 @@ private:
   void compute_scales(const cuda_policy&, std::span<const T> grad, const stream_key& key,
                       const message_plan&) {
     const auto& plan = host_.spans();
-    // where each span's group sums are, per slot
-    slot_offset_.assign(slots_.size() + 1, 0);
-    for (std::size_t r = 0; r < slots_.size(); ++r) {
-      slot_offset_[r + 1] = slot_offset_[r] + slots_[r].groups;
-    }
-    cursor_.assign(slots_.size(), 0);
     bool bad = false;
     for (std::size_t s = 0; s < plan.size(); ++s) {
-      detail::reduction_log& log = logs_[s];
-      log.sums.assign(log.requests.size(), nullptr); // no allocation after the first call
-      if (plan[s].size > 0) {
-        for (std::size_t r = 0; r < log.requests.size(); ++r) {
-          log.sums[r] = host_group_sums_.data() + slot_offset_[r] + cursor_[r];
-          if (log.requests[r].kind != math::sum_kind::none) {
-            cursor_[r] += detail::ceil_div(plan[s].size, log.requests[r].group);
-          }
-        }
-      }
-      const std::uint32_t mb = plan[s].size > 0 ? host_span_max_[s] : 0u;
-      log.start_replay(mb);
+      const std::uint32_t mb = reductions_.max_bits(s);
       if (mb >= detail::inf_abs_bits) {
         bad = true;
         break;
@@ -472,7 +359,7 @@ private:
           break;
         }
       }
-      (void)c.scan(detail::reduction_replay{&log}, static_cast<const T*>(nullptr), plan[s].size,
+      (void)c.scan(reductions_.replay(s), static_cast<const T*>(nullptr), plan[s].size,
                    host_scales_.data() + span_scale_begin_[s], scan_sums_);
     }
     if (bad) {
@@ -508,7 +395,7 @@ private:
     }
     constexpr bool planes = detail::has_sign_plane<Coder>;
     detail::cuda::encode_tiles<Coder, planes, T>
-        <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+        <<<detail::cuda::grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
             x, g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), rs, g.bits, msg);
     ++launches_;
   }
@@ -566,9 +453,10 @@ private:
     unsigned long long* bad_code = flags_.data() + 1;
     unsigned long long* bad_padding = flags_.data() + 2;
     if (total_scales_ > 0) {
-      detail::cuda::read_scales<<<grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
-          scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_, msg,
-          scales_.data(), bad_scale);
+      detail::cuda::
+          read_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, exec.stream>>>(
+              scale_begin_.data(), mp.scale_payload.data(), scale_spans_, total_scales_, msg,
+              scales_.data(), bad_scale);
       ++launches_;
     }
     const auto validate = [&](auto& g) {
@@ -578,7 +466,7 @@ private:
       }
       constexpr bool planes = detail::has_sign_plane<Coder>;
       detail::cuda::validate_tiles<Coder, planes>
-          <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+          <<<detail::cuda::grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
               g.spans.data(), g.tiles.data(), g.tile_count, msg, g.bits, bad_code, bad_padding);
       ++launches_;
     };
@@ -643,21 +531,14 @@ private:
     }
     constexpr bool planes = detail::has_sign_plane<Coder>;
     detail::cuda::decode_tiles<Coder, planes, T, Add>
-        <<<grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
+        <<<detail::cuda::grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
             g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), msg, g.bits, out);
     ++launches_;
   }
 
   codec<Scheme> host_;
-  std::vector<detail::reduction_log> logs_;
-  std::vector<std::size_t> slot_offset_, cursor_; ///< replay bookkeeping, reused
+  detail::cuda::span_reductions reductions_;
   std::vector<double> scan_sums_;
-  std::vector<reduction_slot> slots_;
-  std::size_t max_chunks_ = 0, total_groups_ = 0;
-  detail::device_array<double> chunk_sums_, group_sums_;
-  detail::pinned_array<double> host_group_sums_;
-  detail::device_array<std::uint32_t> span_max_;
-  detail::pinned_array<std::uint32_t> host_span_max_;
   std::vector<std::size_t> span_scale_begin_;
   std::size_t total_scales_ = 0;
   std::uint32_t scale_spans_ = 0;

@@ -10,11 +10,13 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <vector>
 
 /// @file
 /// The frame of a device message, read on the host: the header and directory are copied back,
 /// the checksum is computed on the device, and the frame is validated with the CPU's checks
-/// (detail::parse_frame_fields, codec::check_frame), so errors are the CPU decoder's.
+/// (detail::parse_frame_fields, codec::check_frame), so errors are the CPU decoder's. And the
+/// rare path of an encode: the gradient encoded by the CPU codec.
 
 namespace gradcomp::detail::cuda {
 
@@ -60,6 +62,29 @@ message_info read_device_frame(cudaStream_t stream, const codec<Scheme>& host,
   const message_info info = parse_frame_fields(prefix, message.size());
   host.check_frame(info);
   return info;
+}
+
+/// The rare path of a device encode (a value that may not fit, a non-finite input): the gradient
+/// goes to the host, the CPU codec encodes it, or throws its exact error, and the message comes
+/// back. The bytes are the CPU's by definition. Returns the message size.
+template <class Scheme, class T>
+std::size_t encode_on_host(const codec<Scheme>& host, const cuda_policy& exec,
+                           std::span<const T> grad, std::span<std::byte> out,
+                           const stream_key& key) {
+  std::vector<T> x(grad.size());
+  cuda_check(cudaMemcpy(x.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
+             "copy gradient");
+  codec<Scheme> cpu_codec(host.scheme(), host.layout());
+  std::vector<std::byte> msg(cpu_codec.template max_encoded_bytes<T>());
+  msg.resize(cpu_codec.encode(cpu, std::span<const T>(x), std::span<std::byte>(msg), key));
+  require(out.size() >= msg.size(), errc::buffer_too_small,
+          "message needs " + std::to_string(msg.size()) + " bytes, output has " +
+              std::to_string(out.size()));
+  cuda_check(
+      cudaMemcpyAsync(out.data(), msg.data(), msg.size(), cudaMemcpyHostToDevice, exec.stream),
+      "copy message");
+  cuda_check(cudaStreamSynchronize(exec.stream), "copy message");
+  return msg.size();
 }
 
 } // namespace gradcomp::detail::cuda

@@ -8,6 +8,7 @@
 #include "../../math/canonical_sum.hpp"
 #include "../../random/stream_key.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cuda_runtime.h>
@@ -33,6 +34,13 @@ __device__ __forceinline__ unsigned padded(unsigned j) {
   return j + j / 32;
 }
 inline constexpr unsigned padded_tile = tile_elements + tile_elements / 32;
+
+/// Blocks for `items` work items of `per_block` items per block (at least 1, at most 65535:
+/// kernels loop over the rest).
+inline unsigned grid_for(std::uint64_t items, unsigned per_block) {
+  const std::uint64_t g = (items + per_block - 1) / per_block;
+  return static_cast<unsigned>(std::min<std::uint64_t>(std::max<std::uint64_t>(g, 1), 65535));
+}
 
 /// Index of the last entry of the ascending table a[0..count) that is <= key (a[0] == 0 <= key).
 __device__ inline std::uint32_t find_span(const std::uint64_t* a, std::uint32_t count,

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cuda_runtime.h>
+#include <type_traits>
 
 /// @file
 /// Kernels of the sparse device codec (backend/cuda/sparse_codec.cuh), every one over all spans
@@ -206,7 +207,15 @@ __device__ __forceinline__ float value_from_bits(std::uint32_t b) {
   }
 }
 
-/// Writes the kept indices (span-local, index_bytes each, unless implied) and values (as V).
+/// Bytes of one stored value of type V; void: no values in the message (composite spans carry
+/// codes instead).
+template <class V>
+inline constexpr unsigned stored_value_bytes = sizeof(V);
+template <>
+inline constexpr unsigned stored_value_bytes<void> = 0;
+
+/// Writes the kept indices (span-local, index_bytes each, unless implied) and values (as V;
+/// none for V = void).
 template <class V, class Key, class T>
 __global__ void __launch_bounds__(tile_threads)
     write_sparse(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
@@ -228,7 +237,31 @@ __global__ void __launch_bounds__(tile_threads)
         store_bytes(q + r * o.index_bytes, tile.base + j, o.index_bytes);
         q += o.k * o.index_bytes;
       }
-      store_bytes(q + r * sizeof(V), value_bits<V>(to_float(x[g])), sizeof(V));
+      if constexpr (!std::is_void_v<V>) {
+        store_bytes(q + r * sizeof(V), value_bits<V>(to_float(x[g])), sizeof(V));
+      }
+    }
+  }
+}
+
+/// Gathers the kept values of every span, times the span's value scale, to
+/// kept[global_begin + rank]: the composite codec quantizes them there (as the CPU does over its
+/// gathered values), so code j of a span is keyed by the span's offset plus j.
+template <class Key, class T>
+__global__ void __launch_bounds__(tile_threads)
+    gather_kept(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+                const code_tile* __restrict__ tiles, std::uint64_t tile_count,
+                const unsigned* __restrict__ flags, const unsigned* __restrict__ positions,
+                const float* __restrict__ value_scales, float* __restrict__ kept) {
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    const sparse_span<Key> sp = spans[tile.span];
+    const float scale = value_scales[tile.span];
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      const std::uint64_t g = sp.global_begin + tile.base + j;
+      if (flags[g] != 0) {
+        kept[sp.global_begin + positions[g] - positions[sp.global_begin]] = to_float(x[g]) * scale;
+      }
     }
   }
 }
@@ -305,7 +338,7 @@ __device__ inline located_entry locate_entry(const std::uint8_t* msg, const spar
 }
 
 /// Validation of received entries: indices below n and strictly increasing (unless implied),
-/// values finite; the first bad entry is recorded.
+/// values finite (V = void: no values); the first bad entry is recorded.
 template <class V>
 __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
                                  const sparse_out* __restrict__ outs,
@@ -313,15 +346,18 @@ __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
                                  std::uint64_t entries, unsigned long long* first_bad) {
   for (std::uint64_t e = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < entries;
        e += std::uint64_t{gridDim.x} * blockDim.x) {
-    const located_entry l = locate_entry(msg, outs, spans, count, e, sizeof(V));
+    const located_entry l = locate_entry(msg, outs, spans, count, e, stored_value_bytes<V>);
     bool ok = true;
     if (l.index != nullptr) {
       const unsigned w = l.out.index_bytes;
       const std::uint64_t i = load_bytes(l.index, w);
       ok = i < l.span.n && (l.rank == 0 || i > load_bytes(l.index - w, w));
     }
-    const float v = value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V))));
-    ok = ok && !is_non_finite(v);
+    if constexpr (!std::is_void_v<V>) {
+      const float v =
+          value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V))));
+      ok = ok && !is_non_finite(v);
+    }
     if (!ok) {
       atomicMin(first_bad, static_cast<unsigned long long>(e));
     }
@@ -329,20 +365,27 @@ __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
 }
 
 /// Scatters received entries into out (the spans were zeroed first for an assignment).
-/// Implied indices come from `implied_positions`: the regenerated selection's flags/positions.
+/// Implied indices come from `implied`: the regenerated selection's global indices. Values are
+/// the message's (times the span's scale) or, for V = void, the decoded codes of a composite
+/// span in kept[global_begin + rank].
 template <class V, class T, bool Add>
 __global__ void scatter_entries(const std::uint8_t* __restrict__ msg,
                                 const sparse_out* __restrict__ outs,
                                 const sparse_entry_span* __restrict__ spans, std::uint32_t count,
                                 std::uint64_t entries, const std::uint64_t* __restrict__ implied,
-                                T* __restrict__ out) {
+                                const float* __restrict__ kept, T* __restrict__ out) {
   for (std::uint64_t e = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < entries;
        e += std::uint64_t{gridDim.x} * blockDim.x) {
-    const located_entry l = locate_entry(msg, outs, spans, count, e, sizeof(V));
+    const located_entry l = locate_entry(msg, outs, spans, count, e, stored_value_bytes<V>);
     const std::uint64_t i = l.index != nullptr ? load_bytes(l.index, l.out.index_bytes)
                                                : implied[e] - l.span.global_begin;
-    const float v = value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V)))) *
-                    l.span.scale;
+    float v = 0.0f;
+    if constexpr (std::is_void_v<V>) {
+      v = kept[l.span.global_begin + l.rank];
+    } else {
+      v = value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V)))) *
+          l.span.scale;
+    }
     T* d = out + l.span.global_begin + i;
     if constexpr (Add) {
       *d = from_float<T>(to_float(*d) + v);

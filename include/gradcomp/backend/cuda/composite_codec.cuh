@@ -1,0 +1,526 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../codec.hpp"
+#include "../../compressor/compose.hpp"
+#include "../../encoding/sparse_codes.hpp"
+#include "frame.cuh"
+#include "kernels.cuh"
+#include "runtime.cuh"
+#include "span_reductions.cuh"
+#include "sparse_kernels.cuh"
+#include "sparse_selection.cuh"
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+/// @file
+/// composite_device_codec<Scheme>: the CUDA backend of codec<Scheme> for compositions
+/// (compose<S, Q> with sparse_codes<code encoding>: Top-k + TernGrad, Random-k + QSGD, ...) on
+/// every granularity. Messages are byte for byte the CPU's.
+///
+/// Encode: S selects on the device (backend/cuda/sparse_selection.cuh: max |x|, selection,
+/// positions, counts); the kept values of span s, times S's value scale, are gathered to
+/// kept[begin_s + j], j their rank, which is where the CPU keys Q's rounding (the span's offset
+/// plus the rank); Q's canonical reductions run over the kept values of every span at once
+/// (backend/cuda/span_reductions.cuh, planned for this call's counts) and its scan() is replayed
+/// on the host for the scales; then the headers, indices, scales and codes are written in one
+/// launch each and the message is sealed. Three synchronizations (span maxima, counts,
+/// reductions); the launch count does not depend on the number of spans.
+///
+/// Decode: the frame and span headers are checked on the host (the CPU's checks, on headers
+/// copied back), indices, scales, codes and padding on the device, all before anything is
+/// written; then Q's codes are decoded to the kept buffer and scattered to their indices.
+///
+/// Limits: those of the sparse codec (gradients below 2^32 - 1 elements, no raw spans). Buffers
+/// are sized when the codec is built for the most values S keeps; a call needing more (never for
+/// counted sparsifiers) grows them once.
+
+namespace gradcomp {
+
+template <class Scheme>
+class composite_device_codec {
+public:
+  using scheme_type = Scheme;
+  using compressor_type = typename Scheme::compressor_type;
+  using encoding_type = typename Scheme::encoding_type;
+  using sparsifier_type = typename compressor_type::sparsifier_type;
+  using quantizer_type = typename compressor_type::quantizer_type;
+  using selection_type = detail::cuda::device_selection<sparsifier_type>;
+  using coder_type = decltype(std::declval<const quantizer_type&>().coder(
+      std::declval<const typename encoding_type::code_encoding&>()));
+  static constexpr bool sign_plane = detail::has_sign_plane<coder_type>;
+
+  composite_device_codec(Scheme scheme, model_layout layout)
+      : host_(std::move(scheme), std::move(layout)),
+        selection_(host_, [](const compressor_type& c) { return c.sparsifier; }),
+        coder_(host_.scheme().compressor.quantizer.coder(host_.scheme().encoding.codes)) {
+    const std::size_t n = host_.layout().total_size();
+    S_ = host_.spans().size();
+    const std::size_t S1 = std::max<std::size_t>(S_, 1);
+    kept_ = detail::device_array<float>(std::max<std::size_t>(n, 1));
+    outs_ = detail::device_array<detail::cuda::sparse_out>(S1);
+    host_outs_ = detail::pinned_array<detail::cuda::sparse_out>(S1);
+    headers_ = detail::device_array<std::uint8_t>(S1 * 16);
+    host_headers_ = detail::pinned_array<std::uint8_t>(S1 * 16);
+    entry_spans_ = detail::device_array<detail::cuda::sparse_entry_span>(S1);
+    host_entry_spans_ = detail::pinned_array<detail::cuda::sparse_entry_span>(S1);
+    value_scales_ = detail::device_array<float>(S1);
+    host_value_scales_ = detail::pinned_array<float>(S1);
+    scratch_ = detail::device_array<unsigned long long>(4);
+    host_scratch_ = detail::pinned_array<unsigned long long>(4);
+    prefix_ = detail::pinned_array<std::byte>(wire_header_bytes + S_ * wire_directory_entry_bytes);
+    counts_.assign(S_, 0);
+    offsets_.assign(S_, 0);
+    // size the quantizer's buffers for the most values S keeps
+    for (std::size_t s = 0; s < S_; ++s) {
+      counts_[s] = host_.span_compressor(s).max_selected(host_.spans()[s].size);
+    }
+    plan_quantizer(nullptr, true);
+    detail::cuda_check(cudaStreamSynchronize(nullptr), "composite codec tables");
+  }
+
+  [[nodiscard]] const codec<Scheme>& host_codec() const noexcept { return host_; }
+  [[nodiscard]] const model_layout& layout() const noexcept { return host_.layout(); }
+  /// An upper bound on encode()'s output (the CPU codec's bound).
+  template <gradient_value T = float>
+  [[nodiscard]] std::size_t max_encoded_bytes() const {
+    return host_.template max_encoded_bytes<T>();
+  }
+  [[nodiscard]] std::size_t workspace_bytes() const noexcept {
+    return selection_.bytes() + kept_.size() * 4 + reductions_.bytes() +
+           code_spans_.size() * sizeof(code_span) +
+           tiles_.size() * sizeof(detail::cuda::code_tile) + scales_.size() * 8;
+  }
+  [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
+
+  /// As codec::encode, on device buffers; returns the message size.
+  template <gradient_value T>
+  std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
+                     const stream_key& key) {
+    detail::require(grad.size() == layout().total_size(), errc::size_mismatch,
+                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
+                        std::to_string(layout().total_size()));
+    key.validate();
+    launches_ = 0;
+    const cudaStream_t st = exec.stream;
+    // 1. S's selection (the finiteness check first)
+    selection_.fill(key.seed, key.stream_word(), nullptr);
+    selection_.upload(st, launches_);
+    selection_.span_max(st, grad.data(), launches_);
+    detail::cuda_check(cudaStreamSynchronize(st), "max |x|");
+    if (!selection_.values_fit(detail::inf_abs_bits)) {
+      return detail::cuda::encode_on_host(host_, exec, grad, out, key);
+    }
+    if constexpr (std::is_same_v<sparsifier_type, adaptive_threshold>) {
+      selection_.fill(key.seed, key.stream_word(), selection_.host_max_bits());
+      selection_.upload(st, launches_);
+    }
+    selection_.select(st, grad.data(), launches_);
+    // 2. the message layout for this call's counts
+    const std::size_t total = lay_out_message(key, value_traits<T>::id);
+    detail::require(out.size() >= total, errc::buffer_too_small,
+                    "message needs " + std::to_string(total) + " bytes, output has " +
+                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    plan_quantizer(st, true);
+    // 3. the kept values, Q's reductions over them, Q's scales on the host
+    upload(host_value_scales_, value_scales_, S_, st);
+    if (selection_.tile_count() > 0) {
+      detail::cuda::gather_kept<typename selection_type::key_type, T>
+          <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
+             st>>>(grad.data(), selection_.spans(), selection_.tiles(), selection_.tile_count(),
+                   selection_.flags(), selection_.positions(), value_scales_.data(), kept_.data());
+      ++launches_;
+    }
+    reductions_.launch(st, kept_.data(), launches_);
+    detail::cuda_check(cudaStreamSynchronize(st), "reductions");
+    replay_scales();
+    // 4. write: frame, span headers, indices, scales, codes, checksum
+    write_message(st, grad.data(), reinterpret_cast<std::uint8_t*>(out.data()), total, key);
+    detail::cuda_check(cudaStreamSynchronize(st), "encode");
+    detail::cuda_check(cudaGetLastError(), "encode kernels");
+    return total;
+  }
+
+  template <gradient_value T>
+  void decode(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl<T, false>(exec, message, out);
+  }
+  template <gradient_value T>
+  void decode_add(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    decode_impl<T, true>(exec, message, out);
+  }
+
+private:
+  using code_span = detail::cuda::code_span<coder_type>;
+
+  template <class V, class Memory>
+  static void upload(const detail::owned_array<V, Memory>& host, detail::device_array<V>& dev,
+                     std::size_t count, cudaStream_t st) {
+    if (count > 0) {
+      detail::cuda_check(
+          cudaMemcpyAsync(dev.data(), host.data(), count * sizeof(V), cudaMemcpyHostToDevice, st),
+          "upload");
+    }
+  }
+  template <class V>
+  static void upload(const std::vector<V>& host, detail::device_array<V>& dev, cudaStream_t st) {
+    dev.reserve(std::max<std::size_t>(host.size(), 1));
+    if (!host.empty()) {
+      detail::cuda_check(cudaMemcpyAsync(dev.data(), host.data(), host.size() * sizeof(V),
+                                         cudaMemcpyHostToDevice, st),
+                         "upload");
+    }
+  }
+
+  [[nodiscard]] const quantizer_type& quantizer(std::size_t s) const {
+    return host_.span_compressor(s).quantizer;
+  }
+
+  /// From the counts of the selection: the frame header and directory (in prefix_), the span
+  /// headers, where every span goes (host_outs_) and S's value scales. Returns the size.
+  std::size_t lay_out_message(const stream_key& key, value_type_id vt) {
+    const auto& plan = host_.spans();
+    std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
+    std::byte* p = prefix_.data();
+    detail::write_frame_header(p, compressor_type::id, encoding_type::id,
+                               Scheme::granularity_type::id, vt, static_cast<std::uint32_t>(S_),
+                               layout().total_size(), key.seed, key.stream_word(),
+                               host_.plan_digest());
+    for (std::size_t s = 0; s < S_; ++s) {
+      const std::size_t n = plan[s].size;
+      const std::size_t k = selection_.count(s);
+      const unsigned w = encoding_type::index_bytes(n);
+      const std::size_t bytes = detail::sparse_codes_span::bytes(quantizer(s), coder_, n, k);
+      detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
+                                    bytes, span_mode_compressed);
+      counts_[s] = k;
+      offsets_[s] = total;
+      host_outs_[s] = {total, k, w, 0u};
+      host_value_scales_[s] = selection_.value_scale(s, k);
+      std::byte* h = reinterpret_cast<std::byte*>(host_headers_.data() + 16 * s);
+      detail::store_le<std::uint64_t>(h, k);
+      detail::store_le<std::uint8_t>(h + 8, static_cast<std::uint8_t>(w));
+      detail::store_le<std::uint8_t>(h + 9, 0);
+      detail::store_le<std::uint16_t>(h + 10, 0);
+      detail::store_le<float>(h + 12, 1.0f);
+      total += bytes;
+    }
+    return total;
+  }
+
+  /// Q over the kept values of this call (counts_[s] values of span s at kept_[begin_s...),
+  /// the span's payload at offsets_[s]): the reductions its scan() asks for (encode only), where
+  /// its scales and codes go, and the code tiles. Uploads the tables on `st`.
+  void plan_quantizer(cudaStream_t st, bool reductions) {
+    const auto& plan = host_.spans();
+    if (reductions) {
+      plan_reductions(st);
+    }
+    span_scale_begin_.assign(S_ + 1, 0);
+    host_scale_begin_.clear();
+    host_scale_payload_.clear();
+    host_code_spans_.clear();
+    host_tiles_.clear();
+    for (std::size_t s = 0; s < S_; ++s) {
+      const quantizer_type& q = quantizer(s);
+      const std::size_t k = counts_[s];
+      const std::size_t ns = q.num_scales(k);
+      const std::uint64_t payload = offsets_[s] + encoding_type::span_header_bytes +
+                                    k * encoding_type::index_bytes(plan[s].size);
+      span_scale_begin_[s + 1] = span_scale_begin_[s] + ns;
+      if (ns > 0) {
+        host_scale_begin_.push_back(span_scale_begin_[s]);
+        host_scale_payload_.push_back(payload);
+      }
+      if (k == 0) {
+        continue;
+      }
+      code_span sp;
+      sp.global_begin = plan[s].begin;
+      sp.n = k;
+      sp.payload = payload + 4 * ns;
+      if constexpr (sign_plane) {
+        sp.sign_payload = sp.payload + detail::packed_bytes(k, coder_.bits() - 1);
+      }
+      sp.scale_begin = span_scale_begin_[s];
+      sp.group = q.scale_group(k);
+      sp.has_scales = ns > 0 ? 1u : 0u;
+      sp.coder = q.coder(host_.scheme().encoding.codes);
+      for (std::size_t base = 0; base < k; base += detail::cuda::tile_elements) {
+        host_tiles_.push_back({static_cast<std::uint32_t>(host_code_spans_.size()),
+                               static_cast<std::uint32_t>(
+                                   std::min<std::size_t>(detail::cuda::tile_elements, k - base)),
+                               base});
+      }
+      host_code_spans_.push_back(sp);
+    }
+    total_scales_ = span_scale_begin_[S_];
+    upload(host_scale_begin_, scale_begin_, st);
+    upload(host_scale_payload_, scale_payload_, st);
+    upload(host_code_spans_, code_spans_, st);
+    upload(host_tiles_, tiles_, st);
+    scales_.reserve(std::max<std::size_t>(total_scales_, 1));
+    host_scales_.reserve(std::max<std::size_t>(total_scales_, 1));
+  }
+
+  /// The canonical reductions Q's scan() asks for over the kept values of every span.
+  void plan_reductions(cudaStream_t st) {
+    const auto& plan = host_.spans();
+    targets_.clear();
+    for (std::size_t s = 0; s < S_; ++s) {
+      targets_.push_back({plan[s].begin, counts_[s]});
+    }
+    reductions_.plan(
+        targets_,
+        [&](std::size_t s, const detail::reduction_replay& policy) {
+          probe_scales_.assign(quantizer(s).num_scales(counts_[s]), 0.0f);
+          (void)quantizer(s).scan(policy, static_cast<const float*>(nullptr), counts_[s],
+                                  probe_scales_.data(), scan_sums_);
+        },
+        st);
+  }
+
+  /// Q's scan() of every span, replayed on the device's reductions of the kept values.
+  void replay_scales() {
+    for (std::size_t s = 0; s < S_; ++s) {
+      const std::uint32_t kept_bits =
+          quantizer(s).scan(reductions_.replay(s), static_cast<const float*>(nullptr), counts_[s],
+                            host_scales_.data() + span_scale_begin_[s], scan_sums_);
+      detail::require(kept_bits < detail::inf_abs_bits, errc::value_out_of_range, [&] {
+        return host_.span_name(s) + ": a kept value times the sparsifier's scale overflows";
+      });
+    }
+  }
+
+  template <class T>
+  void write_message(cudaStream_t st, const T* x, std::uint8_t* msg, std::size_t total,
+                     const stream_key& key) {
+    detail::cuda_check(cudaMemcpyAsync(msg, prefix_.data(),
+                                       wire_header_bytes + S_ * wire_directory_entry_bytes,
+                                       cudaMemcpyHostToDevice, st),
+                       "copy header");
+    ++launches_;
+    if (S_ > 0) {
+      upload(host_outs_, outs_, S_, st);
+      upload(host_headers_, headers_, S_ * 16, st);
+      detail::cuda::scatter_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
+          headers_.data(), outs_.data(), static_cast<std::uint32_t>(S_), msg);
+      launches_ += 3;
+    }
+    if (selection_.tile_count() > 0) { // indices only: the values travel as Q's codes
+      detail::cuda::write_sparse<void, typename selection_type::key_type, T>
+          <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
+             st>>>(x, selection_.spans(), selection_.tiles(), selection_.tile_count(),
+                   selection_.flags(), selection_.positions(), outs_.data(), msg);
+      ++launches_;
+    }
+    if (total_scales_ > 0) {
+      upload(host_scales_, scales_, total_scales_, st);
+      detail::cuda::write_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, st>>>(
+          scale_begin_.data(), scale_payload_.data(),
+          static_cast<std::uint32_t>(host_scale_begin_.size()), total_scales_, scales_.data(), msg);
+      launches_ += 2;
+    }
+    if (!host_tiles_.empty()) {
+      const random_stream rs(key.seed, key.stream_word(), random_purpose::rounding);
+      detail::cuda::encode_tiles<coder_type, sign_plane, float>
+          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
+              kept_.data(), code_spans_.data(), tiles_.data(), host_tiles_.size(), scales_.data(),
+              rs, coder_.bits(), msg);
+      ++launches_;
+    }
+    detail::cuda::checksum_async(st, msg, total, scratch_.data(), true);
+    launches_ += 4;
+  }
+
+  template <class T, bool Add>
+  void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
+    launches_ = 0;
+    const cudaStream_t st = exec.stream;
+    const message_info info =
+        detail::cuda::read_device_frame(st, host_, message, frame_, launches_);
+    detail::require(out.size() == layout().total_size(), errc::size_mismatch,
+                    "output has " + std::to_string(out.size()) + " elements, layout has " +
+                        std::to_string(layout().total_size()));
+    const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
+    const std::uint64_t entries = read_span_headers(st, info, msg);
+    plan_quantizer(st, false);
+    validate_payload(st, msg, entries);
+    // write: Q's values to the kept buffer, then to their indices
+    if (!host_tiles_.empty()) {
+      detail::cuda::decode_tiles<coder_type, sign_plane, float, false>
+          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
+              code_spans_.data(), tiles_.data(), host_tiles_.size(), scales_.data(), msg,
+              coder_.bits(), kept_.data());
+      ++launches_;
+    }
+    if constexpr (!Add) {
+      detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
+      ++launches_;
+    }
+    if (entries > 0) {
+      detail::cuda::scatter_entries<void, T, Add>
+          <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
+              msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
+              nullptr, kept_.data(), out.data());
+      ++launches_;
+    }
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// Copies the span headers back and checks them as the CPU does; sets counts_, offsets_ and
+  /// the entry tables. Returns the number of entries (kept values) of the message.
+  std::uint64_t read_span_headers(cudaStream_t st, const message_info& info,
+                                  const std::uint8_t* msg) {
+    const auto& plan = host_.spans();
+    for (std::size_t s = 0; s < S_; ++s) {
+      detail::require(info.spans[s].bytes >= encoding_type::span_header_bytes,
+                      errc::corrupt_payload,
+                      host_.span_name(s) + ": composite span shorter than its header");
+      host_outs_[s] = {info.spans[s].offset, 0, 0, 0};
+    }
+    if (S_ > 0) {
+      upload(host_outs_, outs_, S_, st);
+      detail::cuda::gather_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
+          msg, outs_.data(), static_cast<std::uint32_t>(S_), headers_.data());
+      detail::cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * 16,
+                                         cudaMemcpyDeviceToHost, st),
+                         "copy span headers");
+      launches_ += 3;
+    }
+    detail::cuda_check(cudaStreamSynchronize(st), "span headers");
+    std::uint64_t entries = 0;
+    for (std::size_t s = 0; s < S_; ++s) {
+      const std::size_t n = plan[s].size;
+      const std::byte* h = reinterpret_cast<const std::byte*>(host_headers_.data() + 16 * s);
+      const std::size_t k = detail::sparse_codes_span::check_header(
+          host_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
+          [&] { return host_.span_name(s) + ": "; });
+      counts_[s] = k;
+      offsets_[s] = info.spans[s].offset;
+      host_outs_[s] = {info.spans[s].offset, k, encoding_type::index_bytes(n), 0u};
+      host_entry_spans_[s] = {entries, n, plan[s].begin, 1.0f, static_cast<std::uint32_t>(s)};
+      entries += k;
+    }
+    if (S_ > 0) {
+      upload(host_outs_, outs_, S_, st);
+      upload(host_entry_spans_, entry_spans_, S_, st);
+      launches_ += 2;
+    }
+    return entries;
+  }
+
+  /// Indices, scales, codes and padding of every span, checked on the device; the first fault
+  /// of each kind is reported as the CPU's error code.
+  void validate_payload(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries) {
+    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 4 * sizeof(unsigned long long), st),
+                       "memset");
+    ++launches_;
+    unsigned long long* bad_index = scratch_.data();
+    unsigned long long* bad_scale = scratch_.data() + 1;
+    unsigned long long* bad_code = scratch_.data() + 2;
+    unsigned long long* bad_padding = scratch_.data() + 3;
+    if (entries > 0) {
+      detail::cuda::validate_entries<void><<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
+          msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
+          bad_index);
+      ++launches_;
+    }
+    if (total_scales_ > 0) {
+      detail::cuda::read_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, st>>>(
+          scale_begin_.data(), scale_payload_.data(),
+          static_cast<std::uint32_t>(host_scale_begin_.size()), total_scales_, msg, scales_.data(),
+          bad_scale);
+      ++launches_;
+    }
+    if (!host_tiles_.empty()) {
+      detail::cuda::validate_tiles<coder_type, sign_plane>
+          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
+              code_spans_.data(), tiles_.data(), host_tiles_.size(), msg, coder_.bits(), bad_code,
+              bad_padding);
+      ++launches_;
+    }
+    detail::cuda_check(cudaMemcpyAsync(host_scratch_.data(), scratch_.data(),
+                                       4 * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
+                       "copy validation");
+    ++launches_;
+    detail::cuda_check(cudaStreamSynchronize(st), "validate");
+    const auto none = ~0ull;
+    if (host_scratch_[0] != none) {
+      const std::size_t s = span_of(
+          host_scratch_[0], [&](std::size_t i) { return host_entry_spans_[i].entry_begin; });
+      detail::fail(errc::corrupt_payload,
+                   host_.span_name(s) + ": index " +
+                       std::to_string(host_scratch_[0] - host_entry_spans_[s].entry_begin) +
+                       " is out of range or not strictly increasing");
+    }
+    if (host_scratch_[1] != none) {
+      const std::size_t s =
+          span_of(host_scratch_[1], [&](std::size_t i) { return span_scale_begin_[i]; });
+      detail::fail(errc::corrupt_payload,
+                   host_.span_name(s) + ": scale " +
+                       std::to_string(host_scratch_[1] - span_scale_begin_[s]) +
+                       " is invalid (non-finite or negative)");
+    }
+    if (host_scratch_[2] != none) {
+      const std::size_t s =
+          span_of(host_scratch_[2], [&](std::size_t i) { return host_.spans()[i].begin; });
+      detail::fail(errc::corrupt_payload,
+                   host_.span_name(s) + ": invalid code at kept value " +
+                       std::to_string(host_scratch_[2] - host_.spans()[s].begin));
+    }
+    if (host_scratch_[3] != none) {
+      detail::fail(errc::corrupt_payload,
+                   "a composite span's padding bits after the last code are not zero");
+    }
+  }
+
+  /// The last span s whose first item, begin(s), is <= item.
+  template <class Begin>
+  [[nodiscard]] std::size_t span_of(std::uint64_t item, Begin begin) const {
+    std::size_t s = 0;
+    while (s + 1 < S_ && begin(s + 1) <= item) {
+      ++s;
+    }
+    return s;
+  }
+
+  codec<Scheme> host_;
+  selection_type selection_;
+  coder_type coder_;
+  std::size_t S_ = 0;
+  detail::cuda::span_reductions reductions_;
+  std::vector<detail::cuda::reduction_target> targets_;
+  std::vector<float> probe_scales_;
+  std::vector<double> scan_sums_;
+  std::vector<std::size_t> counts_, offsets_, span_scale_begin_;
+  std::vector<std::uint64_t> host_scale_begin_, host_scale_payload_;
+  std::vector<code_span> host_code_spans_;
+  std::vector<detail::cuda::code_tile> host_tiles_;
+  std::size_t total_scales_ = 0;
+  detail::device_array<std::uint64_t> scale_begin_, scale_payload_;
+  detail::device_array<code_span> code_spans_;
+  detail::device_array<detail::cuda::code_tile> tiles_;
+  detail::device_array<float> scales_;
+  detail::pinned_array<float> host_scales_;
+  detail::device_array<float> kept_;
+  detail::device_array<detail::cuda::sparse_out> outs_;
+  detail::pinned_array<detail::cuda::sparse_out> host_outs_;
+  detail::device_array<std::uint8_t> headers_;
+  detail::pinned_array<std::uint8_t> host_headers_;
+  detail::device_array<detail::cuda::sparse_entry_span> entry_spans_;
+  detail::pinned_array<detail::cuda::sparse_entry_span> host_entry_spans_;
+  detail::device_array<float> value_scales_;
+  detail::pinned_array<float> host_value_scales_;
+  detail::device_array<unsigned long long> scratch_;
+  detail::pinned_array<unsigned long long> host_scratch_;
+  detail::pinned_array<std::byte> prefix_;
+  detail::cuda::frame_buffers frame_;
+  std::size_t launches_ = 0;
+};
+
+} // namespace gradcomp

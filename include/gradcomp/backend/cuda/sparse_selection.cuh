@@ -1,0 +1,289 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../codec.hpp"
+#include "../../compressor/adaptive_threshold.hpp"
+#include "../../compressor/random_k.hpp"
+#include "../../compressor/threshold_v.hpp"
+#include "../../compressor/topk.hpp"
+#include "kernels.cuh"
+#include "runtime.cuh"
+#include "sparse_kernels.cuh"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cub/device/device_scan.cuh>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+/// @file
+/// device_selection<Sparsifier>: what a sparsifier keeps, on the device, for every span at once;
+/// the first stage of the sparse codec and of the composite codec. Per call: the max |x| of every
+/// span (one launch; the finiteness check, adaptive threshold's max), then the selection (a
+/// predicate: one launch; top keys: a segmented radix select, 8-bit digits, two launches per
+/// digit, then tie ranks and flags), one exclusive scan of the flags over the whole buffer (CUB)
+/// into positions (so kept indices come out ascending, as on the CPU), and the kept count of
+/// every span copied to the host. The launch count does not depend on the number of spans.
+/// Gradients of fewer than 2^32 - 1 elements (32-bit positions).
+
+namespace gradcomp::detail::cuda {
+
+template <class C>
+struct sparse_selector; // how a sparsifier selects on the device
+template <>
+struct sparse_selector<topk> {
+  static constexpr bool top_keys = true;
+  using key = magnitude_key;
+  using key_type = std::uint32_t;
+};
+template <>
+struct sparse_selector<random_k> {
+  static constexpr bool top_keys = true;
+  using key = random_key;
+  using key_type = std::uint64_t;
+};
+template <>
+struct sparse_selector<threshold_v> {
+  static constexpr bool top_keys = false;
+  using predicate = threshold_predicate;
+  using key_type = std::uint32_t;
+};
+template <>
+struct sparse_selector<adaptive_threshold> {
+  static constexpr bool top_keys = false;
+  using predicate = adaptive_predicate;
+  using key_type = std::uint32_t;
+};
+
+template <class Sparsifier>
+class device_selection {
+public:
+  using selector = sparse_selector<Sparsifier>;
+  using key_type = typename selector::key_type;
+  using span_type = sparse_span<key_type>;
+
+  /// The spans of `host`'s plan (a span sent raw by a per-layer rule is refused) and the
+  /// sparsifier of each, get(the span's compressor).
+  template <class Scheme, class Get>
+  device_selection(const codec<Scheme>& host, Get get)
+      : plan_(host.spans()), n_(host.layout().total_size()) {
+    const std::size_t n = n_;
+    const std::vector<span_desc>& plan = plan_;
+    require(n < (std::uint64_t{1} << 32) - 1, errc::invalid_parameter,
+            "the CUDA sparse codecs take gradients of fewer than 2^32 - 1 elements");
+    std::vector<code_tile> tiles;
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      require(plan[s].compressed, errc::invalid_parameter,
+              host.span_name(s) +
+                  " is sent raw by a per-layer rule; the CUDA sparse codecs do not support raw "
+                  "spans yet (use codec<Scheme> on the CPU)");
+      sparsifiers_.push_back(get(host.span_compressor(s)));
+      for (std::size_t base = 0; base < plan[s].size; base += tile_elements) {
+        tiles.push_back(
+            {static_cast<std::uint32_t>(s),
+             static_cast<std::uint32_t>(std::min<std::size_t>(tile_elements, plan[s].size - base)),
+             base});
+      }
+    }
+    S_ = plan.size();
+    tile_count_ = tiles.size();
+    tiles_ = device_array<code_tile>(std::max<std::size_t>(tiles.size(), 1));
+    if (!tiles.empty()) {
+      cuda_check(cudaMemcpy(tiles_.data(), tiles.data(), tiles.size() * sizeof(tiles[0]),
+                            cudaMemcpyHostToDevice),
+                 "upload tiles");
+    }
+    const std::size_t S1 = std::max<std::size_t>(S_, 1);
+    spans_ = device_array<span_type>(S1);
+    host_spans_ = pinned_array<span_type>(S1);
+    max_bits_ = device_array<std::uint32_t>(S1);
+    host_max_bits_ = pinned_array<std::uint32_t>(S1);
+    hist_ = device_array<unsigned>(S1 * 256);
+    flags_ = device_array<unsigned>(n + 1);
+    positions_ = device_array<unsigned>(n + 1);
+    ties_ = device_array<unsigned>(n + 1);
+    counts_ = device_array<unsigned long long>(S1);
+    host_counts_ = pinned_array<unsigned long long>(S1);
+    std::size_t temp = 0;
+    cuda_check(
+        cub::DeviceScan::ExclusiveSum(nullptr, temp, flags_.data(), positions_.data(), n + 1),
+        "cub scan size");
+    scan_temp_ = device_array<std::byte>(std::max<std::size_t>(temp, 1));
+  }
+
+  /// The per-call span table: sizes, counts, random streams, thresholds (`max_bits`: the span
+  /// maxima, adaptive threshold only; null before they are known). Then upload().
+  void fill(std::uint64_t seed, std::uint64_t stream_word, const std::uint32_t* max_bits) {
+    for (std::size_t s = 0; s < S_; ++s) {
+      const Sparsifier& c = sparsifiers_[s];
+      span_type sp;
+      sp.global_begin = plan_[s].begin;
+      sp.n = plan_[s].size;
+      if constexpr (std::is_same_v<Sparsifier, topk>) {
+        sp.k = c.count(sp.n);
+      } else if constexpr (std::is_same_v<Sparsifier, random_k>) {
+        sp.k = c.count(sp.n);
+        const span_context ctx{plan_[s].begin, seed, stream_word, 0};
+        sp.subset = ctx.subset(c.shared_seed);
+        sp.implied = c.shared_seed ? 1u : 0u;
+      } else if constexpr (std::is_same_v<Sparsifier, threshold_v>) {
+        const std::uint32_t t = float_bits(c.float_threshold());
+        sp.param = t == 0 ? 1u : t; // never keep zeros
+      } else {
+        sp.param = max_bits != nullptr ? max_bits[s] : 0u;
+      }
+      sp.prefix = 0;
+      sp.need = sp.k;
+      host_spans_[s] = sp;
+    }
+  }
+  void upload(cudaStream_t st, std::size_t& launches) {
+    if (S_ > 0) {
+      cuda_check(cudaMemcpyAsync(spans_.data(), host_spans_.data(), S_ * sizeof(span_type),
+                                 cudaMemcpyHostToDevice, st),
+                 "copy spans");
+      ++launches;
+    }
+  }
+
+  /// The max |x| bits of every span, into host_max_bits() once the stream synchronized.
+  template <class T>
+  void span_max(cudaStream_t st, const T* x, std::size_t& launches) {
+    if (tile_count_ == 0) {
+      return;
+    }
+    cuda_check(cudaMemsetAsync(max_bits_.data(), 0, S_ * 4, st), "memset");
+    span_max_bits<key_type, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+        x, spans_.data(), tiles_.data(), tile_count_, max_bits_.data());
+    cuda_check(cudaMemcpyAsync(host_max_bits_.data(), max_bits_.data(), S_ * 4,
+                               cudaMemcpyDeviceToHost, st),
+               "copy max");
+    launches += 3;
+  }
+
+  /// Flags, positions and the per-span counts of the selection (x may be null for random-k);
+  /// synchronizes the stream.
+  template <class T>
+  void select(cudaStream_t st, const T* x, std::size_t& launches) {
+    // the slot past the end stays 0 so that positions[n] is the total
+    cuda_check(cudaMemsetAsync(flags_.data() + n_, 0, sizeof(unsigned), st), "memset");
+    cuda_check(cudaMemsetAsync(ties_.data() + n_, 0, sizeof(unsigned), st), "memset");
+    launches += 2;
+    if (tile_count_ > 0) {
+      if constexpr (selector::top_keys) {
+        select_top_keys(st, x, launches);
+      } else {
+        predicate_flags<typename selector::predicate, key_type, T>
+            <<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(x, spans_.data(), tiles_.data(),
+                                                                tile_count_, flags_.data());
+        ++launches;
+      }
+    }
+    scan(flags_.data(), positions_.data(), st, launches);
+    if (S_ > 0) {
+      span_counts<key_type><<<grid_for(S_, 128), 128, 0, st>>>(
+          spans_.data(), static_cast<std::uint32_t>(S_), positions_.data(), counts_.data());
+      cuda_check(cudaMemcpyAsync(host_counts_.data(), counts_.data(),
+                                 S_ * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
+                 "copy counts");
+      launches += 2;
+    }
+    cuda_check(cudaStreamSynchronize(st), "selection");
+    cuda_check(cudaGetLastError(), "selection kernels");
+  }
+
+  /// The scale the sparsifier applies to span s's kept values (n/k for unbiased random-k).
+  [[nodiscard]] float value_scale(std::size_t s, std::size_t k) const {
+    if constexpr (std::is_same_v<Sparsifier, random_k>) {
+      return sparsifiers_[s].value_scale(plan_[s].size, k);
+    } else {
+      (void)s, (void)k;
+      return 1.0f;
+    }
+  }
+  /// Whether every kept value surely stays finite and below `overflow_abs_bits` (a value type's
+  /// limit) once scaled, judged from the span maxima: when not, the caller encodes on the CPU,
+  /// which names the error if there is one. After span_max() and a synchronization.
+  [[nodiscard]] bool values_fit(std::uint32_t overflow_abs_bits) const {
+    for (std::size_t s = 0; s < S_; ++s) {
+      const std::uint32_t mb = plan_[s].size > 0 ? host_max_bits_[s] : 0u;
+      if (mb >= inf_abs_bits || mb >= overflow_abs_bits) {
+        return false;
+      }
+      if (is_non_finite(bits_float(mb) * value_scale(s, host_spans_[s].k))) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  [[nodiscard]] std::size_t span_count() const noexcept { return S_; }
+  [[nodiscard]] std::uint64_t tile_count() const noexcept { return tile_count_; }
+  [[nodiscard]] const code_tile* tiles() const noexcept { return tiles_.data(); }
+  [[nodiscard]] const span_type* spans() const noexcept { return spans_.data(); }
+  [[nodiscard]] const span_type& host_span(std::size_t s) const { return host_spans_[s]; }
+  [[nodiscard]] const std::uint32_t* host_max_bits() const noexcept {
+    return host_max_bits_.data();
+  }
+  /// Span s's kept count, after select().
+  [[nodiscard]] std::size_t count(std::size_t s) const {
+    return static_cast<std::size_t>(host_counts_[s]);
+  }
+  [[nodiscard]] const unsigned* flags() const noexcept { return flags_.data(); }
+  [[nodiscard]] const unsigned* positions() const noexcept { return positions_.data(); }
+  [[nodiscard]] std::size_t bytes() const noexcept {
+    return (n_ + 1) * 12 + std::max<std::size_t>(S_, 1) * (256 * 4 + 64) + scan_temp_.size();
+  }
+
+private:
+  /// Top keys: the segmented radix select of every span's k-th key, then the kept flags (keys
+  /// above it, and of the keys equal to it the lowest indices, by their scanned tie ranks).
+  template <class T>
+  void select_top_keys(cudaStream_t st, const T* x, std::size_t& launches) {
+    using K = typename selector::key;
+    constexpr unsigned key_bits = sizeof(key_type) * 8;
+    for (unsigned shift = key_bits - 8;; shift -= 8) {
+      cuda_check(cudaMemsetAsync(hist_.data(), 0, S_ * 256 * sizeof(unsigned), st), "memset");
+      key_histogram<K, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+          x, spans_.data(), tiles_.data(), tile_count_, shift, hist_.data());
+      pick_digit<key_type><<<grid_for(S_, 128), 128, 0, st>>>(
+          spans_.data(), static_cast<std::uint32_t>(S_), shift, hist_.data());
+      launches += 3;
+      if (shift == 0) {
+        break;
+      }
+    }
+    top_key_flags<K, T, false><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+        x, spans_.data(), tiles_.data(), tile_count_, nullptr, ties_.data());
+    scan(ties_.data(), positions_.data(), st, launches);
+    top_key_flags<K, T, true><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+        x, spans_.data(), tiles_.data(), tile_count_, positions_.data(), flags_.data());
+    launches += 2;
+  }
+
+  void scan(const unsigned* in, unsigned* result, cudaStream_t st, std::size_t& launches) {
+    std::size_t temp = scan_temp_.size();
+    cuda_check(cub::DeviceScan::ExclusiveSum(scan_temp_.data(), temp, in, result, n_ + 1, st),
+               "cub scan");
+    ++launches;
+  }
+
+  std::vector<span_desc> plan_;
+  std::vector<Sparsifier> sparsifiers_;
+  std::size_t n_ = 0;
+  std::size_t S_ = 0;
+  std::uint64_t tile_count_ = 0;
+  device_array<code_tile> tiles_;
+  device_array<span_type> spans_;
+  pinned_array<span_type> host_spans_;
+  device_array<std::uint32_t> max_bits_;
+  pinned_array<std::uint32_t> host_max_bits_;
+  device_array<unsigned> hist_, flags_, positions_, ties_;
+  device_array<unsigned long long> counts_;
+  pinned_array<unsigned long long> host_counts_;
+  device_array<std::byte> scan_temp_;
+};
+
+} // namespace gradcomp::detail::cuda
