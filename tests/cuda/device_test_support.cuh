@@ -161,6 +161,23 @@ errc device_decode_error(D& dev, const std::vector<std::byte>& bytes) {
   return errc::invalid_parameter;
 }
 
+/// Payload edits (bytes set to 0xff, 0x00, 0x7f across the message), each re-sealed with a valid
+/// checksum: the device decoder gives the CPU decoder's error code, output untouched.
+template <class S, class D>
+void check_resealed_edits(codec<S>& host, D& dev, const std::vector<float>& x) {
+  std::vector<std::byte> msg(host.max_encoded_bytes());
+  msg.resize(host.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
+  for (std::size_t pos = 56; pos < msg.size(); pos += 1 + msg.size() / 301) {
+    for (std::byte b : {std::byte{0xff}, std::byte{0x00}, std::byte{0x7f}}) {
+      auto bad = msg;
+      bad[pos] = b;
+      detail::store_le<std::uint64_t>(bad.data() + 48, detail::message_checksum(bad));
+      CAPTURE(pos, static_cast<int>(b));
+      REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
+    }
+  }
+}
+
 } // namespace gradcomp::test
 
 /// The main of a CUDA test: skipped (exit 77) without a device.

@@ -10,6 +10,7 @@
 #include "span_reductions.cuh"
 #include "sparse_kernels.cuh"
 #include "sparse_selection.cuh"
+#include "sparse_spans.cuh"
 
 #include <cstddef>
 #include <cstdint>
@@ -57,17 +58,12 @@ public:
   composite_device_codec(Scheme scheme, model_layout layout)
       : host_(std::move(scheme), std::move(layout)),
         selection_(host_, [](const compressor_type& c) { return c.sparsifier; }),
-        coder_(host_.scheme().compressor.quantizer.coder(host_.scheme().encoding.codes)) {
+        coder_(host_.scheme().compressor.quantizer.coder(host_.scheme().encoding.codes)),
+        tables_(host_.spans().size()) {
     const std::size_t n = host_.layout().total_size();
     S_ = host_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
     kept_ = detail::device_array<float>(std::max<std::size_t>(n, 1));
-    outs_ = detail::device_array<detail::cuda::sparse_out>(S1);
-    host_outs_ = detail::pinned_array<detail::cuda::sparse_out>(S1);
-    headers_ = detail::device_array<std::uint8_t>(S1 * 16);
-    host_headers_ = detail::pinned_array<std::uint8_t>(S1 * 16);
-    entry_spans_ = detail::device_array<detail::cuda::sparse_entry_span>(S1);
-    host_entry_spans_ = detail::pinned_array<detail::cuda::sparse_entry_span>(S1);
     value_scales_ = detail::device_array<float>(S1);
     host_value_scales_ = detail::pinned_array<float>(S1);
     scratch_ = detail::device_array<unsigned long long>(4);
@@ -107,19 +103,10 @@ public:
     key.validate();
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    // 1. S's selection (the finiteness check first)
-    selection_.fill(key.seed, key.stream_word(), nullptr);
-    selection_.upload(st, launches_);
-    selection_.span_max(st, grad.data(), launches_);
-    detail::cuda_check(cudaStreamSynchronize(st), "max |x|");
-    if (!selection_.values_fit(detail::inf_abs_bits)) {
+    // 1. S's selection (the span maxima first: finiteness, adaptive threshold's max)
+    if (!selection_.run(st, grad.data(), key, detail::inf_abs_bits, launches_)) {
       return detail::cuda::encode_on_host(host_, exec, grad, out, key);
     }
-    if constexpr (std::is_same_v<sparsifier_type, adaptive_threshold>) {
-      selection_.fill(key.seed, key.stream_word(), selection_.host_max_bits());
-      selection_.upload(st, launches_);
-    }
-    selection_.select(st, grad.data(), launches_);
     // 2. the message layout for this call's counts
     const std::size_t total = lay_out_message(key, value_traits<T>::id);
     detail::require(out.size() >= total, errc::buffer_too_small,
@@ -181,7 +168,7 @@ private:
   }
 
   /// From the counts of the selection: the frame header and directory (in prefix_), the span
-  /// headers, where every span goes (host_outs_) and S's value scales. Returns the size.
+  /// headers and where every span goes (tables_), and S's value scales. Returns the size.
   std::size_t lay_out_message(const stream_key& key, value_type_id vt) {
     const auto& plan = host_.spans();
     std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
@@ -199,14 +186,8 @@ private:
                                     bytes, span_mode_compressed);
       counts_[s] = k;
       offsets_[s] = total;
-      host_outs_[s] = {total, k, w, 0u};
+      tables_.set_encoded(s, total, k, w, false, 0, 1.0f);
       host_value_scales_[s] = selection_.value_scale(s, k);
-      std::byte* h = reinterpret_cast<std::byte*>(host_headers_.data() + 16 * s);
-      detail::store_le<std::uint64_t>(h, k);
-      detail::store_le<std::uint8_t>(h + 8, static_cast<std::uint8_t>(w));
-      detail::store_le<std::uint8_t>(h + 9, 0);
-      detail::store_le<std::uint16_t>(h + 10, 0);
-      detail::store_le<float>(h + 12, 1.0f);
       total += bytes;
     }
     return total;
@@ -304,18 +285,12 @@ private:
                                        cudaMemcpyHostToDevice, st),
                        "copy header");
     ++launches_;
-    if (S_ > 0) {
-      upload(host_outs_, outs_, S_, st);
-      upload(host_headers_, headers_, S_ * 16, st);
-      detail::cuda::scatter_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
-          headers_.data(), outs_.data(), static_cast<std::uint32_t>(S_), msg);
-      launches_ += 3;
-    }
+    tables_.write_headers(st, msg, launches_);
     if (selection_.tile_count() > 0) { // indices only: the values travel as Q's codes
       detail::cuda::write_sparse<void, typename selection_type::key_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
              st>>>(x, selection_.spans(), selection_.tiles(), selection_.tile_count(),
-                   selection_.flags(), selection_.positions(), outs_.data(), msg);
+                   selection_.flags(), selection_.positions(), tables_.outs(), msg);
       ++launches_;
     }
     if (total_scales_ > 0) {
@@ -365,8 +340,8 @@ private:
     if (entries > 0) {
       detail::cuda::scatter_entries<void, T, Add>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
-              msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
-              nullptr, kept_.data(), out.data());
+              msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, nullptr,
+              kept_.data(), out.data());
       ++launches_;
     }
     detail::cuda_check(cudaGetLastError(), "decode kernels");
@@ -377,40 +352,23 @@ private:
   std::uint64_t read_span_headers(cudaStream_t st, const message_info& info,
                                   const std::uint8_t* msg) {
     const auto& plan = host_.spans();
-    for (std::size_t s = 0; s < S_; ++s) {
-      detail::require(info.spans[s].bytes >= encoding_type::span_header_bytes,
-                      errc::corrupt_payload,
-                      host_.span_name(s) + ": composite span shorter than its header");
-      host_outs_[s] = {info.spans[s].offset, 0, 0, 0};
-    }
-    if (S_ > 0) {
-      upload(host_outs_, outs_, S_, st);
-      detail::cuda::gather_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
-          msg, outs_.data(), static_cast<std::uint32_t>(S_), headers_.data());
-      detail::cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * 16,
-                                         cudaMemcpyDeviceToHost, st),
-                         "copy span headers");
-      launches_ += 3;
-    }
-    detail::cuda_check(cudaStreamSynchronize(st), "span headers");
+    tables_.read_headers(
+        st, info, msg, [&](std::size_t s) { return host_.span_name(s); },
+        ": composite span shorter than its header", launches_);
     std::uint64_t entries = 0;
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
-      const std::byte* h = reinterpret_cast<const std::byte*>(host_headers_.data() + 16 * s);
+      const std::byte* h = tables_.header(s);
       const std::size_t k = detail::sparse_codes_span::check_header(
           host_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
           [&] { return host_.span_name(s) + ": "; });
       counts_[s] = k;
       offsets_[s] = info.spans[s].offset;
-      host_outs_[s] = {info.spans[s].offset, k, encoding_type::index_bytes(n), 0u};
-      host_entry_spans_[s] = {entries, n, plan[s].begin, 1.0f, static_cast<std::uint32_t>(s)};
+      tables_.set_decoded(s, info.spans[s].offset, k, encoding_type::index_bytes(n), false, entries,
+                          n, plan[s].begin, 1.0f);
       entries += k;
     }
-    if (S_ > 0) {
-      upload(host_outs_, outs_, S_, st);
-      upload(host_entry_spans_, entry_spans_, S_, st);
-      launches_ += 2;
-    }
+    tables_.upload_decoded(st, launches_);
     return entries;
   }
 
@@ -426,8 +384,7 @@ private:
     unsigned long long* bad_padding = scratch_.data() + 3;
     if (entries > 0) {
       detail::cuda::validate_entries<void><<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
-          msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
-          bad_index);
+          msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, bad_index);
       ++launches_;
     }
     if (total_scales_ > 0) {
@@ -451,12 +408,9 @@ private:
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
     const auto none = ~0ull;
     if (host_scratch_[0] != none) {
-      const std::size_t s = span_of(
-          host_scratch_[0], [&](std::size_t i) { return host_entry_spans_[i].entry_begin; });
-      detail::fail(errc::corrupt_payload,
-                   host_.span_name(s) + ": index " +
-                       std::to_string(host_scratch_[0] - host_entry_spans_[s].entry_begin) +
-                       " is out of range or not strictly increasing");
+      const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
+      detail::fail(errc::corrupt_payload, host_.span_name(s) + ": index " + std::to_string(rank) +
+                                              " is out of range or not strictly increasing");
     }
     if (host_scratch_[1] != none) {
       const std::size_t s =
@@ -492,6 +446,7 @@ private:
   codec<Scheme> host_;
   selection_type selection_;
   coder_type coder_;
+  detail::cuda::sparse_span_tables tables_;
   std::size_t S_ = 0;
   detail::cuda::span_reductions reductions_;
   std::vector<detail::cuda::reduction_target> targets_;
@@ -508,12 +463,6 @@ private:
   detail::device_array<float> scales_;
   detail::pinned_array<float> host_scales_;
   detail::device_array<float> kept_;
-  detail::device_array<detail::cuda::sparse_out> outs_;
-  detail::pinned_array<detail::cuda::sparse_out> host_outs_;
-  detail::device_array<std::uint8_t> headers_;
-  detail::pinned_array<std::uint8_t> host_headers_;
-  detail::device_array<detail::cuda::sparse_entry_span> entry_spans_;
-  detail::pinned_array<detail::cuda::sparse_entry_span> host_entry_spans_;
   detail::device_array<float> value_scales_;
   detail::pinned_array<float> host_value_scales_;
   detail::device_array<unsigned long long> scratch_;

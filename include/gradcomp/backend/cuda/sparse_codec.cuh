@@ -7,6 +7,7 @@
 #include "runtime.cuh"
 #include "sparse_kernels.cuh"
 #include "sparse_selection.cuh"
+#include "sparse_spans.cuh"
 
 #include <cstddef>
 #include <cstdint>
@@ -40,16 +41,11 @@ public:
 
   sparse_device_codec(Scheme scheme, model_layout layout)
       : host_(std::move(scheme), std::move(layout)),
-        selection_(host_, [](const compressor_type& c) { return c; }) {
+        selection_(host_, [](const compressor_type& c) { return c; }),
+        tables_(host_.spans().size()) {
     const std::size_t n = host_.layout().total_size();
     S_ = host_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
-    outs_ = detail::device_array<detail::cuda::sparse_out>(S1);
-    host_outs_ = detail::pinned_array<detail::cuda::sparse_out>(S1);
-    headers_ = detail::device_array<std::uint8_t>(S1 * 16);
-    host_headers_ = detail::pinned_array<std::uint8_t>(S1 * 16);
-    entry_spans_ = detail::device_array<detail::cuda::sparse_entry_span>(S1);
-    host_entry_spans_ = detail::pinned_array<detail::cuda::sparse_entry_span>(S1);
     implied_ = detail::device_array<std::uint64_t>(n + 1);
     scratch_ = detail::device_array<unsigned long long>(4);
     host_scratch_ = detail::pinned_array<unsigned long long>(4);
@@ -78,21 +74,12 @@ public:
     launches_ = 0;
     const auto& plan = host_.spans();
     const cudaStream_t st = exec.stream;
-    // 1. max |x| of every span
-    selection_.fill(key.seed, key.stream_word(), nullptr);
-    selection_.upload(st, launches_);
-    selection_.span_max(st, grad.data(), launches_);
-    detail::cuda_check(cudaStreamSynchronize(st), "max |x|");
-    if (!selection_.values_fit(value_traits<value_type>::overflow_abs_bits)) {
+    // 1. the selection (the span maxima first: finiteness, adaptive threshold's max)
+    if (!selection_.run(st, grad.data(), key, value_traits<value_type>::overflow_abs_bits,
+                        launches_)) {
       return detail::cuda::encode_on_host(host_, exec, grad, out, key);
     }
-    if constexpr (std::is_same_v<compressor_type, adaptive_threshold>) {
-      selection_.fill(key.seed, key.stream_word(), selection_.host_max_bits());
-      selection_.upload(st, launches_);
-    }
-    // 2. selection, positions, counts
-    selection_.select(st, grad.data(), launches_);
-    // 3. sizes on the host
+    // 2. sizes on the host
     std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
     std::byte* p = prefix_.data();
     detail::write_frame_header(p, compressor_type::id, encoding_type::id,
@@ -106,41 +93,25 @@ public:
       const std::size_t bytes = encoding_type::bytes(n, k, implied);
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
                                     bytes, span_mode_compressed);
-      host_outs_[s] = {total, k, encoding_type::index_bytes(n), implied ? 1u : 0u};
-      std::byte* h = reinterpret_cast<std::byte*>(host_headers_.data() + 16 * s);
-      detail::store_le<std::uint64_t>(h, k);
-      detail::store_le<std::uint8_t>(h + 8,
-                                     static_cast<std::uint8_t>(encoding_type::index_bytes(n)));
-      detail::store_le<std::uint8_t>(h + 9, implied ? encoding_type::flag_implied : 0);
-      detail::store_le<std::uint16_t>(h + 10, 0);
-      detail::store_le<float>(h + 12, selection_.value_scale(s, k));
+      tables_.set_encoded(s, total, k, encoding_type::index_bytes(n), implied,
+                          implied ? encoding_type::flag_implied : 0, selection_.value_scale(s, k));
       total += bytes;
     }
     detail::require(out.size() >= total, errc::buffer_too_small,
                     "message needs " + std::to_string(total) + " bytes, output has " +
                         std::to_string(out.size()) + " (size it with max_encoded_bytes())");
-    // 4. write
+    // 3. write
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
     detail::cuda_check(cudaMemcpyAsync(msg, p, wire_header_bytes + S_ * wire_directory_entry_bytes,
                                        cudaMemcpyHostToDevice, st),
                        "copy header");
-    if (S_ > 0) {
-      detail::cuda_check(cudaMemcpyAsync(outs_.data(), host_outs_.data(),
-                                         S_ * sizeof(detail::cuda::sparse_out),
-                                         cudaMemcpyHostToDevice, st),
-                         "copy outs");
-      detail::cuda_check(cudaMemcpyAsync(headers_.data(), host_headers_.data(), S_ * 16,
-                                         cudaMemcpyHostToDevice, st),
-                         "copy span headers");
-      detail::cuda::scatter_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
-          headers_.data(), outs_.data(), static_cast<std::uint32_t>(S_), msg);
-      launches_ += 3;
-    }
+    ++launches_;
+    tables_.write_headers(st, msg, launches_);
     if (selection_.tile_count() > 0) {
       detail::cuda::write_sparse<value_type, typename selection_type::key_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
              st>>>(grad.data(), selection_.spans(), selection_.tiles(), selection_.tile_count(),
-                   selection_.flags(), selection_.positions(), outs_.data(), msg);
+                   selection_.flags(), selection_.positions(), tables_.outs(), msg);
       ++launches_;
     }
     detail::cuda::checksum_async(st, msg, total, scratch_.data(), true);
@@ -171,53 +142,25 @@ private:
                     "output has " + std::to_string(out.size()) + " elements, layout has " +
                         std::to_string(layout().total_size()));
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
-    // span headers to the host
-    for (std::size_t s = 0; s < S_; ++s) {
-      detail::require(info.spans[s].bytes >= encoding_type::span_header_bytes,
-                      errc::corrupt_payload,
-                      host_.span_name(s) + ": sparse span shorter than its 16-byte header");
-      host_outs_[s] = {info.spans[s].offset, 0, 0, 0};
-    }
-    if (S_ > 0) {
-      detail::cuda_check(cudaMemcpyAsync(outs_.data(), host_outs_.data(),
-                                         S_ * sizeof(detail::cuda::sparse_out),
-                                         cudaMemcpyHostToDevice, st),
-                         "copy outs");
-      detail::cuda::gather_headers<<<detail::cuda::grid_for(S_ * 16, 256), 256, 0, st>>>(
-          msg, outs_.data(), static_cast<std::uint32_t>(S_), headers_.data());
-      detail::cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * 16,
-                                         cudaMemcpyDeviceToHost, st),
-                         "copy span headers");
-      launches_ += 3;
-    }
-    detail::cuda_check(cudaStreamSynchronize(st), "span headers");
+    tables_.read_headers(
+        st, info, msg, [&](std::size_t s) { return host_.span_name(s); },
+        ": sparse span shorter than its 16-byte header", launches_);
     // validate the headers as the CPU does; build the entry table
     std::uint64_t entries = 0;
     bool any_implied = false;
     selection_.fill(info.seed, info.stream_word, nullptr);
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
-      const std::byte* h = reinterpret_cast<const std::byte*>(host_headers_.data() + 16 * s);
+      const std::byte* h = tables_.header(s);
       const std::size_t k = validate_header(s, n, h, info.spans[s].bytes);
       const bool implied =
           (detail::load_le<std::uint8_t>(h + 9) & encoding_type::flag_implied) != 0;
       any_implied = any_implied || implied;
-      host_outs_[s] = {info.spans[s].offset, k, encoding_type::index_bytes(n), implied ? 1u : 0u};
-      host_entry_spans_[s] = {entries, n, plan[s].begin, detail::load_le<float>(h + 12),
-                              static_cast<std::uint32_t>(s)};
+      tables_.set_decoded(s, info.spans[s].offset, k, encoding_type::index_bytes(n), implied,
+                          entries, n, plan[s].begin, detail::load_le<float>(h + 12));
       entries += k;
     }
-    if (S_ > 0) {
-      detail::cuda_check(cudaMemcpyAsync(outs_.data(), host_outs_.data(),
-                                         S_ * sizeof(detail::cuda::sparse_out),
-                                         cudaMemcpyHostToDevice, st),
-                         "copy outs");
-      detail::cuda_check(cudaMemcpyAsync(entry_spans_.data(), host_entry_spans_.data(),
-                                         S_ * sizeof(detail::cuda::sparse_entry_span),
-                                         cudaMemcpyHostToDevice, st),
-                         "copy entry spans");
-      launches_ += 2;
-    }
+    tables_.upload_decoded(st, launches_);
     if constexpr (std::is_same_v<compressor_type, random_k>) {
       if (any_implied) { // regenerate the shared subset from the message's seed and step
         selection_.upload(st, launches_);
@@ -234,7 +177,7 @@ private:
     if (entries > 0) {
       detail::cuda::validate_entries<value_type>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
-              msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
+              msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries,
               scratch_.data());
       ++launches_;
     }
@@ -243,14 +186,9 @@ private:
         "copy validation");
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
     if (host_scratch_[0] != ~0ull) {
-      const std::uint64_t e = host_scratch_[0];
-      std::size_t s = 0;
-      while (s + 1 < S_ && host_entry_spans_[s + 1].entry_begin <= e) {
-        ++s;
-      }
+      const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
       detail::fail(errc::corrupt_payload,
-                   host_.span_name(s) + ": index or value " +
-                       std::to_string(e - host_entry_spans_[s].entry_begin) +
+                   host_.span_name(s) + ": index or value " + std::to_string(rank) +
                        " is out of range, not strictly increasing or not finite");
     }
     // write
@@ -261,7 +199,7 @@ private:
     if (entries > 0) {
       detail::cuda::scatter_entries<value_type, T, Add>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
-              msg, outs_.data(), entry_spans_.data(), static_cast<std::uint32_t>(S_), entries,
+              msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries,
               implied_.data(), nullptr, out.data());
       ++launches_;
     }
@@ -278,12 +216,7 @@ private:
   codec<Scheme> host_;
   selection_type selection_;
   std::size_t S_ = 0;
-  detail::device_array<detail::cuda::sparse_out> outs_;
-  detail::pinned_array<detail::cuda::sparse_out> host_outs_;
-  detail::device_array<std::uint8_t> headers_;
-  detail::pinned_array<std::uint8_t> host_headers_;
-  detail::device_array<detail::cuda::sparse_entry_span> entry_spans_;
-  detail::pinned_array<detail::cuda::sparse_entry_span> host_entry_spans_;
+  detail::cuda::sparse_span_tables tables_;
   detail::device_array<std::uint64_t> implied_;
   detail::device_array<unsigned long long> scratch_;
   detail::pinned_array<unsigned long long> host_scratch_;

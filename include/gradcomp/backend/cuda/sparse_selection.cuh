@@ -148,6 +148,28 @@ public:
     }
   }
 
+  /// One call's whole selection of x: the span maxima (synchronizes), then, if every kept value
+  /// surely fits below `overflow_abs_bits` once scaled (values_fit), the selection (synchronizes
+  /// again). Returns false, with nothing selected, when a value may not fit: the caller then
+  /// encodes on the CPU, which names the error if there is one.
+  template <class T>
+  bool run(cudaStream_t st, const T* x, const stream_key& key, std::uint32_t overflow_abs_bits,
+           std::size_t& launches) {
+    fill(key.seed, key.stream_word(), nullptr);
+    upload(st, launches);
+    span_max(st, x, launches);
+    cuda_check(cudaStreamSynchronize(st), "max |x|");
+    if (!values_fit(overflow_abs_bits)) {
+      return false;
+    }
+    if constexpr (std::is_same_v<Sparsifier, adaptive_threshold>) {
+      fill(key.seed, key.stream_word(), host_max_bits());
+      upload(st, launches);
+    }
+    select(st, x, launches);
+    return true;
+  }
+
   /// The max |x| bits of every span, into host_max_bits() once the stream synchronized.
   template <class T>
   void span_max(cudaStream_t st, const T* x, std::size_t& launches) {

@@ -1,0 +1,132 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../../detail/bits.hpp"
+#include "../../encoding/wire_header.hpp"
+#include "../../error.hpp"
+#include "kernels.cuh"
+#include "runtime.cuh"
+#include "sparse_kernels.cuh"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+/// @file
+/// sparse_span_tables: the per-span tables of a sparse or a composite message on the device. Both
+/// start every span with the 16-byte header of encoding/sparse_coo.hpp ([k u64][index width u8]
+/// [flags u8][reserved u16][scale f32]) followed by the indices. The tables say where each span's
+/// payload is (sparse_out), hold the headers (built on the host when encoding, copied back to be
+/// checked when decoding) and, when decoding, number the entries of all spans. O(spans) bytes,
+/// pinned on the host.
+
+namespace gradcomp::detail::cuda {
+
+class sparse_span_tables {
+public:
+  explicit sparse_span_tables(std::size_t spans)
+      : S_(spans), outs_(std::max<std::size_t>(spans, 1)), host_outs_(outs_.size()),
+        headers_(outs_.size() * 16), host_headers_(headers_.size()), entries_(outs_.size()),
+        host_entries_(outs_.size()) {}
+
+  /// Encode: span s's payload starts at `offset` and keeps k values with `index_bytes`-byte
+  /// indices (none on the wire when `implied`); its header carries `flags` and `scale`.
+  void set_encoded(std::size_t s, std::uint64_t offset, std::uint64_t k, unsigned index_bytes,
+                   bool implied, std::uint8_t flags, float scale) {
+    host_outs_[s] = {offset, k, index_bytes, implied ? 1u : 0u};
+    std::byte* h = header(s);
+    store_le<std::uint64_t>(h, k);
+    store_le<std::uint8_t>(h + 8, static_cast<std::uint8_t>(index_bytes));
+    store_le<std::uint8_t>(h + 9, flags);
+    store_le<std::uint16_t>(h + 10, 0);
+    store_le<float>(h + 12, scale);
+  }
+  /// Encode: the headers into the message (after set_encoded of every span).
+  void write_headers(cudaStream_t st, std::uint8_t* msg, std::size_t& launches) {
+    if (S_ == 0) {
+      return;
+    }
+    upload_outs(st);
+    cuda_check(
+        cudaMemcpyAsync(headers_.data(), host_headers_.data(), S_ * 16, cudaMemcpyHostToDevice, st),
+        "copy span headers");
+    scatter_headers<<<grid_for(S_ * 16, 256), 256, 0, st>>>(headers_.data(), outs_.data(),
+                                                            static_cast<std::uint32_t>(S_), msg);
+    launches += 3;
+  }
+
+  /// Decode: every span's header copied to the host (a span shorter than a header is refused
+  /// with `name(s)` + `too_short`); synchronizes the stream.
+  template <class Name>
+  void read_headers(cudaStream_t st, const message_info& info, const std::uint8_t* msg, Name name,
+                    const char* too_short, std::size_t& launches) {
+    for (std::size_t s = 0; s < S_; ++s) {
+      require(info.spans[s].bytes >= 16, errc::corrupt_payload,
+              [&] { return name(s) + too_short; });
+      host_outs_[s] = {info.spans[s].offset, 0, 0, 0};
+    }
+    if (S_ > 0) {
+      upload_outs(st);
+      gather_headers<<<grid_for(S_ * 16, 256), 256, 0, st>>>(
+          msg, outs_.data(), static_cast<std::uint32_t>(S_), headers_.data());
+      cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * 16,
+                                 cudaMemcpyDeviceToHost, st),
+                 "copy span headers");
+      launches += 3;
+    }
+    cuda_check(cudaStreamSynchronize(st), "span headers");
+  }
+  /// Decode: span s (n elements from global_begin) holds k entries, numbered from entry_begin,
+  /// at `offset`; `scale` multiplies its stored values.
+  void set_decoded(std::size_t s, std::uint64_t offset, std::uint64_t k, unsigned index_bytes,
+                   bool implied, std::uint64_t entry_begin, std::uint64_t n,
+                   std::uint64_t global_begin, float scale) {
+    host_outs_[s] = {offset, k, index_bytes, implied ? 1u : 0u};
+    host_entries_[s] = {entry_begin, n, global_begin, scale, static_cast<std::uint32_t>(s)};
+  }
+  /// Decode: the tables to the device (after set_decoded of every span).
+  void upload_decoded(cudaStream_t st, std::size_t& launches) {
+    if (S_ == 0) {
+      return;
+    }
+    upload_outs(st);
+    cuda_check(cudaMemcpyAsync(entries_.data(), host_entries_.data(),
+                               S_ * sizeof(sparse_entry_span), cudaMemcpyHostToDevice, st),
+               "copy entry spans");
+    launches += 2;
+  }
+  /// The span holding entry e (after set_decoded), and e's rank in it.
+  [[nodiscard]] std::pair<std::size_t, std::uint64_t> entry_span(std::uint64_t e) const {
+    std::size_t s = 0;
+    while (s + 1 < S_ && host_entries_[s + 1].entry_begin <= e) {
+      ++s;
+    }
+    return {s, e - host_entries_[s].entry_begin};
+  }
+
+  [[nodiscard]] std::byte* header(std::size_t s) const {
+    return reinterpret_cast<std::byte*>(host_headers_.data() + 16 * s);
+  }
+  [[nodiscard]] const sparse_out* outs() const noexcept { return outs_.data(); }
+  [[nodiscard]] const sparse_entry_span* entries() const noexcept { return entries_.data(); }
+  [[nodiscard]] std::uint32_t span_count() const noexcept { return static_cast<std::uint32_t>(S_); }
+
+private:
+  void upload_outs(cudaStream_t st) {
+    cuda_check(cudaMemcpyAsync(outs_.data(), host_outs_.data(), S_ * sizeof(sparse_out),
+                               cudaMemcpyHostToDevice, st),
+               "copy span table");
+  }
+
+  std::size_t S_ = 0;
+  device_array<sparse_out> outs_;
+  pinned_array<sparse_out> host_outs_;
+  device_array<std::uint8_t> headers_;
+  pinned_array<std::uint8_t> host_headers_;
+  device_array<sparse_entry_span> entries_;
+  pinned_array<sparse_entry_span> host_entries_;
+};
+
+} // namespace gradcomp::detail::cuda
