@@ -20,7 +20,7 @@ TEST_CASE("compositions: device messages equal CPU messages", "[cuda][composite]
   check_all_granularities<scheme<compose<topk, sign_sgd>, layer_span>>({{1.0}, {}});
 }
 
-TEST_CASE("compositions with per-layer ratios", "[cuda][composite][rules]") {
+TEST_CASE("compositions with per-layer rules: ratios, raw layers", "[cuda][composite][rules]") {
   const model_layout layout = odd_layout();
   const auto x = make_input(layout.total_size(), distribution::normal, 3);
   layer_rules rules;
@@ -28,6 +28,13 @@ TEST_CASE("compositions with per-layer ratios", "[cuda][composite][rules]") {
   rules.overrides.push_back({layout[3].name, 1.0});
   check_scheme(scheme<compose<topk, qsgd>, layer_span>{{{0.05}, {255}}, {}, {}, rules}, layout, x,
                {5, 6, 7, role::master});
+  rules.identity_below = 64; // small layers sent raw, in the gradient's own type
+  using TQ = scheme<compose<threshold_v, terngrad>, layer_span>;
+  check_scheme(TQ{{{0.5}, {}}, {}, {}, rules}, layout, x, {5, 6, 7, role::master});
+  check_scheme(TQ{{{0.5}, {}}, {}, {}, rules}, layout, convert<gradcomp::half>(x), {1, 2, 3});
+  codec<TQ> host({{{0.5}, {}}, {}, {}, rules}, layout);
+  device_codec<TQ> dev({{{0.5}, {}}, {}, {}, rules}, layout);
+  check_resealed_edits(host, dev, x); // raw values and sizes edited too
 }
 
 TEST_CASE("compositions on ResNet-50; launches independent of the layers",

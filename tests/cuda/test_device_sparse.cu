@@ -31,6 +31,25 @@ TEST_CASE("sparse schemes on ResNet-50, layer-wise and entire-model", "[cuda][sp
   check_scheme(scheme<threshold_v, flat_span>{{1e-3}}, layout, x, key);
 }
 
+TEST_CASE("sparse schemes with per-layer rules: ratios, raw layers", "[cuda][sparse][rules]") {
+  const model_layout layout = odd_layout();
+  const auto x = make_input(layout.total_size(), distribution::normal, 5);
+  layer_rules rules;
+  rules.identity_below = 64; // small layers sent raw, in the gradient's own type
+  rules.overrides.push_back({layout[15].name, 0.5});
+  check_scheme(scheme<topk, layer_span>{{0.05}, {}, {}, rules}, layout, x, {5, 6, 7, role::master});
+  check_scheme(scheme<random_k, layer_span>{{0.1, true, true}, {}, {}, rules}, layout,
+               convert<gradcomp::bfloat16>(x), {2, 3, 4});
+  layer_rules raw_only; // adaptive threshold has no parameter to override
+  raw_only.identity_below = 64;
+  check_scheme(scheme<adaptive_threshold, layer_span>{{}, {}, {}, raw_only}, layout,
+               convert<gradcomp::half>(x), {1, 2, 3});
+  using S = scheme<threshold_v, layer_span>;
+  codec<S> host({{0.5}, {}, {}, rules}, layout);
+  device_codec<S> dev({{0.5}, {}, {}, rules}, layout);
+  check_resealed_edits(host, dev, x); // raw values and sizes edited too
+}
+
 TEST_CASE("hostile sparse messages: the CPU's errors, output untouched", "[cuda][sparse][robust]") {
   using S = scheme<topk, layer_span>;
   const model_layout layout = odd_layout();

@@ -6,6 +6,7 @@
 #include "../../encoding/sparse_codes.hpp"
 #include "frame.cuh"
 #include "kernels.cuh"
+#include "raw_spans.cuh"
 #include "runtime.cuh"
 #include "span_reductions.cuh"
 #include "sparse_kernels.cuh"
@@ -36,7 +37,8 @@
 /// copied back), indices, scales, codes and padding on the device, all before anything is
 /// written; then Q's codes are decoded to the kept buffer and scattered to their indices.
 ///
-/// Limits: those of the sparse codec (gradients below 2^32 - 1 elements, no raw spans). Buffers
+/// Spans a per-layer identity rule sends raw go through the code kernels as cast codes, as in the
+/// sparse codec. Limit: gradients below 2^32 - 1 elements. Buffers
 /// are sized when the codec is built for the most values S keeps; a call needing more (never for
 /// counted sparsifiers) grows them once.
 
@@ -59,21 +61,22 @@ public:
       : host_(std::move(scheme), std::move(layout)),
         selection_(host_, [](const compressor_type& c) { return c.sparsifier; }),
         coder_(host_.scheme().compressor.quantizer.coder(host_.scheme().encoding.codes)),
-        tables_(host_.spans().size()) {
+        tables_(host_.spans()) {
     const std::size_t n = host_.layout().total_size();
     S_ = host_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
     kept_ = detail::device_array<float>(std::max<std::size_t>(n, 1));
     value_scales_ = detail::device_array<float>(S1);
     host_value_scales_ = detail::pinned_array<float>(S1);
-    scratch_ = detail::device_array<unsigned long long>(4);
-    host_scratch_ = detail::pinned_array<unsigned long long>(4);
+    scratch_ = detail::device_array<unsigned long long>(5);
+    host_scratch_ = detail::pinned_array<unsigned long long>(5);
     prefix_ = detail::pinned_array<std::byte>(wire_header_bytes + S_ * wire_directory_entry_bytes);
     counts_.assign(S_, 0);
     offsets_.assign(S_, 0);
     // size the quantizer's buffers for the most values S keeps
     for (std::size_t s = 0; s < S_; ++s) {
-      counts_[s] = host_.span_compressor(s).max_selected(host_.spans()[s].size);
+      counts_[s] =
+          selection_.raw(s) ? 0 : host_.span_compressor(s).max_selected(host_.spans()[s].size);
     }
     plan_quantizer(nullptr, true);
     detail::cuda_check(cudaStreamSynchronize(nullptr), "composite codec tables");
@@ -177,15 +180,27 @@ private:
                                Scheme::granularity_type::id, vt, static_cast<std::uint32_t>(S_),
                                layout().total_size(), key.seed, key.stream_word(),
                                host_.plan_digest());
+    raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
+      counts_[s] = 0;
+      offsets_[s] = total;
+      if (selection_.raw(s)) { // a per-layer identity rule: the gradient's own values
+        const std::size_t bytes = n * value_size(vt);
+        detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
+                                      bytes, span_mode_raw);
+        tables_.set_raw(s, 0, n, plan[s].begin);
+        raw_.add(plan[s].begin, n, total);
+        host_value_scales_[s] = 1.0f;
+        total += bytes;
+        continue;
+      }
       const std::size_t k = selection_.count(s);
       const unsigned w = encoding_type::index_bytes(n);
       const std::size_t bytes = detail::sparse_codes_span::bytes(quantizer(s), coder_, n, k);
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
                                     bytes, span_mode_compressed);
       counts_[s] = k;
-      offsets_[s] = total;
       tables_.set_encoded(s, total, k, w, false, 0, 1.0f);
       host_value_scales_[s] = selection_.value_scale(s, k);
       total += bytes;
@@ -207,6 +222,10 @@ private:
     host_code_spans_.clear();
     host_tiles_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
+      if (selection_.raw(s)) {
+        span_scale_begin_[s + 1] = span_scale_begin_[s];
+        continue;
+      }
       const quantizer_type& q = quantizer(s);
       const std::size_t k = counts_[s];
       const std::size_t ns = q.num_scales(k);
@@ -258,6 +277,9 @@ private:
     reductions_.plan(
         targets_,
         [&](std::size_t s, const detail::reduction_replay& policy) {
+          if (selection_.raw(s)) {
+            return; // checked by the selection's span maxima
+          }
           probe_scales_.assign(quantizer(s).num_scales(counts_[s]), 0.0f);
           (void)quantizer(s).scan(policy, static_cast<const float*>(nullptr), counts_[s],
                                   probe_scales_.data(), scan_sums_);
@@ -268,6 +290,9 @@ private:
   /// Q's scan() of every span, replayed on the device's reductions of the kept values.
   void replay_scales() {
     for (std::size_t s = 0; s < S_; ++s) {
+      if (selection_.raw(s)) {
+        continue;
+      }
       const std::uint32_t kept_bits =
           quantizer(s).scan(reductions_.replay(s), static_cast<const float*>(nullptr), counts_[s],
                             host_scales_.data() + span_scale_begin_[s], scan_sums_);
@@ -308,6 +333,7 @@ private:
               rs, coder_.bits(), msg);
       ++launches_;
     }
+    raw_.encode(st, x, msg, launches_);
     detail::cuda::checksum_async(st, msg, total, scratch_.data(), true);
     launches_ += 4;
   }
@@ -324,7 +350,7 @@ private:
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const std::uint64_t entries = read_span_headers(st, info, msg);
     plan_quantizer(st, false);
-    validate_payload(st, msg, entries);
+    validate_payload(st, msg, entries, info.value_type);
     // write: Q's values to the kept buffer, then to their indices
     if (!host_tiles_.empty()) {
       detail::cuda::decode_tiles<coder_type, sign_plane, float, false>
@@ -344,6 +370,9 @@ private:
               kept_.data(), out.data());
       ++launches_;
     }
+    detail::cuda::with_value_type(info.value_type, [&](auto v) {
+      raw_.decode<decltype(v), T, Add>(st, msg, out.data(), launches_);
+    });
     detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
@@ -356,8 +385,17 @@ private:
         st, info, msg, [&](std::size_t s) { return host_.span_name(s); },
         ": composite span shorter than its header", launches_);
     std::uint64_t entries = 0;
+    raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
+      if (selection_.raw(s)) {
+        detail::cuda::check_raw_span(host_, s, info);
+        counts_[s] = 0;
+        offsets_[s] = info.spans[s].offset;
+        tables_.set_raw(s, entries, n, plan[s].begin);
+        raw_.add(plan[s].begin, n, info.spans[s].offset);
+        continue;
+      }
       const std::byte* h = tables_.header(s);
       const std::size_t k = detail::sparse_codes_span::check_header(
           host_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
@@ -372,16 +410,21 @@ private:
     return entries;
   }
 
-  /// Indices, scales, codes and padding of every span, checked on the device; the first fault
-  /// of each kind is reported as the CPU's error code.
-  void validate_payload(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries) {
-    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 4 * sizeof(unsigned long long), st),
+  /// Indices, scales, codes and padding of every span, and the values of raw spans (of type
+  /// vt), checked on the device; the first fault of each kind is reported as the CPU's error
+  /// code.
+  void validate_payload(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries,
+                        value_type_id vt) {
+    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 5 * sizeof(unsigned long long), st),
                        "memset");
     ++launches_;
     unsigned long long* bad_index = scratch_.data();
     unsigned long long* bad_scale = scratch_.data() + 1;
     unsigned long long* bad_code = scratch_.data() + 2;
     unsigned long long* bad_padding = scratch_.data() + 3;
+    unsigned long long* bad_raw = scratch_.data() + 4;
+    detail::cuda::with_value_type(
+        vt, [&](auto v) { raw_.validate<decltype(v)>(st, msg, bad_raw, bad_padding, launches_); });
     if (entries > 0) {
       detail::cuda::validate_entries<void><<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
           msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, bad_index);
@@ -402,7 +445,7 @@ private:
       ++launches_;
     }
     detail::cuda_check(cudaMemcpyAsync(host_scratch_.data(), scratch_.data(),
-                                       4 * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
+                                       5 * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
                        "copy validation");
     ++launches_;
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
@@ -431,6 +474,7 @@ private:
       detail::fail(errc::corrupt_payload,
                    "a composite span's padding bits after the last code are not zero");
     }
+    detail::cuda::check_raw_values(host_, host_scratch_[4]);
   }
 
   /// The last span s whose first item, begin(s), is <= item.
@@ -447,6 +491,7 @@ private:
   selection_type selection_;
   coder_type coder_;
   detail::cuda::sparse_span_tables tables_;
+  detail::cuda::raw_span_group raw_;
   std::size_t S_ = 0;
   detail::cuda::span_reductions reductions_;
   std::vector<detail::cuda::reduction_target> targets_;

@@ -4,6 +4,7 @@
 #include "../../codec.hpp"
 #include "frame.cuh"
 #include "kernels.cuh"
+#include "raw_spans.cuh"
 #include "runtime.cuh"
 #include "sparse_kernels.cuh"
 #include "sparse_selection.cuh"
@@ -25,8 +26,8 @@
 /// the selection of every span at once (backend/cuda/sparse_selection.cuh), the counts copied
 /// back (second sync), then headers, indices and values written and the message sealed. Launch
 /// count is constant in the number of spans. Decode validates everything on the device before
-/// scattering. Limits: gradients of fewer than 2^32 elements (32-bit positions); per-layer rules
-/// that send a layer raw are refused (invalid_parameter) on the device.
+/// scattering. Spans a per-layer identity rule sends raw go through the code kernels as cast
+/// codes (raw_spans.cuh). Limit: gradients of fewer than 2^32 elements (32-bit positions).
 
 namespace gradcomp {
 
@@ -41,8 +42,7 @@ public:
 
   sparse_device_codec(Scheme scheme, model_layout layout)
       : host_(std::move(scheme), std::move(layout)),
-        selection_(host_, [](const compressor_type& c) { return c; }),
-        tables_(host_.spans().size()) {
+        selection_(host_, [](const compressor_type& c) { return c; }), tables_(host_.spans()) {
     const std::size_t n = host_.layout().total_size();
     S_ = host_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
@@ -86,8 +86,17 @@ public:
                                Scheme::granularity_type::id, value_traits<T>::id,
                                static_cast<std::uint32_t>(S_), layout().total_size(), key.seed,
                                key.stream_word(), host_.plan_digest());
+    raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
+      if (selection_.raw(s)) { // a per-layer identity rule: the gradient's own values
+        detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
+                                      n * sizeof(T), span_mode_raw);
+        tables_.set_raw(s, 0, n, plan[s].begin);
+        raw_.add(plan[s].begin, n, total);
+        total += n * sizeof(T);
+        continue;
+      }
       const std::size_t k = selection_.count(s);
       const bool implied = selection_.host_span(s).implied != 0;
       const std::size_t bytes = encoding_type::bytes(n, k, implied);
@@ -114,6 +123,7 @@ public:
                    selection_.flags(), selection_.positions(), tables_.outs(), msg);
       ++launches_;
     }
+    raw_.encode(st, grad.data(), msg, launches_);
     detail::cuda::checksum_async(st, msg, total, scratch_.data(), true);
     launches_ += 4;
     detail::cuda_check(cudaStreamSynchronize(st), "encode");
@@ -149,8 +159,15 @@ private:
     std::uint64_t entries = 0;
     bool any_implied = false;
     selection_.fill(info.seed, info.stream_word, nullptr);
+    raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
+      if (selection_.raw(s)) {
+        detail::cuda::check_raw_span(host_, s, info);
+        tables_.set_raw(s, entries, n, plan[s].begin);
+        raw_.add(plan[s].begin, n, info.spans[s].offset);
+        continue;
+      }
       const std::byte* h = tables_.header(s);
       const std::size_t k = validate_header(s, n, h, info.spans[s].bytes);
       const bool implied =
@@ -171,9 +188,12 @@ private:
         ++launches_;
       }
     }
-    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, sizeof(unsigned long long), st),
+    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 3 * sizeof(unsigned long long), st),
                        "memset");
     ++launches_;
+    detail::cuda::with_value_type(info.value_type, [&](auto v) {
+      raw_.validate<decltype(v)>(st, msg, scratch_.data() + 1, scratch_.data() + 2, launches_);
+    });
     if (entries > 0) {
       detail::cuda::validate_entries<value_type>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
@@ -182,7 +202,7 @@ private:
       ++launches_;
     }
     detail::cuda_check(
-        cudaMemcpyAsync(host_scratch_.data(), scratch_.data(), 8, cudaMemcpyDeviceToHost, st),
+        cudaMemcpyAsync(host_scratch_.data(), scratch_.data(), 24, cudaMemcpyDeviceToHost, st),
         "copy validation");
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
     if (host_scratch_[0] != ~0ull) {
@@ -191,6 +211,7 @@ private:
                    host_.span_name(s) + ": index or value " + std::to_string(rank) +
                        " is out of range, not strictly increasing or not finite");
     }
+    detail::cuda::check_raw_values(host_, host_scratch_[1]);
     // write
     if constexpr (!Add) {
       detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
@@ -203,6 +224,9 @@ private:
               implied_.data(), nullptr, out.data());
       ++launches_;
     }
+    detail::cuda::with_value_type(info.value_type, [&](auto v) {
+      raw_.decode<decltype(v), T, Add>(st, msg, out.data(), launches_);
+    });
     detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
@@ -217,6 +241,7 @@ private:
   selection_type selection_;
   std::size_t S_ = 0;
   detail::cuda::sparse_span_tables tables_;
+  detail::cuda::raw_span_group raw_;
   detail::device_array<std::uint64_t> implied_;
   detail::device_array<unsigned long long> scratch_;
   detail::pinned_array<unsigned long long> host_scratch_;

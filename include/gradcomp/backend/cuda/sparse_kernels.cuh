@@ -181,7 +181,7 @@ __global__ void span_counts(const sparse_span<Key>* __restrict__ spans, std::uin
 struct sparse_out {
   std::uint64_t offset = 0; ///< of the span payload (its 16-byte header) in the message
   std::uint64_t k = 0;
-  std::uint32_t index_bytes = 2;
+  std::uint32_t index_bytes = 2; ///< 0: a raw span (no header, no entries)
   std::uint32_t implied = 0;
 };
 
@@ -266,23 +266,28 @@ __global__ void __launch_bounds__(tile_threads)
   }
 }
 
-/// Scatters 16-byte span headers (built on the host) to their offsets.
+/// Scatters 16-byte span headers (built on the host) to their offsets (not for raw spans).
 __global__ void scatter_headers(const std::uint8_t* __restrict__ headers,
                                 const sparse_out* __restrict__ outs, std::uint32_t count,
                                 std::uint8_t* msg) {
   for (std::uint64_t i = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count * 16ull;
        i += std::uint64_t{gridDim.x} * blockDim.x) {
-    msg[outs[i / 16].offset + i % 16] = headers[i];
+    const sparse_out o = outs[i / 16];
+    if (o.index_bytes != 0) {
+      msg[o.offset + i % 16] = headers[i];
+    }
   }
 }
 
-/// Gathers the 16-byte headers of the spans of a received message (to validate on the host).
+/// Gathers the 16-byte headers of the spans of a received message (to validate on the host);
+/// raw spans get zeros.
 __global__ void gather_headers(const std::uint8_t* __restrict__ msg,
                                const sparse_out* __restrict__ outs, std::uint32_t count,
                                std::uint8_t* __restrict__ headers) {
   for (std::uint64_t i = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count * 16ull;
        i += std::uint64_t{gridDim.x} * blockDim.x) {
-    headers[i] = msg[outs[i / 16].offset + i % 16];
+    const sparse_out o = outs[i / 16];
+    headers[i] = o.index_bytes != 0 ? msg[o.offset + i % 16] : std::uint8_t{0};
   }
 }
 

@@ -64,8 +64,9 @@ public:
   using key_type = typename selector::key_type;
   using span_type = sparse_span<key_type>;
 
-  /// The spans of `host`'s plan (a span sent raw by a per-layer rule is refused) and the
-  /// sparsifier of each, get(the span's compressor).
+  /// The spans of `host`'s plan and the sparsifier of each, get(the span's compressor). Spans a
+  /// per-layer rule sends raw get their max |x| (the finiteness check) and nothing else: their
+  /// flags stay 0, so they keep nothing.
   template <class Scheme, class Get>
   device_selection(const codec<Scheme>& host, Get get)
       : plan_(host.spans()), n_(host.layout().total_size()) {
@@ -73,22 +74,29 @@ public:
     const std::vector<span_desc>& plan = plan_;
     require(n < (std::uint64_t{1} << 32) - 1, errc::invalid_parameter,
             "the CUDA sparse codecs take gradients of fewer than 2^32 - 1 elements");
+    // the tiles of compressed spans (the selection's), then those of raw spans (max |x| only)
     std::vector<code_tile> tiles;
-    for (std::size_t s = 0; s < plan.size(); ++s) {
-      require(plan[s].compressed, errc::invalid_parameter,
-              host.span_name(s) +
-                  " is sent raw by a per-layer rule; the CUDA sparse codecs do not support raw "
-                  "spans yet (use codec<Scheme> on the CPU)");
-      sparsifiers_.push_back(get(host.span_compressor(s)));
-      for (std::size_t base = 0; base < plan[s].size; base += tile_elements) {
-        tiles.push_back(
-            {static_cast<std::uint32_t>(s),
-             static_cast<std::uint32_t>(std::min<std::size_t>(tile_elements, plan[s].size - base)),
-             base});
+    for (bool compressed : {true, false}) {
+      for (std::size_t s = 0; s < plan.size(); ++s) {
+        if (plan[s].compressed != compressed) {
+          continue;
+        }
+        for (std::size_t base = 0; base < plan[s].size; base += tile_elements) {
+          tiles.push_back({static_cast<std::uint32_t>(s),
+                           static_cast<std::uint32_t>(
+                               std::min<std::size_t>(tile_elements, plan[s].size - base)),
+                           base});
+        }
+      }
+      if (compressed) {
+        tile_count_ = tiles.size();
       }
     }
+    for (std::size_t s = 0; s < plan.size(); ++s) {
+      sparsifiers_.push_back(get(host.span_compressor(s)));
+    }
     S_ = plan.size();
-    tile_count_ = tiles.size();
+    all_tile_count_ = tiles.size();
     tiles_ = device_array<code_tile>(std::max<std::size_t>(tiles.size(), 1));
     if (!tiles.empty()) {
       cuda_check(cudaMemcpy(tiles_.data(), tiles.data(), tiles.size() * sizeof(tiles[0]),
@@ -104,6 +112,9 @@ public:
     flags_ = device_array<unsigned>(n + 1);
     positions_ = device_array<unsigned>(n + 1);
     ties_ = device_array<unsigned>(n + 1);
+    // no kernel writes the flags of raw spans: zero once, they stay out of every selection
+    cuda_check(cudaMemset(flags_.data(), 0, (n + 1) * sizeof(unsigned)), "memset flags");
+    cuda_check(cudaMemset(ties_.data(), 0, (n + 1) * sizeof(unsigned)), "memset ties");
     counts_ = device_array<unsigned long long>(S1);
     host_counts_ = pinned_array<unsigned long long>(S1);
     std::size_t temp = 0;
@@ -121,7 +132,9 @@ public:
       span_type sp;
       sp.global_begin = plan_[s].begin;
       sp.n = plan_[s].size;
-      if constexpr (std::is_same_v<Sparsifier, topk>) {
+      if (!plan_[s].compressed) {
+        sp.k = 0; // raw: no tiles in the selection, nothing kept
+      } else if constexpr (std::is_same_v<Sparsifier, topk>) {
         sp.k = c.count(sp.n);
       } else if constexpr (std::is_same_v<Sparsifier, random_k>) {
         sp.k = c.count(sp.n);
@@ -173,12 +186,12 @@ public:
   /// The max |x| bits of every span, into host_max_bits() once the stream synchronized.
   template <class T>
   void span_max(cudaStream_t st, const T* x, std::size_t& launches) {
-    if (tile_count_ == 0) {
+    if (all_tile_count_ == 0) {
       return;
     }
     cuda_check(cudaMemsetAsync(max_bits_.data(), 0, S_ * 4, st), "memset");
-    span_max_bits<key_type, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
-        x, spans_.data(), tiles_.data(), tile_count_, max_bits_.data());
+    span_max_bits<key_type, T><<<grid_for(all_tile_count_, 1), tile_threads, 0, st>>>(
+        x, spans_.data(), tiles_.data(), all_tile_count_, max_bits_.data());
     cuda_check(cudaMemcpyAsync(host_max_bits_.data(), max_bits_.data(), S_ * 4,
                                cudaMemcpyDeviceToHost, st),
                "copy max");
@@ -226,15 +239,16 @@ public:
     }
   }
   /// Whether every kept value surely stays finite and below `overflow_abs_bits` (a value type's
-  /// limit) once scaled, judged from the span maxima: when not, the caller encodes on the CPU,
-  /// which names the error if there is one. After span_max() and a synchronization.
+  /// limit) once scaled, and every raw span is finite, judged from the span maxima: when not,
+  /// the caller encodes on the CPU, which names the error if there is one. After span_max() and
+  /// a synchronization.
   [[nodiscard]] bool values_fit(std::uint32_t overflow_abs_bits) const {
     for (std::size_t s = 0; s < S_; ++s) {
       const std::uint32_t mb = plan_[s].size > 0 ? host_max_bits_[s] : 0u;
-      if (mb >= inf_abs_bits || mb >= overflow_abs_bits) {
+      if (mb >= inf_abs_bits || (plan_[s].compressed && mb >= overflow_abs_bits)) {
         return false;
       }
-      if (is_non_finite(bits_float(mb) * value_scale(s, host_spans_[s].k))) {
+      if (plan_[s].compressed && is_non_finite(bits_float(mb) * value_scale(s, host_spans_[s].k))) {
         return false;
       }
     }
@@ -242,6 +256,9 @@ public:
   }
 
   [[nodiscard]] std::size_t span_count() const noexcept { return S_; }
+  /// Whether span s is sent raw (a per-layer identity rule).
+  [[nodiscard]] bool raw(std::size_t s) const { return !plan_[s].compressed; }
+  /// The tiles of the compressed spans (raw spans are not selected from).
   [[nodiscard]] std::uint64_t tile_count() const noexcept { return tile_count_; }
   [[nodiscard]] const code_tile* tiles() const noexcept { return tiles_.data(); }
   [[nodiscard]] const span_type* spans() const noexcept { return spans_.data(); }
@@ -296,7 +313,8 @@ private:
   std::vector<Sparsifier> sparsifiers_;
   std::size_t n_ = 0;
   std::size_t S_ = 0;
-  std::uint64_t tile_count_ = 0;
+  std::uint64_t tile_count_ = 0;     ///< tiles of compressed spans, first in tiles_
+  std::uint64_t all_tile_count_ = 0; ///< and those of raw spans after them
   device_array<code_tile> tiles_;
   device_array<span_type> spans_;
   pinned_array<span_type> host_spans_;

@@ -4,6 +4,7 @@
 #include "../../detail/bits.hpp"
 #include "../../encoding/wire_header.hpp"
 #include "../../error.hpp"
+#include "../../granularity/span_plan.hpp"
 #include "kernels.cuh"
 #include "runtime.cuh"
 #include "sparse_kernels.cuh"
@@ -13,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 /// @file
 /// sparse_span_tables: the per-span tables of a sparse or a composite message on the device. Both
@@ -26,10 +28,24 @@ namespace gradcomp::detail::cuda {
 
 class sparse_span_tables {
 public:
-  explicit sparse_span_tables(std::size_t spans)
-      : S_(spans), outs_(std::max<std::size_t>(spans, 1)), host_outs_(outs_.size()),
+  /// The tables of a plan; its raw spans (per-layer identity rules) have no header and no
+  /// entries (index width 0 in their sparse_out).
+  explicit sparse_span_tables(const std::vector<span_desc>& plan)
+      : S_(plan.size()), outs_(std::max<std::size_t>(S_, 1)), host_outs_(outs_.size()),
         headers_(outs_.size() * 16), host_headers_(headers_.size()), entries_(outs_.size()),
-        host_entries_(outs_.size()) {}
+        host_entries_(outs_.size()) {
+    for (const span_desc& d : plan) {
+      raw_.push_back(!d.compressed);
+    }
+  }
+
+  /// Encode and decode: span s is raw: no header, no entries; its (empty) entry range starts at
+  /// entry_begin, the next span's first entry, for the entry lookup.
+  void set_raw(std::size_t s, std::uint64_t entry_begin, std::uint64_t n,
+               std::uint64_t global_begin) {
+    host_outs_[s] = {0, 0, 0, 0};
+    host_entries_[s] = {entry_begin, n, global_begin, 1.0f, static_cast<std::uint32_t>(s)};
+  }
 
   /// Encode: span s's payload starts at `offset` and keeps k values with `index_bytes`-byte
   /// indices (none on the wire when `implied`); its header carries `flags` and `scale`.
@@ -63,9 +79,13 @@ public:
   void read_headers(cudaStream_t st, const message_info& info, const std::uint8_t* msg, Name name,
                     const char* too_short, std::size_t& launches) {
     for (std::size_t s = 0; s < S_; ++s) {
+      if (raw_[s]) {
+        host_outs_[s] = {0, 0, 0, 0}; // width 0: no header to gather
+        continue;
+      }
       require(info.spans[s].bytes >= 16, errc::corrupt_payload,
               [&] { return name(s) + too_short; });
-      host_outs_[s] = {info.spans[s].offset, 0, 0, 0};
+      host_outs_[s] = {info.spans[s].offset, 0, 16, 0}; // any width but 0: gather its header
     }
     if (S_ > 0) {
       upload_outs(st);
@@ -121,6 +141,7 @@ private:
   }
 
   std::size_t S_ = 0;
+  std::vector<bool> raw_;
   device_array<sparse_out> outs_;
   pinned_array<sparse_out> host_outs_;
   device_array<std::uint8_t> headers_;
