@@ -46,7 +46,7 @@ if command -v compute-sanitizer >/dev/null; then # reduced runs: robustness and 
   step memcheck_sparse 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     "$build/tests/test_device_sparse" "[robust]"
   step memcheck_composite 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
-    "$build/tests/test_device_composite" "[robust],[rules]"
+    "$build/tests/test_device_composite" "[robust]"
 fi
 step bench_device 90 "$bench" --json "$out/bench_device.json"
 if python3 -c 'import torch' 2>/dev/null; then
