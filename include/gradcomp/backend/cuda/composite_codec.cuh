@@ -78,7 +78,9 @@ public:
       counts_[s] =
           selection_.raw(s) ? 0 : host_.span_compressor(s).max_selected(host_.spans()[s].size);
     }
-    plan_quantizer(nullptr, true);
+    plan_reductions(nullptr); // always once, even for no spans: sizes the reduction buffers
+    reduced_counts_ = counts_;
+    plan_quantizer(nullptr, false);
     detail::cuda_check(cudaStreamSynchronize(nullptr), "composite codec tables");
   }
 
@@ -100,9 +102,7 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::require(grad.size() == layout().total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_gradient_size(grad.size(), layout());
     key.validate();
     launches_ = 0;
     const cudaStream_t st = exec.stream;
@@ -210,12 +210,20 @@ private:
 
   /// Q over the kept values of this call (counts_[s] values of span s at kept_[begin_s...),
   /// the span's payload at offsets_[s]): the reductions its scan() asks for (encode only), where
-  /// its scales and codes go, and the code tiles. Uploads the tables on `st`.
+  /// its scales and codes go, and the code tiles. Uploads the tables on `st`, only when the
+  /// counts or offsets differ from those of the tables already there (never again, after the
+  /// first call, for top-k and random-k, whose counts are fixed).
   void plan_quantizer(cudaStream_t st, bool reductions) {
     const auto& plan = host_.spans();
-    if (reductions) {
+    if (reductions && counts_ != reduced_counts_) {
       plan_reductions(st);
+      reduced_counts_ = counts_;
     }
+    if (counts_ == coded_counts_ && offsets_ == coded_offsets_) {
+      return;
+    }
+    coded_counts_ = counts_;
+    coded_offsets_ = offsets_;
     span_scale_begin_.assign(S_ + 1, 0);
     host_scale_begin_.clear();
     host_scale_payload_.clear();
@@ -344,9 +352,7 @@ private:
     const cudaStream_t st = exec.stream;
     const message_info info =
         detail::cuda::read_device_frame(st, host_, message, frame_, launches_);
-    detail::require(out.size() == layout().total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_output_size(out.size(), layout());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const std::uint64_t entries = read_span_headers(st, info, msg);
     plan_quantizer(st, false);
@@ -456,16 +462,16 @@ private:
                                               " is out of range or not strictly increasing");
     }
     if (host_scratch_[1] != none) {
-      const std::size_t s =
-          span_of(host_scratch_[1], [&](std::size_t i) { return span_scale_begin_[i]; });
+      const std::size_t s = detail::cuda::last_span_at(
+          S_, host_scratch_[1], [&](std::size_t i) { return span_scale_begin_[i]; });
       detail::fail(errc::corrupt_payload,
                    host_.span_name(s) + ": scale " +
                        std::to_string(host_scratch_[1] - span_scale_begin_[s]) +
                        " is invalid (non-finite or negative)");
     }
     if (host_scratch_[2] != none) {
-      const std::size_t s =
-          span_of(host_scratch_[2], [&](std::size_t i) { return host_.spans()[i].begin; });
+      const std::size_t s = detail::cuda::last_span_at(
+          S_, host_scratch_[2], [&](std::size_t i) { return host_.spans()[i].begin; });
       detail::fail(errc::corrupt_payload,
                    host_.span_name(s) + ": invalid code at kept value " +
                        std::to_string(host_scratch_[2] - host_.spans()[s].begin));
@@ -475,16 +481,6 @@ private:
                    "a composite span's padding bits after the last code are not zero");
     }
     detail::cuda::check_raw_values(host_, host_scratch_[4]);
-  }
-
-  /// The last span s whose first item, begin(s), is <= item.
-  template <class Begin>
-  [[nodiscard]] std::size_t span_of(std::uint64_t item, Begin begin) const {
-    std::size_t s = 0;
-    while (s + 1 < S_ && begin(s + 1) <= item) {
-      ++s;
-    }
-    return s;
   }
 
   codec<Scheme> host_;
@@ -498,6 +494,8 @@ private:
   std::vector<float> probe_scales_;
   std::vector<double> scan_sums_;
   std::vector<std::size_t> counts_, offsets_, span_scale_begin_;
+  /// the counts and offsets the device tables were planned for (reductions; codes and scales)
+  std::vector<std::size_t> reduced_counts_, coded_counts_, coded_offsets_;
   std::vector<std::uint64_t> host_scale_begin_, host_scale_payload_;
   std::vector<code_span> host_code_spans_;
   std::vector<detail::cuda::code_tile> host_tiles_;

@@ -92,9 +92,7 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::require(grad.size() == layout().total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_gradient_size(grad.size(), layout());
     key.validate();
     launches_ = 0;
     message_plan& mp = plan_for(value_traits<T>::id);
@@ -415,9 +413,7 @@ private:
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const message_info info =
         detail::cuda::read_device_frame(exec.stream, host_, message, frame_, launches_);
-    detail::require(out.size() == layout().total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_output_size(out.size(), layout());
     message_plan& mp = plan_for(info.value_type);
     for (std::size_t s = 0; s < S; ++s) {
       detail::require(info.spans[s].bytes == mp.bytes[s], errc::corrupt_payload,

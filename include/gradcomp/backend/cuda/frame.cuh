@@ -64,6 +64,18 @@ message_info read_device_frame(cudaStream_t stream, const codec<Scheme>& host,
   return info;
 }
 
+/// The CPU codec's checks of a gradient's and an output's size against the layout.
+inline void require_gradient_size(std::size_t got, const model_layout& layout) {
+  require(got == layout.total_size(), errc::size_mismatch,
+          "gradient has " + std::to_string(got) + " elements, layout has " +
+              std::to_string(layout.total_size()));
+}
+inline void require_output_size(std::size_t got, const model_layout& layout) {
+  require(got == layout.total_size(), errc::size_mismatch,
+          "output has " + std::to_string(got) + " elements, layout has " +
+              std::to_string(layout.total_size()));
+}
+
 /// The rare path of a device encode (a value that may not fit, a non-finite input): the gradient
 /// goes to the host, the CPU codec encodes it, or throws its exact error, and the message comes
 /// back. The bytes are the CPU's by definition. Returns the message size.

@@ -57,6 +57,17 @@ __device__ inline std::uint32_t find_span(const std::uint64_t* a, std::uint32_t 
   return lo;
 }
 
+/// Host side: the last of `count` spans whose first item, begin(s), is <= item (begin ascending,
+/// begin(0) <= item); for the error reports that name a span from a flagged item.
+template <class Begin>
+std::size_t last_span_at(std::size_t count, std::uint64_t item, Begin begin) {
+  std::size_t s = 0;
+  while (s + 1 < count && begin(s + 1) <= item) {
+    ++s;
+  }
+  return s;
+}
+
 // ---- canonical reductions ------------------------------------------------------------------
 
 /// One span of one reduction slot: its groups of `group` elements are cut into chunks of

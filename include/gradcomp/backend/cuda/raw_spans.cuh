@@ -55,10 +55,8 @@ void check_raw_values(const codec<Scheme>& host, unsigned long long first_bad) {
     return;
   }
   const auto& plan = host.spans();
-  std::size_t s = 0;
-  while (s + 1 < plan.size() && plan[s + 1].begin <= first_bad) {
-    ++s;
-  }
+  const std::size_t s =
+      last_span_at(plan.size(), first_bad, [&](std::size_t i) { return plan[i].begin; });
   fail(errc::corrupt_payload, host.span_name(s) + ": raw value " +
                                   std::to_string(first_bad - plan[s].begin) + " is not finite");
 }

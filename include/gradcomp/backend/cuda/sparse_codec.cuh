@@ -67,9 +67,7 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::require(grad.size() == layout().total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_gradient_size(grad.size(), layout());
     key.validate();
     launches_ = 0;
     const auto& plan = host_.spans();
@@ -148,9 +146,7 @@ private:
     const auto& plan = host_.spans();
     const message_info info =
         detail::cuda::read_device_frame(st, host_, message, frame_, launches_);
-    detail::require(out.size() == layout().total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out.size()) + " elements, layout has " +
-                        std::to_string(layout().total_size()));
+    detail::cuda::require_output_size(out.size(), layout());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     tables_.read_headers(
         st, info, msg, [&](std::size_t s) { return host_.span_name(s); },

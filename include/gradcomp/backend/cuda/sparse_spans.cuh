@@ -119,10 +119,8 @@ public:
   }
   /// The span holding entry e (after set_decoded), and e's rank in it.
   [[nodiscard]] std::pair<std::size_t, std::uint64_t> entry_span(std::uint64_t e) const {
-    std::size_t s = 0;
-    while (s + 1 < S_ && host_entries_[s + 1].entry_begin <= e) {
-      ++s;
-    }
+    const std::size_t s =
+        last_span_at(S_, e, [&](std::size_t i) { return host_entries_[i].entry_begin; });
     return {s, e - host_entries_[s].entry_begin};
   }
 
