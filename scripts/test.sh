@@ -25,10 +25,11 @@ failed=0
 failures=()
 t_start=$(date +%s)
 
-# run_ctest NAME BUILD_DIR: runs ctest, adds its counts to the totals
+# run_ctest NAME BUILD_DIR: runs ctest on every core (MPI tests declare their rank counts as
+# PROCESSORS, so ctest never oversubscribes beyond them), adds its counts to the totals
 run_ctest() {
   local name=$1 dir=$2 log
-  log=$(cd "$dir" && ctest --output-on-failure 2>&1)
+  log=$(cd "$dir" && ctest -j "$(nproc)" --output-on-failure 2>&1)
   local rc=$?
   echo "$log" | tail -n 30
   local line p f

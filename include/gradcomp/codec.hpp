@@ -8,6 +8,8 @@
 #include "compressor/compose.hpp"
 #include "core/float16.hpp"
 #include "detail/bits.hpp"
+#include "detail/output_range.hpp"
+#include "detail/rounding_barrier.hpp"
 #include "detail/scan.hpp"
 #include "encoding/packed_span.hpp"
 #include "encoding/sparse_coo.hpp"
@@ -22,6 +24,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 /// @file
@@ -297,8 +300,9 @@ private:
     using V = typename encoding_type::value_type;
     for (std::size_t i : sparse_ws_.indices) {
       const float v = to_float(x[i]);
+      // the decoder scales the stored value, so the product is checked on that value
       if (detail::abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
-          detail::is_non_finite(v * value_scale)) {
+          detail::is_non_finite(to_float(from_float<V>(v)) * value_scale)) {
         detail::fail(errc::value_out_of_range,
                      "kept value " + std::to_string(v) + " in " + span_name(s) + " at element " +
                          std::to_string(i) + " overflows the encoding's value type or scale");
@@ -470,35 +474,79 @@ private:
   template <class Exec, class T>
   void decode_impl(const Exec& exec, std::span<const std::byte> msg, std::span<T> out,
                    detail::decode_mode mode) {
-    const message_info info = validate_message(exec, msg, out.size());
-    const std::size_t S = plan_.size();
-    // Phase 2: write.
-    for (std::size_t s = 0; s < S; ++s) {
+    // the magnitudes are needed where a finite decoded value may not fit the output: a 16-bit
+    // output type, or a sum with what out holds
+    const bool measure = !std::is_same_v<T, float> || mode == detail::decode_mode::add;
+    const message_info info = validate_message(exec, msg, out.size(), measure);
+    if (measure) {
+      check_output_range(exec, msg, info, std::span<const T>(out), mode);
+    }
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
+      decode_span(exec, msg, info, s, mode, out.data() + plan_[s].begin);
+    }
+  }
+
+  /// Writes span s of a validated message into dst (the span's first element).
+  template <class Exec, class T>
+  void decode_span(const Exec& exec, std::span<const std::byte> msg, const message_info& info,
+                   std::size_t s, detail::decode_mode mode, T* dst) {
+    const span_desc& d = plan_[s];
+    const std::byte* src = msg.data() + info.spans[s].offset;
+    const compressor_type& c = span_compressors_[s];
+    if (!d.compressed) {
+      decode_raw(src, info.value_type, d.size, mode, dst);
+    } else if constexpr (is_sparse) {
+      decode_sparse(src, d.size, s, mode, dst);
+    } else if constexpr (is_composite) {
+      kept_.resize(d.size);
+      detail::sparse_codes_span::decode(exec, c.quantizer, quantizer_coder(c), src, d.size,
+                                        scales_.data() + scale_offsets_[s], mode, kept_.data(),
+                                        dst);
+    } else {
+      detail::packed_span::decode(exec, c, c.coder(scheme_.encoding), src, d.size,
+                                  scales_.data() + scale_offsets_[s], mode, dst);
+    }
+  }
+
+  /// Before a decode into T writes anything: every decoded value (or, for decode_add, its fp32
+  /// sum with what out holds) must be finite in T. The magnitudes measured while validating,
+  /// and max |out| for a sum, settle almost every span; a span they cannot settle is decoded
+  /// into a scratch buffer and checked element by element. Errors: value_out_of_range naming
+  /// the span and element (an element of out that is already NaN or Inf is not the message's
+  /// doing and is let through).
+  template <class Exec, class T>
+  void check_output_range(const Exec& exec, std::span<const std::byte> msg,
+                          const message_info& info, std::span<const T> out,
+                          detail::decode_mode mode) {
+    const bool add = mode == detail::decode_mode::add;
+    for (std::size_t s = 0; s < plan_.size(); ++s) {
       const span_desc& d = plan_[s];
-      const std::byte* src = msg.data() + info.spans[s].offset;
-      T* dst = out.data() + d.begin;
-      const compressor_type& c = span_compressors_[s];
-      if (!d.compressed) {
-        decode_raw(src, info.value_type, d.size, mode, dst);
-      } else if constexpr (is_sparse) {
-        decode_sparse(src, d.size, s, mode, dst);
-      } else if constexpr (is_composite) {
-        kept_.resize(d.size);
-        detail::sparse_codes_span::decode(exec, c.quantizer, quantizer_coder(c), src, d.size,
-                                          scales_.data() + scale_offsets_[s], mode, kept_.data(),
-                                          dst);
-      } else {
-        detail::packed_span::decode(exec, c, c.coder(scheme_.encoding), src, d.size,
-                                    scales_.data() + scale_offsets_[s], mode, dst);
+      const T* held = out.data() + d.begin;
+      const std::uint32_t held_bits = add ? detail::scan_max_abs(exec, held, d.size) : 0;
+      if (detail::surely_fits<T>(decoded_max_[s], held_bits)) {
+        continue;
+      }
+      range_scratch_.resize(d.size);
+      decode_span(exec, msg, info, s, detail::decode_mode::assign, range_scratch_.data());
+      for (std::size_t i = 0; i < d.size; ++i) {
+        const float a = add ? to_float(held[i]) : 0.0f;
+        const float v = range_scratch_[i];
+        detail::require(!detail::write_overflows<T>(a, v, add), errc::value_out_of_range, [&] {
+          return std::string(add ? "the sum of a decoded value and the output"
+                                 : "a decoded value") +
+                 " in " + span_name(s) + " at element " + std::to_string(i) +
+                 " overflows the output's " + std::string(value_traits<T>::name);
+        });
       }
     }
   }
 
   // Phase 1 of every decode: the frame, the output size, and every span (regenerating implied
-  // indices) are validated before anything is written.
+  // indices) are validated before anything is written. With `measure`, decoded_max_[s] is the
+  // largest |decoded value| of span s (fp32 bits).
   template <class Exec>
   message_info validate_message(const Exec& exec, std::span<const std::byte> msg,
-                                std::size_t out_size) {
+                                std::size_t out_size, bool measure = false) {
     message_info info = detail::parse_frame(msg);
     check_frame(info);
     detail::require(out_size == layout_.total_size(), errc::size_mismatch,
@@ -507,9 +555,11 @@ private:
     const std::size_t S = plan_.size();
     scale_offsets_.assign(S + 1, 0);
     sel_offsets_.assign(S + 1, 0);
+    decoded_max_.assign(S, 0);
     sel_indices_.clear();
     for (std::size_t s = 0; s < S; ++s) {
-      validate_span(exec, info, msg.data() + info.spans[s].offset, s);
+      validate_span(exec, info, msg.data() + info.spans[s].offset, s,
+                    measure ? &decoded_max_[s] : nullptr);
       sel_offsets_[s + 1] = sel_indices_.size();
     }
     return info;
@@ -517,7 +567,7 @@ private:
 
   template <class Exec>
   void validate_span(const Exec& exec, const message_info& info, const std::byte* src,
-                     std::size_t s) {
+                     std::size_t s, std::uint32_t* max_abs_bits) {
     const span_desc& d = plan_[s];
     const std::size_t bytes = info.spans[s].bytes;
     const compressor_type& c = span_compressors_[s];
@@ -526,23 +576,30 @@ private:
       detail::require(bytes == d.size * vs, errc::corrupt_payload,
                       span_name(s) + ": raw span of " + std::to_string(bytes) + " bytes, needs " +
                           std::to_string(d.size * vs));
+      std::uint32_t max_bits = 0;
       for (std::size_t i = 0; i < d.size; ++i) {
-        detail::require(!detail::is_non_finite(load_raw(src, info.value_type, i)),
-                        errc::corrupt_payload, [&] {
-                          return std::string(span_name(s) + ": raw value " + std::to_string(i) +
-                                             " is not finite");
-                        });
+        const std::uint32_t bits = detail::abs_bits(load_raw(src, info.value_type, i));
+        detail::require(bits < detail::inf_abs_bits, errc::corrupt_payload, [&] {
+          return std::string(span_name(s) + ": raw value " + std::to_string(i) + " is not finite");
+        });
+        max_bits = std::max(max_bits, bits);
+      }
+      if (max_abs_bits != nullptr) {
+        *max_abs_bits = max_bits;
       }
       scale_offsets_[s + 1] = scale_offsets_[s];
     } else if constexpr (is_sparse) {
-      validate_sparse(exec, info, src, bytes, s);
+      const std::uint32_t max_bits = validate_sparse(exec, info, src, bytes, s);
+      if (max_abs_bits != nullptr) {
+        *max_abs_bits = max_bits;
+      }
       scale_offsets_[s + 1] = scale_offsets_[s];
     } else if constexpr (is_composite) {
       // room for the most scales any k <= n needs; trimmed to the count once k is known
       scales_.resize(scale_offsets_[s] + c.quantizer.num_scales(d.size));
       const std::size_t k = detail::sparse_codes_span::validate(
           exec, c, quantizer_coder(c), src, bytes, d.size, s, scales_.data() + scale_offsets_[s],
-          [&] { return span_name(s) + ": "; });
+          [&] { return span_name(s) + ": "; }, max_abs_bits);
       scale_offsets_[s + 1] = scale_offsets_[s] + c.quantizer.num_scales(k);
       scales_.resize(scale_offsets_[s + 1]);
     } else {
@@ -550,7 +607,7 @@ private:
       scale_offsets_[s + 1] = scale_offsets_[s] + ns;
       scales_.resize(scale_offsets_[s + 1]);
       detail::packed_span::validate(exec, c, c.coder(scheme_.encoding), src, bytes, d.size, s,
-                                    scales_.data() + scale_offsets_[s]);
+                                    scales_.data() + scale_offsets_[s], max_abs_bits);
     }
   }
 
@@ -574,9 +631,10 @@ private:
     }
   }
 
+  /// Validates sparse span s; returns the largest |decoded value| (fp32 bits).
   template <class Exec>
-  void validate_sparse(const Exec& exec, const message_info& info, const std::byte* src,
-                       std::size_t bytes, std::size_t s) {
+  std::uint32_t validate_sparse(const Exec& exec, const message_info& info, const std::byte* src,
+                                std::size_t bytes, std::size_t s) {
     const std::size_t n = plan_[s].size;
     const compressor_type& c = span_compressors_[s];
     auto where = [&] { return span_name(s) + ": "; };
@@ -584,6 +642,7 @@ private:
     const unsigned w = encoding_type::index_bytes(n);
     const bool implied =
         (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
+    const float scale = detail::load_le<float>(src + 12);
     const std::byte* q = src + encoding_type::span_header_bytes;
     if (implied) {
       if constexpr (requires { c.shared_seed; }) {
@@ -596,12 +655,22 @@ private:
       detail::check_sparse_indices(q, k, w, n, where);
       q += k * w;
     }
+    // the decoded value is the stored one times the span's value scale (n/k for unbiased
+    // random-k): both must be finite
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
+    std::uint32_t max_bits = 0;
     for (std::size_t j = 0; j < k; ++j) {
+      const float v = encoding_type::load_value(q + j * vb);
+      const std::uint32_t bits = detail::abs_bits(v * scale);
       detail::require(
-          !detail::is_non_finite(encoding_type::load_value(q + j * vb)), errc::corrupt_payload,
-          [&] { return std::string(where() + "value " + std::to_string(j) + " is not finite"); });
+          !detail::is_non_finite(v) && bits < detail::inf_abs_bits, errc::corrupt_payload, [&] {
+            return std::string(
+                where() + "value " + std::to_string(j) +
+                (detail::is_non_finite(v) ? " is not finite" : " times the value scale overflows"));
+          });
+      max_bits = std::max(max_bits, bits);
     }
+    return max_bits;
   }
 
   template <class T>
@@ -619,9 +688,10 @@ private:
       }
     }
     constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
+    const detail::rounding_barrier keep; // the scaled value stays rounded before it is added
     std::size_t j = 0;
     for_each_sparse_index(src, n, s, [&](std::size_t i) {
-      const float v = encoding_type::load_value(values + j++ * vb) * scale;
+      const float v = keep(encoding_type::load_value(values + j++ * vb) * scale);
       dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
     });
   }
@@ -654,6 +724,8 @@ private:
   std::vector<sparse_selection> selections_;
   std::vector<std::size_t> sel_indices_;
   std::vector<std::size_t> sel_offsets_;
+  std::vector<std::uint32_t> decoded_max_; ///< per span: largest |decoded value| (fp32 bits)
+  std::vector<float> range_scratch_;       ///< a span decoded to check it element by element
   sparse_workspace sparse_ws_;
   std::vector<double> sums_;
   std::vector<std::byte> message_;

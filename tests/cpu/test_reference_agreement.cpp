@@ -9,6 +9,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <cstring>
 #include <tuple>
 
 using namespace gradcomp;
@@ -56,25 +58,19 @@ std::vector<float> reference_span(const C& c, const E&, const std::vector<float>
   }
 }
 
-template <class Scheme, class T>
-void check_scheme(const Scheme& s, const model_layout& layout, distribution d, std::uint64_t seed) {
+// The reference result of every span, as floats (before rounding to the output type).
+template <class Scheme>
+std::vector<std::vector<float>> reference_spans(const Scheme& s, const codec<Scheme>& c,
+                                                const std::vector<float>& xf,
+                                                const stream_key& key) {
   using E = typename Scheme::encoding_type;
-  codec<Scheme> c(s, layout);
-  const std::vector<T> xt = test::convert<T>(test::make_input(layout.total_size(), d, seed));
-  std::vector<float> xf(xt.size());
-  for (std::size_t i = 0; i < xt.size(); ++i)
-    xf[i] = to_float(xt[i]);
-  const stream_key key{seed, seed % 97, static_cast<std::uint32_t>(seed % 5), role::worker};
-  std::vector<T> out(xt.size());
-  c.apply(cpu, std::span<const T>(xt), std::span<T>(out), key);
-
+  std::vector<std::vector<float>> wants;
   for (std::size_t si = 0; si < c.spans().size(); ++si) {
     const span_desc& sp = c.spans()[si];
-    std::vector<float> xs(xf.begin() + static_cast<std::ptrdiff_t>(sp.begin),
-                          xf.begin() + static_cast<std::ptrdiff_t>(sp.begin + sp.size));
-    std::vector<float> want = xs;
+    std::vector<float> want(xf.begin() + static_cast<std::ptrdiff_t>(sp.begin),
+                            xf.begin() + static_cast<std::ptrdiff_t>(sp.begin + sp.size));
     if (sp.compressed) {
-      want = reference_span(c.span_compressor(si), s.encoding, xs, sp.begin, key);
+      want = reference_span(c.span_compressor(si), s.encoding, want, sp.begin, key);
       if constexpr (Scheme::is_sparse) {
         float scale = 1.0f;
         if constexpr (std::is_same_v<typename Scheme::compressor_type, random_k>) {
@@ -85,13 +81,58 @@ void check_scheme(const Scheme& s, const model_layout& layout, distribution d, s
           w = to_float(from_float<typename E::value_type>(w)) * scale;
       }
     }
+    wants.push_back(std::move(want));
+  }
+  return wants;
+}
+
+// True when a finite reference value does not fit the output type T (the decoder must refuse).
+template <class T>
+bool overflows_output(const std::vector<std::vector<float>>& wants) {
+  for (const auto& want : wants)
+    for (float w : want)
+      if (std::isfinite(w) && !std::isfinite(to_float(from_float<T>(w))))
+        return true;
+  return false;
+}
+
+template <class Scheme, class T>
+void check_scheme(const Scheme& s, const model_layout& layout, distribution d, std::uint64_t seed) {
+  using E = typename Scheme::encoding_type;
+  codec<Scheme> c(s, layout);
+  const std::vector<T> xt = test::convert<T>(test::make_input(layout.total_size(), d, seed));
+  std::vector<float> xf(xt.size());
+  for (std::size_t i = 0; i < xt.size(); ++i)
+    xf[i] = to_float(xt[i]);
+  const stream_key key{seed, seed % 97, static_cast<std::uint32_t>(seed % 5), role::worker};
+  const std::vector<std::vector<float>> wants = reference_spans(s, c, xf, key);
+  std::vector<T> out(xt.size());
+  if (overflows_output<T>(wants)) {
+    // e.g. unbiased random-k's n/k scale on a large value: a 16-bit output cannot hold it
+    const std::vector<T> before = out;
+    errc got = errc::corrupt_payload;
+    try {
+      c.apply(cpu, std::span<const T>(xt), std::span<T>(out), key);
+      FAIL("a result beyond the output type decoded without an error");
+    } catch (const gradcomp::error& e) {
+      got = e.code();
+    }
+    REQUIRE(got == errc::value_out_of_range);
+    REQUIRE(std::memcmp(before.data(), out.data(), out.size() * sizeof(T)) == 0);
+    return;
+  }
+  c.apply(cpu, std::span<const T>(xt), std::span<T>(out), key);
+
+  for (std::size_t si = 0; si < c.spans().size(); ++si) {
+    const span_desc& sp = c.spans()[si];
+    const std::vector<float>& want = wants[si];
     for (std::size_t i = 0; i < sp.size; ++i) {
       const T got = out[sp.begin + i];
       const T exp = from_float<T>(want[i]);
       if (detail::bit_cast<std::uint32_t>(to_float(got)) !=
           detail::bit_cast<std::uint32_t>(to_float(exp))) {
         CAPTURE(Scheme::compressor_type::name, Scheme::granularity_type::name, E::name,
-                value_traits<T>::name, test::to_string(d), seed, si, sp.size, i, xs[i],
+                value_traits<T>::name, test::to_string(d), seed, si, sp.size, i, xf[sp.begin + i],
                 to_float(got), to_float(exp));
         FAIL("mismatch against the reference");
       }

@@ -310,6 +310,135 @@ TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]")
   }
 }
 
+TEST_CASE("a stored value times its span's value scale must stay finite", "[wire][robust]") {
+  // unbiased random-k scales every stored value by n/k = 10 at decode: 3e38 is finite, 3e39 not
+  const model_layout l = model_layout::from_sizes({100});
+  const std::vector<float> ones(100, 1.0f);
+  const std::size_t p0 = wire_header_bytes + wire_directory_entry_bytes + 16; // after the header
+  auto check_rejected = [&](auto s, std::size_t first_value) {
+    codec c(s, l);
+    auto m = encode(c, ones, stream_key{1, 0});
+    detail::store_le<float>(m.data() + first_value, 3.0e38f);
+    reseal(m);
+    REQUIRE(decode_error(c, m) == errc::corrupt_payload);
+    // the master refuses it too, and adds nothing of it to the sum
+    using S = decltype(s);
+    master<S, scheme<identity, flat_span>> ps(s, {}, l, 1, {1});
+    ps.begin(0);
+    REQUIRE_THROWS_AS(ps.receive(cpu, std::span<const std::byte>(m)), gradcomp::error);
+    for (float v : ps.sum()) {
+      REQUIRE(v == 0.0f);
+    }
+  };
+  SECTION("indices sent") {
+    check_rejected(scheme<random_k, flat_span>{{0.1, true, false}}, p0 + 10 * 2);
+  }
+  SECTION("indices implied (shared seed)") {
+    check_rejected(scheme<random_k, flat_span>{{0.1, true, true}}, p0);
+  }
+  SECTION("bf16 values, which hold 3e38") {
+    check_rejected(scheme<random_k, layer_span, sparse_coo<bfloat16>>{{0.1, true, false}},
+                   p0 + 10 * 2);
+  }
+}
+
+namespace {
+/// Decodes `m` into `out` and expects value_out_of_range naming `where` with out untouched.
+template <class S, class T>
+void expect_out_of_range(codec<S>& c, const std::vector<std::byte>& m, std::vector<T> out, bool add,
+                         const std::string& where) {
+  const std::vector<T> before = out;
+  try {
+    if (add) {
+      c.decode_add(cpu, std::span<const std::byte>(m), std::span<T>(out));
+    } else {
+      c.decode(cpu, std::span<const std::byte>(m), std::span<T>(out));
+    }
+    FAIL("an overflowing decode was accepted");
+  } catch (const gradcomp::error& e) {
+    CAPTURE(e.what());
+    REQUIRE(e.code() == errc::value_out_of_range);
+    REQUIRE_THAT(e.what(), Catch::Contains(where));
+  }
+  REQUIRE(std::memcmp(out.data(), before.data(), out.size() * sizeof(T)) == 0);
+}
+} // namespace
+
+TEST_CASE("a decode never writes Inf into a 16-bit output or a sum", "[wire][range]") {
+  // element 3 of the second layer is 1e6: finite in fp32, beyond fp16's 65504 (and so are the
+  // scales it makes: TernGrad's max, QSGD's norm, scaled sign's mean magnitude)
+  const model_layout l = model_layout::from_sizes({4, 6}, {"conv", "fc"});
+  std::vector<float> x{0.5f, -0.25f, 1.0f, 2.0f, 1.0f, -3.0f, 2.0f, 1e6f, 0.5f, 4.0f};
+  const std::vector<half> sentinel(l.total_size(), to_half(7.0f));
+  auto check = [&](auto s, const std::string& where) {
+    codec c(s, l);
+    CAPTURE(std::string(decltype(s)::compressor_type::name));
+    const auto m = encode(c, x, stream_key{5, 2});
+    expect_out_of_range(c, m, sentinel, false, where);
+    expect_out_of_range(c, m, sentinel, true, where);
+    // the same message decodes into fp32, and into fp16 once the big value is gone
+    std::vector<float> f(l.total_size());
+    c.decode(cpu, std::span<const std::byte>(m), std::span<float>(f));
+    for (float v : f) {
+      REQUIRE_FALSE(detail::is_non_finite(v));
+    }
+  };
+  check(scheme<identity, layer_span>{}, "layer 'fc' (span 1) at element 3");
+  check(scheme<identity, flat_span, dense<bfloat16>>{}, "span 0 at element 7");
+  check(scheme<topk, layer_span>{{0.5}}, "layer 'fc' (span 1) at element 3");
+  check(scheme<random_k, flat_span>{{1.0, true, true}}, "span 0 at element 7");
+  check(scheme<threshold_v, layer_span, sparse_coo<bfloat16>>{{0.1}}, "element 3");
+  check(scheme<adaptive_threshold, layer_span>{}, "layer 'fc' (span 1) at element 3");
+  check(scheme<terngrad, layer_span>{}, "layer 'fc' (span 1)");
+  check(scheme<qsgd, bucket_span>{{255, 4}, {5}}, "span 1");
+  check(scheme<scaled_sign, flat_span>{}, "span 0 at element 0");
+  check(scheme<natural, layer_span>{}, "layer 'fc' (span 1) at element 3");
+  check(scheme<stochastic_rounding<bfloat16>, layer_span>{}, "layer 'fc' (span 1) at element 3");
+  check(scheme<compose<topk, qsgd>, layer_span>{{{0.5}, {15}}}, "layer 'fc' (span 1)");
+  scheme<terngrad, layer_span> raw_fc{};
+  raw_fc.rules.identity_below = 8; // fc travels raw
+  check(raw_fc, "layer 'fc' (span 1) at element 3");
+
+  SECTION("bf16 outputs: fp32 values beyond bf16's largest finite value") {
+    codec c(scheme<identity, layer_span>{}, l);
+    auto big = x;
+    big[7] = 3.4e38f;
+    const auto m = encode(c, big, {});
+    expect_out_of_range(c, m, std::vector<bfloat16>(l.total_size()), false,
+                        "layer 'fc' (span 1) at element 3");
+  }
+  SECTION("sums: decode_add into fp32 refuses a sum that overflows, adds what fits") {
+    codec c(scheme<identity, flat_span>{}, l);
+    auto big = x;
+    big[7] = 3.0e38f;
+    const auto m = encode(c, big, {});
+    std::vector<float> sum(l.total_size(), 0.0f);
+    c.decode_add(cpu, std::span<const std::byte>(m), std::span<float>(sum));
+    expect_out_of_range(c, m, sum, true, "span 0 at element 7");
+    // a NaN already in the sum is the caller's, not an overflow of this message
+    auto with_nan = sum;
+    with_nan[0] = NAN;
+    with_nan[7] = 0.0f;
+    c.decode_add(cpu, std::span<const std::byte>(m), std::span<float>(with_nan));
+    REQUIRE(std::isnan(with_nan[0]));
+    REQUIRE(with_nan[7] == 3.0e38f);
+  }
+  SECTION("a sum the bound cannot settle is checked element by element") {
+    // max |held| + max |decoded| exceeds 65504, but not at one element: the decode goes through
+    codec c(scheme<identity, flat_span>{}, l);
+    auto small = x;
+    small[7] = 6000.0f;
+    const auto m = encode(c, small, {});
+    std::vector<half> held(l.total_size(), to_half(0.0f));
+    held[0] = to_half(60000.0f);
+    c.decode_add(cpu, std::span<const std::byte>(m), std::span<half>(held));
+    REQUIRE(to_float(held[0]) == to_float(to_half(60000.5f)));
+    REQUIRE(to_float(held[7]) == 6000.0f);
+    held[7] = to_half(60000.0f); // now element 7 overflows
+    expect_out_of_range(c, m, held, true, "span 0 at element 7");
+  }
+}
+
 TEST_CASE("random re-sealed byte edits never crash the decoders", "[wire][robust][fuzz]") {
   std::mt19937_64 rng(3);
   const model_layout l = test::odd_layout();

@@ -111,4 +111,63 @@ TEST_CASE("non-finite and out-of-range gradients: the CPU's errors", "[cuda][rob
   REQUIRE(error_of(H{}, big).find("value_out_of_range") != std::string::npos);
 }
 
+TEST_CASE("a decode that would overflow a 16-bit output or a sum: the CPU's error, untouched",
+          "[cuda][robust][range]") {
+  const model_layout layout = test::odd_layout();
+  auto x = test::make_input(layout.total_size(), test::distribution::normal, 6);
+  x[900] = 1e6f; // finite in fp32, beyond fp16
+  const auto check = [&](auto s, const std::vector<float>& g, auto out_value, bool twice) {
+    using S = decltype(s);
+    using T = decltype(out_value);
+    codec<S> host(s, layout);
+    device_codec<S> dev(s, layout);
+    std::vector<std::byte> msg(host.max_encoded_bytes());
+    msg.resize(host.encode(cpu, std::span<const float>(g), std::span<std::byte>(msg), {}));
+    on_device<std::byte> m(msg);
+    const std::span<const std::byte> dm(m.d.data(), m.n);
+    std::vector<T> h(layout.total_size(), out_value);
+    on_device<T> out(h);
+    if (twice) { // a first decode_add that fits
+      host.decode_add(cpu, std::span<const std::byte>(msg), std::span<T>(h));
+      dev.decode_add(cuda_policy{}, dm, out.span());
+    }
+    const std::vector<T> before = out.host();
+    REQUIRE(bit_differences(before, h) == 0);
+    for (const bool add : {true, false}) {
+      if (twice && !add) {
+        continue; // a plain decode of that message fits
+      }
+      std::string cpu_what = "accepted", dev_what = "accepted";
+      try {
+        add ? host.decode_add(cpu, std::span<const std::byte>(msg), std::span<T>(h))
+            : host.decode(cpu, std::span<const std::byte>(msg), std::span<T>(h));
+      } catch (const gradcomp::error& e) {
+        cpu_what = e.what();
+      }
+      try {
+        add ? dev.decode_add(cuda_policy{}, dm, out.span())
+            : dev.decode(cuda_policy{}, dm, out.span());
+      } catch (const gradcomp::error& e) {
+        dev_what = e.what();
+      }
+      CAPTURE(std::string(S::compressor_type::name), add);
+      REQUIRE(cpu_what.find("value_out_of_range") != std::string::npos);
+      REQUIRE(dev_what == cpu_what);
+      REQUIRE(bit_differences(out.host(), before) == 0);
+    }
+  };
+  const gradcomp::half h0 = to_half(0.0f);
+  check(scheme<identity, layer_span>{}, x, h0, false);
+  check(scheme<topk, layer_span>{{0.1}}, x, h0, false);
+  check(scheme<qsgd, layer_span>{{255}}, x, h0, false);
+  check(scheme<compose<topk, terngrad>, layer_span>{{{0.1}, {}}}, x, h0, false);
+  scheme<terngrad, layer_span> raw{};
+  raw.rules.identity_below = 64;
+  check(raw, x, h0, false);
+  auto huge = x;
+  huge[900] = 3e38f; // fits fp32 once, not twice
+  check(scheme<identity, flat_span>{}, huge, 0.0f, true);
+  check(scheme<random_k, flat_span>{{1.0}}, huge, 0.0f, true);
+}
+
 GRADCOMP_CUDA_TEST_MAIN("test_device_codec")

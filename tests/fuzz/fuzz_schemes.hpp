@@ -19,10 +19,14 @@ inline model_layout fuzz_layout() {
   return model_layout::from_sizes({3, 0, 64, 65, 1, 130}, {"a", "e", "b", "c", "d", "f"});
 }
 
+/// How many schemes each family has (scheme numbers are taken modulo these).
+inline constexpr unsigned sparse_schemes = 7, code_schemes = 8, dense_schemes = 4,
+                          composite_schemes = 3;
+
 /// Calls f(scheme) for scheme number `which` of a family.
 template <class F>
 void with_sparse_scheme(unsigned which, F&& f) {
-  switch (which % 5) {
+  switch (which % sparse_schemes) {
   case 0:
     return f(scheme<topk, layer_span>{{0.25}});
   case 1:
@@ -31,13 +35,17 @@ void with_sparse_scheme(unsigned which, F&& f) {
     return f(scheme<threshold_v, bucket_span>{{0.5}, {50}});
   case 3:
     return f(scheme<random_k, layer_span>{{0.3, false, true}});
+  case 4: // value-scaled spans: every stored value times n/k
+    return f(scheme<random_k, layer_span, sparse_coo<bfloat16>>{{0.3, true, false}});
+  case 5:
+    return f(scheme<random_k, flat_span>{{0.05, true, true}});
   default:
     return f(scheme<adaptive_threshold, layer_span, sparse_coo<bfloat16>>{});
   }
 }
 template <class F>
 void with_code_scheme(unsigned which, F&& f) {
-  switch (which % 8) {
+  switch (which % code_schemes) {
   case 0:
     return f(scheme<terngrad, layer_span>{});
   case 1:
@@ -58,7 +66,7 @@ void with_code_scheme(unsigned which, F&& f) {
 }
 template <class F>
 void with_dense_scheme(unsigned which, F&& f) {
-  switch (which % 4) {
+  switch (which % dense_schemes) {
   case 0:
     return f(scheme<identity, layer_span>{});
   case 1:
@@ -71,7 +79,7 @@ void with_dense_scheme(unsigned which, F&& f) {
 }
 template <class F>
 void with_composite_scheme(unsigned which, F&& f) {
-  switch (which % 3) {
+  switch (which % composite_schemes) {
   case 0:
     return f(scheme<compose<topk, terngrad>, layer_span>{{{0.25}, {}}});
   case 1:
@@ -88,26 +96,36 @@ inline void check(bool ok) {
   }
 }
 
-/// Decodes `msg` with the scheme's codec; on error the output must be untouched, on success the
-/// decode must be repeatable and decode_add onto zeros must give the same values.
-template <class Scheme>
-void decode_one(const Scheme& s, std::span<const std::byte> msg) {
-  codec<Scheme> c(s, fuzz_layout());
-  std::vector<float> out(c.layout().total_size(), 42.0f);
+/// Decodes `msg` with the scheme's codec into an output of type T; on error the output must be
+/// untouched, on success every value finite, the decode repeatable, and decode_add onto zeros
+/// must give the same values.
+template <class T, class Scheme>
+void decode_into(codec<Scheme>& c, std::span<const std::byte> msg) {
+  const T sentinel = from_float<T>(42.0f);
+  std::vector<T> out(c.layout().total_size(), sentinel);
   try {
-    c.decode(cpu, msg, std::span<float>(out));
+    c.decode(cpu, msg, std::span<T>(out));
   } catch (const gradcomp::error&) {
-    for (float v : out) {
-      check(v == 42.0f);
+    for (T v : out) {
+      check(v == sentinel);
     }
     return;
   }
-  std::vector<float> again(out.size(), 0.0f);
-  c.decode_add(cpu, msg, std::span<float>(again));
+  std::vector<T> again(out.size(), from_float<T>(0.0f));
+  c.decode_add(cpu, msg, std::span<T>(again));
   for (std::size_t i = 0; i < out.size(); ++i) {
-    check(detail::float_bits(out[i]) == detail::float_bits(again[i]) ||
-          (out[i] == 0.0f && again[i] == 0.0f));
+    const float a = to_float(out[i]), b = to_float(again[i]);
+    check(!detail::is_non_finite(a));
+    check(detail::float_bits(a) == detail::float_bits(b) || (a == 0.0f && b == 0.0f));
   }
+}
+
+/// decode_into for fp32 outputs and for fp16 ones (where a finite fp32 value may overflow).
+template <class Scheme>
+void decode_one(const Scheme& s, std::span<const std::byte> msg) {
+  codec<Scheme> c(s, fuzz_layout());
+  decode_into<float>(c, msg);
+  decode_into<half>(c, msg);
 }
 
 } // namespace gradcomp::fuzz

@@ -66,16 +66,16 @@ int main(int argc, char** argv) {
                         "header", "roundtrip"}) {
     fs::create_directories(w.root / d);
   }
-  for (unsigned i = 0; i < 5; ++i) {
+  for (unsigned i = 0; i < fuzz::sparse_schemes; ++i) {
     fuzz::with_sparse_scheme(i, [&](const auto& s) { w.messages("decode_sparse", i, s); });
   }
-  for (unsigned i = 0; i < 8; ++i) {
+  for (unsigned i = 0; i < fuzz::code_schemes; ++i) {
     fuzz::with_code_scheme(i, [&](const auto& s) { w.messages("decode_codes", i, s); });
   }
-  for (unsigned i = 0; i < 4; ++i) {
+  for (unsigned i = 0; i < fuzz::dense_schemes; ++i) {
     fuzz::with_dense_scheme(i, [&](const auto& s) { w.messages("decode_dense", i, s); });
   }
-  for (unsigned i = 0; i < 3; ++i) {
+  for (unsigned i = 0; i < fuzz::composite_schemes; ++i) {
     fuzz::with_composite_scheme(i, [&](const auto& s) { w.messages("decode_composite", i, s); });
   }
   for (unsigned sel = 0; sel < 32; ++sel) { // every scheme of every family once

@@ -1,5 +1,8 @@
-# Installs gradcomp from the build tree into a scratch prefix, then builds and runs the consumer
-# project in tests/package against it with find_package(gradcomp).
+# Installs gradcomp from the build tree into a scratch prefix, then builds the consumer project in
+# tests/package against it with find_package(gradcomp), once per set of compiler flags, and once
+# with the compiler alone (no CMake, so none of the target's flags, and FP contraction forced on).
+# Every build must run and print the same digest of Algorithm 1's bytes: consumers built with
+# other flags, FMA among them, must not compute other messages.
 # Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, CXX.
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
@@ -7,18 +10,65 @@ execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_
 if(rc)
   message(FATAL_ERROR "install failed")
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package -B ${WORK_DIR}/build
-                        -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX}
-                        -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "configuring the consumer against the install tree failed")
+
+set(variants "O2" "O3_native")
+set(flags_O2 "-O2")
+set(flags_O3_native "-O3 -march=native")
+# -mfma only where the CPU has FMA (else the program would stop on an illegal instruction)
+if(EXISTS /proc/cpuinfo)
+  file(STRINGS /proc/cpuinfo fma_flags REGEX "^flags.* fma( |$)" LIMIT_COUNT 1)
 endif()
-execute_process(COMMAND ${CMAKE_COMMAND} --build ${WORK_DIR}/build RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "building the consumer failed")
+if(fma_flags)
+  list(INSERT variants 1 "O2_fma")
+  set(flags_O2_fma "-O2 -mfma")
+else()
+  message(STATUS "package test: this CPU has no FMA, the -mfma build is left out")
 endif()
-execute_process(COMMAND ${WORK_DIR}/build/consumer RESULT_VARIABLE rc)
+
+function(run_consumer name program)
+  execute_process(COMMAND ${program} RESULT_VARIABLE rc OUTPUT_VARIABLE out)
+  if(rc)
+    message(FATAL_ERROR "the consumer built with ${name} failed: ${out}")
+  endif()
+  string(REGEX MATCH "digest [0-9a-f]+" digest "${out}")
+  if(NOT digest)
+    message(FATAL_ERROR "the consumer built with ${name} printed no digest: ${out}")
+  endif()
+  set(digest_${name} "${digest}" PARENT_SCOPE)
+  message(STATUS "package test: ${name}: ${digest}")
+endfunction()
+
+foreach(v IN LISTS variants)
+  set(dir ${WORK_DIR}/build-${v})
+  execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package -B ${dir} -G ${GENERATOR}
+                          -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=None
+                          "-DCMAKE_CXX_FLAGS=${flags_${v}}" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                  RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "configuring the consumer (${flags_${v}}) against the install tree failed")
+  endif()
+  execute_process(COMMAND ${CMAKE_COMMAND} --build ${dir} RESULT_VARIABLE rc)
+  if(rc)
+    message(FATAL_ERROR "building the consumer with ${flags_${v}} failed")
+  endif()
+  run_consumer(${v} ${dir}/consumer)
+endforeach()
+
+# a build that never saw the target's -ffp-contract=off: the arithmetic itself must hold
+set(direct ${WORK_DIR}/consumer-direct)
+execute_process(COMMAND ${CXX} -std=c++20 -O3 -march=native -ffp-contract=fast
+                        -I${WORK_DIR}/prefix/include ${SOURCE_DIR}/tests/package/main.cpp
+                        -o ${direct} -pthread
+                RESULT_VARIABLE rc)
 if(rc)
-  message(FATAL_ERROR "the consumer's round trip failed")
+  message(FATAL_ERROR "compiling the consumer directly (-O3 -march=native -ffp-contract=fast) failed")
 endif()
-message(STATUS "package test: find_package(gradcomp) consumer built and ran")
+run_consumer(direct_contract_fast ${direct})
+
+foreach(v IN LISTS variants ITEMS direct_contract_fast)
+  if(NOT digest_${v} STREQUAL digest_O2)
+    message(FATAL_ERROR "the consumer built with ${v} computes other bytes (${digest_${v}}) than "
+                        "with -O2 (${digest_O2})")
+  endif()
+endforeach()
+message(STATUS "package test: find_package(gradcomp) consumers built with every flag set agree")

@@ -11,6 +11,7 @@
 #ifndef MPICH_SKIP_MPICXX
 #define MPICH_SKIP_MPICXX 1
 #endif
+#include <algorithm>
 #include <chrono>
 #include <climits>
 #include <cstddef>
@@ -25,21 +26,24 @@
 #include <vector>
 
 /// @file
-/// The MPI transport of the distributed framework (comm/mpi_cluster.hpp): the collectives a step
+/// The MPI transport of the distributed framework (comm/mpi_cluster.hpp): the exchanges a step
 /// of Algorithm 1 needs, on host buffers, each bounded by a timeout. It works on a duplicate of
 /// the caller's communicator (no tag or ordering clash with the trainer's own traffic), with
 /// MPI_ERRORS_RETURN so an MPI failure is a named gradcomp error (transport_error).
 ///
-/// Every exchange posts non-blocking operations and polls them until they complete or the
-/// timeout passes. Envelopes travel point to point, so a timeout names the ranks whose envelope
-/// did not arrive (errc::timeout). Messages then travel by MPI_Iallgatherv, MPI_Igatherv and
-/// MPI_Ibcast with the sizes the envelopes announced. After a timeout or a transport error
-/// operations may still be pending: the communicator refuses further use (protocol_error) and the
-/// job should end (MPI_Abort; see abort_on_error below). A checked mismatch or a rejected message
-/// leaves nothing pending: every rank throws and the communicator stays usable.
+/// Every exchange is point to point (non-blocking sends and receives, polled until they complete
+/// or the timeout passes), so a timeout always names the ranks that did not deliver or take
+/// their part (errc::timeout): "rank 0 got no message from rank 2". A rank that waits on a root
+/// (for its verdict or its broadcast) waits twice the timeout, since the root may first spend a
+/// whole timeout waiting for someone else; a root that gives up tells the others why
+/// (report_failure), so that every rank names the rank that hung, not the root. After a timeout
+/// or a transport error messages may still be in flight: the communicator refuses further use
+/// (protocol_error) and the job should end (MPI_Abort; see abort_on_error below). A checked
+/// mismatch or a rejected message leaves nothing pending: every rank throws and the communicator
+/// stays usable.
 ///
-/// MPI counts are int: one message may not exceed INT_MAX bytes, nor the sum of one exchange's
-/// messages (an error names the size; MPI-4 large counts are not in Debian's OpenMPI 4.1).
+/// MPI counts are int: one message may not exceed INT_MAX bytes (an error names the size; MPI-4
+/// large counts are not in Debian's OpenMPI 4.1).
 
 namespace gradcomp {
 
@@ -76,27 +80,44 @@ public:
   [[nodiscard]] std::chrono::milliseconds timeout() const noexcept { return opt_.timeout; }
   [[nodiscard]] MPI_Comm native() const noexcept { return comm_; }
 
-  /// Every rank's envelope on every rank (index = rank), point to point.
+  /// Every rank's envelope on every rank (index = rank).
   std::vector<exchange_envelope> exchange_envelopes(const exchange_envelope& mine) {
-    return envelopes_p2p(mine, all_ranks);
+    return envelopes(mine, all_ranks);
   }
 
   /// Every rank's envelope at `root`; elsewhere only the caller's own (at its index).
   std::vector<exchange_envelope> gather_envelopes(const exchange_envelope& mine, std::size_t root) {
-    return envelopes_p2p(mine, static_cast<int>(root));
+    return envelopes(mine, root_int(root));
   }
 
-  /// The root's envelope on every rank.
+  /// The root's envelope (its verdict) on every rank.
   exchange_envelope broadcast_envelope(const exchange_envelope& e, std::size_t root) {
     usable();
+    const int from = root_int(root);
     auto bytes = e.serialize();
-    MPI_Request req = MPI_REQUEST_NULL;
-    check(MPI_Ibcast(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, root_int(root), comm_,
-                     &req),
-          "MPI_Ibcast");
-    wait(std::span<MPI_Request>(&req, 1),
-         [&] { return "the verdict of root rank " + std::to_string(root) + " did not arrive"; });
+    std::vector<transfer> ts;
+    if (rank_ == from) {
+      for_peers([&](int r) { ts.push_back({r, true, bytes.data(), bytes.size()}); });
+      run(ts, verdict_tag, "verdict");
+      return e;
+    }
+    ts.push_back({from, false, bytes.data(), bytes.size()});
+    run(ts, verdict_tag, "verdict", root_patience);
     return exchange_envelope::parse(std::span<const std::byte, envelope_bytes>(bytes), root);
+  }
+
+  /// At the root, after an exchange of its failed (a timeout among them): sends `verdict`, which
+  /// carries the failure, to every other rank, as broadcast_envelope would, even though this
+  /// communicator is now broken, so that the others report the root's reason (naming the rank
+  /// that hung) instead of the root's silence. Best effort: never throws.
+  void report_failure(const exchange_envelope& verdict) noexcept {
+    try {
+      report_ = verdict.serialize();
+      std::vector<transfer> ts;
+      for_peers([&](int r) { ts.push_back({r, true, report_.data(), report_.size()}); });
+      run(ts, verdict_tag, "failure report");
+    } catch (...) { // the others then time out waiting for the root, naming it
+    }
   }
 
   /// All ranks' messages, back to back in rank order, into `out`; sizes[r] = rank r's bytes
@@ -105,19 +126,19 @@ public:
                                       std::span<const std::size_t> sizes,
                                       std::vector<std::byte>& out) {
     usable();
-    const auto [counts, displs, offsets] = layout_of(sizes);
+    const std::vector<std::size_t> offsets = offsets_of(sizes);
     detail::require(mine.size() == sizes[rank()], errc::size_mismatch,
                     "this rank's message has " + std::to_string(mine.size()) +
                         " bytes, its envelope announced " + std::to_string(sizes[rank()]));
     out.resize(offsets.back());
-    MPI_Request req = MPI_REQUEST_NULL;
-    check(MPI_Iallgatherv(mine.data(), counts[rank()], MPI_BYTE, out.data(), counts.data(),
-                          displs.data(), MPI_BYTE, comm_, &req),
-          "MPI_Iallgatherv");
-    wait(std::span<MPI_Request>(&req, 1), [] {
-      return std::string(
-          "the allgatherv of messages did not complete (every envelope had arrived)");
+    std::copy(mine.begin(), mine.end(), out.begin() + static_cast<std::ptrdiff_t>(offsets[rank()]));
+    std::vector<transfer> ts;
+    for_peers([&](int r) {
+      const auto pr = static_cast<std::size_t>(r);
+      ts.push_back({r, false, out.data() + offsets[pr], sizes[pr]});
+      ts.push_back({r, true, const_cast<std::byte*>(mine.data()), mine.size()});
     });
+    run(ts, message_tag, "message");
     return offsets;
   }
 
@@ -127,81 +148,111 @@ public:
                                    std::span<const std::size_t> sizes, std::size_t root,
                                    std::vector<std::byte>& out) {
     usable();
-    const bool at_root = rank() == root;
-    std::vector<int> counts, displs;
-    std::vector<std::size_t> offsets;
-    if (at_root) {
-      auto l = layout_of(sizes);
-      counts = std::move(l.counts);
-      displs = std::move(l.displs);
-      offsets = std::move(l.offsets);
-      out.resize(offsets.back());
+    const int to = root_int(root);
+    std::vector<transfer> ts;
+    if (rank_ != to) {
+      require_count(mine.size(), "message");
+      ts.push_back({to, true, const_cast<std::byte*>(mine.data()), mine.size()});
+      run(ts, message_tag, "message");
+      return {};
     }
-    detail::require(mine.size() <= INT_MAX, errc::invalid_parameter,
-                    "message of " + std::to_string(mine.size()) + " bytes exceeds MPI's int count");
-    MPI_Request req = MPI_REQUEST_NULL;
-    check(MPI_Igatherv(mine.data(), static_cast<int>(mine.size()), MPI_BYTE, out.data(),
-                       counts.data(), displs.data(), MPI_BYTE, root_int(root), comm_, &req),
-          "MPI_Igatherv");
-    wait(std::span<MPI_Request>(&req, 1), [&] {
-      return "the gather of messages to root rank " + std::to_string(root) + " did not complete";
+    const std::vector<std::size_t> offsets = offsets_of(sizes);
+    out.resize(offsets.back());
+    std::copy(mine.begin(), mine.end(), out.begin() + static_cast<std::ptrdiff_t>(offsets[root]));
+    for_peers([&](int r) {
+      const auto pr = static_cast<std::size_t>(r);
+      ts.push_back({r, false, out.data() + offsets[pr], sizes[pr]});
     });
+    run(ts, message_tag, "message");
     return offsets;
   }
 
   /// The root's buffer into every rank's `buf` (already sized by the root's verdict).
   void broadcast(std::span<std::byte> buf, std::size_t root) {
     usable();
-    detail::require(buf.size() <= INT_MAX, errc::invalid_parameter,
-                    "broadcast of " + std::to_string(buf.size()) +
-                        " bytes exceeds MPI's int count");
-    MPI_Request req = MPI_REQUEST_NULL;
-    check(
-        MPI_Ibcast(buf.data(), static_cast<int>(buf.size()), MPI_BYTE, root_int(root), comm_, &req),
-        "MPI_Ibcast");
-    wait(std::span<MPI_Request>(&req, 1), [&] {
-      return "the broadcast from root rank " + std::to_string(root) + " did not complete";
-    });
+    const int from = root_int(root);
+    require_count(buf.size(), "broadcast");
+    std::vector<transfer> ts;
+    if (rank_ == from) {
+      for_peers([&](int r) { ts.push_back({r, true, buf.data(), buf.size()}); });
+      run(ts, broadcast_tag, "broadcast");
+    } else {
+      ts.push_back({from, false, buf.data(), buf.size()});
+      run(ts, broadcast_tag, "broadcast", root_patience);
+    }
   }
 
-  /// Elementwise maximum over ranks, in place.
+  /// Elementwise maximum over ranks, in place (every rank's values on every rank, then the
+  /// maximum in rank order).
   void allreduce_max(std::span<float> v) {
     usable();
-    detail::require(v.size() <= INT_MAX, errc::invalid_parameter, "allreduce of too many floats");
-    MPI_Request req = MPI_REQUEST_NULL;
-    check(MPI_Iallreduce(MPI_IN_PLACE, v.data(), static_cast<int>(v.size()), MPI_FLOAT, MPI_MAX,
-                         comm_, &req),
-          "MPI_Iallreduce");
-    wait(std::span<MPI_Request>(&req, 1),
-         [] { return std::string("the allreduce of scales did not complete"); });
+    require_count(v.size() * sizeof(float), "allreduce");
+    std::vector<float> all(v.size() * size());
+    std::vector<transfer> ts;
+    auto* mine = reinterpret_cast<std::byte*>(v.data());
+    for_peers([&](int r) {
+      ts.push_back(
+          {r, false,
+           reinterpret_cast<std::byte*>(all.data() + v.size() * static_cast<std::size_t>(r)),
+           v.size() * sizeof(float)});
+      ts.push_back({r, true, mine, v.size() * sizeof(float)});
+    });
+    run(ts, scales_tag, "scales");
+    for (std::size_t r = 0; r < size(); ++r) {
+      if (r == rank()) {
+        continue;
+      }
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const float x = all[r * v.size() + i];
+        v[i] = v[i] < x ? x : v[i];
+      }
+    }
   }
 
 private:
   static constexpr int all_ranks = -1;
   static constexpr int envelope_tag = 0x4743; // "GC"
+  static constexpr int verdict_tag = envelope_tag + 1;
+  static constexpr int message_tag = envelope_tag + 2;
+  static constexpr int broadcast_tag = envelope_tag + 3;
+  static constexpr int scales_tag = envelope_tag + 4;
+  /// How many timeouts a rank waits for a root, which may spend one waiting for another rank.
+  static constexpr int root_patience = 2;
 
-  struct message_layout {
-    std::vector<int> counts, displs;
-    std::vector<std::size_t> offsets;
+  /// One point-to-point operation of an exchange.
+  struct transfer {
+    int peer;
+    bool send;
+    std::byte* data;
+    std::size_t bytes;
   };
 
-  message_layout layout_of(std::span<const std::size_t> sizes) const {
+  template <class F>
+  void for_peers(F&& f) const {
+    for (int r = 0; r < size_; ++r) {
+      if (r != rank_) {
+        f(r);
+      }
+    }
+  }
+
+  std::vector<std::size_t> offsets_of(std::span<const std::size_t> sizes) const {
     detail::require(sizes.size() == size(), errc::size_mismatch,
                     std::to_string(sizes.size()) + " message sizes for " + std::to_string(size()) +
                         " ranks");
-    message_layout l;
-    l.offsets.assign(1, 0);
+    std::vector<std::size_t> offsets(1, 0);
     for (std::size_t r = 0; r < sizes.size(); ++r) {
-      detail::require(sizes[r] <= INT_MAX && l.offsets.back() + sizes[r] <= INT_MAX,
-                      errc::invalid_parameter,
-                      "the messages of one exchange total more than MPI's int count (INT_MAX "
-                      "bytes) at rank " +
-                          std::to_string(r));
-      l.counts.push_back(static_cast<int>(sizes[r]));
-      l.displs.push_back(static_cast<int>(l.offsets.back()));
-      l.offsets.push_back(l.offsets.back() + sizes[r]);
+      detail::require(sizes[r] <= INT_MAX, errc::invalid_parameter,
+                      "the message of rank " + std::to_string(r) + " has " +
+                          std::to_string(sizes[r]) + " bytes, more than MPI's int count");
+      offsets.push_back(offsets.back() + sizes[r]);
     }
-    return l;
+    return offsets;
+  }
+  static void require_count(std::size_t bytes, const char* what) {
+    detail::require(bytes <= INT_MAX, errc::invalid_parameter,
+                    std::string(what) + " of " + std::to_string(bytes) +
+                        " bytes exceeds MPI's int count");
   }
 
   int root_int(std::size_t root) const {
@@ -212,34 +263,21 @@ private:
 
   /// Sends `mine` to every other rank (to == all_ranks) or to `to`, and receives every other
   /// rank's envelope where this rank is a receiver; the result is indexed by rank.
-  std::vector<exchange_envelope> envelopes_p2p(const exchange_envelope& mine, int to) {
+  std::vector<exchange_envelope> envelopes(const exchange_envelope& mine, int to) {
     usable();
     const bool receiver = to == all_ranks || to == rank_;
     std::vector<exchange_envelope::bytes> in(receiver ? size() : 0);
-    const auto out = mine.serialize();
-    std::vector<MPI_Request> reqs;
-    std::vector<int> peer;
-    for (int r = 0; r < size_; ++r) {
-      if (r == rank_) {
-        continue;
-      }
+    auto out = mine.serialize();
+    std::vector<transfer> ts;
+    for_peers([&](int r) {
       if (receiver) {
-        reqs.emplace_back();
-        peer.push_back(r);
-        check(MPI_Irecv(in[static_cast<std::size_t>(r)].data(), static_cast<int>(envelope_bytes),
-                        MPI_BYTE, r, envelope_tag, comm_, &reqs.back()),
-              "MPI_Irecv");
+        ts.push_back({r, false, in[static_cast<std::size_t>(r)].data(), envelope_bytes});
       }
       if (to == all_ranks || to == r) {
-        reqs.emplace_back();
-        peer.push_back(-1 - r);
-        check(MPI_Isend(out.data(), static_cast<int>(envelope_bytes), MPI_BYTE, r, envelope_tag,
-                        comm_, &reqs.back()),
-              "MPI_Isend");
+        ts.push_back({r, true, out.data(), envelope_bytes});
       }
-    }
-    wait(
-        std::span<MPI_Request>(reqs), [&] { return missing_ranks(reqs, peer); }, true);
+    });
+    run(ts, envelope_tag, "envelope");
     std::vector<exchange_envelope> envs(size());
     envs[rank()] = mine;
     for (std::size_t r = 0; r < in.size(); ++r) {
@@ -250,29 +288,22 @@ private:
     return envs;
   }
 
-  /// "no envelope from rank 2, 3 within 1000 ms" for the receives still pending.
-  std::string missing_ranks(const std::vector<MPI_Request>& reqs,
-                            const std::vector<int>& peer) const {
-    std::string recv, send;
-    for (std::size_t i = 0; i < reqs.size(); ++i) {
-      if (reqs[i] == MPI_REQUEST_NULL) {
-        continue;
+  /// Posts every transfer and polls them until all complete or `patience` timeouts pass: then
+  /// errc::timeout naming the peers still pending ("rank 0 got no message from rank 2", "rank
+  /// 1's verdict was not taken by rank 3"), the pending operations are cancelled and the
+  /// communicator is broken.
+  void run(std::vector<transfer>& ts, int tag, const char* what, int patience = 1) {
+    std::vector<MPI_Request> reqs(ts.size(), MPI_REQUEST_NULL);
+    for (std::size_t i = 0; i < ts.size(); ++i) {
+      const transfer& t = ts[i];
+      const int count = static_cast<int>(t.bytes);
+      if (t.send) {
+        check(MPI_Isend(t.data, count, MPI_BYTE, t.peer, tag, comm_, &reqs[i]), "MPI_Isend");
+      } else {
+        check(MPI_Irecv(t.data, count, MPI_BYTE, t.peer, tag, comm_, &reqs[i]), "MPI_Irecv");
       }
-      std::string& list = peer[i] >= 0 ? recv : send;
-      list += (list.empty() ? "" : ", ") + std::to_string(peer[i] >= 0 ? peer[i] : -1 - peer[i]);
     }
-    if (!recv.empty()) {
-      return "rank " + std::to_string(rank_) + " got no envelope from rank " + recv;
-    }
-    return "rank " + std::to_string(rank_) + "'s envelope was not taken by rank " + send;
-  }
-
-  /// Polls `reqs` until all complete (completed ones become MPI_REQUEST_NULL) or the timeout
-  /// passes: then errc::timeout with describe()'s text, the point-to-point operations are
-  /// cancelled, and the communicator is broken.
-  template <class Describe>
-  void wait(std::span<MPI_Request> reqs, Describe&& describe, bool point_to_point = false) {
-    const auto deadline = std::chrono::steady_clock::now() + opt_.timeout;
+    const auto deadline = std::chrono::steady_clock::now() + patience * opt_.timeout;
     for (long polls = 0;; ++polls) {
       bool pending = false;
       for (MPI_Request& r : reqs) {
@@ -287,12 +318,10 @@ private:
       }
       if (std::chrono::steady_clock::now() > deadline) {
         broken_ = true;
-        const std::string what = describe();
-        if (point_to_point) {
-          cancel_pending(reqs);
-        }
+        const std::string who = missing(ts, reqs, what);
+        cancel_pending(reqs);
         detail::fail(errc::timeout,
-                     what + " within " + std::to_string(opt_.timeout.count()) + " ms");
+                     who + " within " + std::to_string(patience * opt_.timeout.count()) + " ms");
       }
       if (polls > 2000) { // a peer is late: stop spinning on a core the others may need
         std::this_thread::sleep_for(std::chrono::microseconds(50));
@@ -300,9 +329,26 @@ private:
     }
   }
 
-  /// After a timeout: cancels the pending point-to-point operations, so no late envelope is
-  /// written into a buffer that is gone (collectives cannot be cancelled: the communicator stays
-  /// broken).
+  /// "rank 0 got no envelope from rank 2, 3" for the receives still pending, else "rank 0's
+  /// envelope was not taken by rank 1" for the sends.
+  std::string missing(const std::vector<transfer>& ts, const std::vector<MPI_Request>& reqs,
+                      const char* what) const {
+    std::string recv, send;
+    for (std::size_t i = 0; i < reqs.size(); ++i) {
+      if (reqs[i] != MPI_REQUEST_NULL) {
+        std::string& list = ts[i].send ? send : recv;
+        list += (list.empty() ? "" : ", ") + std::to_string(ts[i].peer);
+      }
+    }
+    const std::string me = "rank " + std::to_string(rank_);
+    if (!recv.empty()) {
+      return me + " got no " + what + " from rank " + recv;
+    }
+    return me + "'s " + what + " was not taken by rank " + send;
+  }
+
+  /// After a timeout: cancels the pending operations, so no late message is written into a
+  /// buffer that is gone.
   static void cancel_pending(std::span<MPI_Request> reqs) noexcept {
     for (MPI_Request& r : reqs) {
       if (r == MPI_REQUEST_NULL) {
@@ -320,7 +366,7 @@ private:
   void usable() const {
     detail::require(!broken_, errc::protocol_error,
                     "this communicator failed earlier (timeout or transport error) and may have "
-                    "operations pending; end the job (MPI_Abort)");
+                    "messages in flight; end the job (MPI_Abort)");
   }
 
   void check(int rc, const char* call) {
@@ -339,6 +385,7 @@ private:
   int rank_ = 0;
   int size_ = 1;
   bool broken_ = false;
+  exchange_envelope::bytes report_{}; ///< a failure report in flight (report_failure)
 };
 
 /// Runs `body()`; on a gradcomp error (or any exception) prints "rank R: what" to stderr and

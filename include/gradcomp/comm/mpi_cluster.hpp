@@ -24,10 +24,10 @@
 /// (comm/in_process.hpp) and the same result bit for bit: ranks play the simulation's workers in
 /// rank order, and the master aggregates in rank order.
 ///
-/// - all_reduce: every rank receives every Q_W message (size exchange, then MPI_Iallgatherv),
-///   aggregates and applies Q_M itself. Q_M's randomness depends on (seed, step) only, so every
-///   rank computes the same broadcast message without sending it; this is all-reduce with the
-///   compressed messages as the unit of exchange (no summation of codes on the wire).
+/// - all_reduce: every rank receives every Q_W message (size exchange, then every message to
+///   every rank), aggregates and applies Q_M itself. Q_M's randomness depends on (seed, step) only,
+///   so every rank computes the same broadcast message without sending it; this is all-reduce with
+///   the compressed messages as the unit of exchange (no summation of codes on the wire).
 /// - parameter_server: messages are gathered at the root, which aggregates, applies Q_M and
 ///   broadcasts the Q_M message.
 ///
@@ -35,7 +35,10 @@
 /// them: a rank with another layout, scheme, version, seed or step, or one whose compression
 /// failed, makes the step fail on every rank with a named error, and leaves the communicator
 /// usable. A message that fails to decode (corrupted on the way) fails on every rank that decodes
-/// it; in parameter-server mode the root reports it to the others in its verdict.
+/// it; in parameter-server mode the root reports it to the others in its verdict. A rank that
+/// hangs is named by every rank: by each in all-reduce mode, where everyone waits for everyone;
+/// in parameter-server mode by the root, which times out waiting for it and reports that in its
+/// verdict (mpi_communicator::report_failure).
 ///
 /// Statistics per step: bytes_up is all ranks' Q_W messages, bytes_down the broadcast times the
 /// number of ranks, as in the simulation; the per-span tables count this rank's own message (and
@@ -161,7 +164,8 @@ private:
                                    std::span<const std::byte> msg) {
     const std::size_t root = opt_.root;
     const bool at_root = rank() == root;
-    const std::vector<exchange_envelope> envs = comm_.gather_envelopes(env, root);
+    const std::vector<exchange_envelope> envs =
+        reported_at_root(env, [&] { return comm_.gather_envelopes(env, root); });
     exchange_envelope verdict = env;
     std::optional<error> own_failure = local_failure;
     if (at_root) {
@@ -171,7 +175,8 @@ private:
     throw_if_failed(verdict, own_failure, env.step);
     step_stats st;
     st.bytes_up = verdict.payload_bytes;
-    const auto offsets = comm_.gatherv(msg, sizes_, root, gathered_);
+    const auto offsets =
+        reported_at_root(env, [&] { return comm_.gatherv(msg, sizes_, root, gathered_); });
     exchange_envelope result = verdict;
     std::optional<error> root_failure;
     if (at_root) {
@@ -226,8 +231,25 @@ private:
     return verdict;
   }
 
-  /// After a verdict: this rank's own failure if it had one, else peer_failed with the root's
-  /// text.
+  /// Runs one of the root's exchanges; when it fails there (a rank that hung makes it time out,
+  /// naming that rank), the root tells the other ranks, who wait for its verdict, before it
+  /// throws.
+  template <class Exchange>
+  auto reported_at_root(const exchange_envelope& env, Exchange&& exchange) {
+    try {
+      return exchange();
+    } catch (const error& e) {
+      if (rank() == opt_.root) {
+        exchange_envelope verdict = env;
+        verdict.set_failure(e);
+        comm_.report_failure(verdict);
+      }
+      throw;
+    }
+  }
+
+  /// After a verdict: this rank's own failure if it had one, else the root's: timeout when the
+  /// root timed out waiting for a rank (its text names it), peer_failed otherwise.
   void throw_if_failed(const exchange_envelope& verdict, const std::optional<error>& own,
                        std::uint64_t step) const {
     if (verdict.ok()) {
@@ -236,8 +258,10 @@ private:
     if (own) {
       throw *own;
     }
-    detail::fail(errc::peer_failed, "root rank " + std::to_string(opt_.root) + " stopped step " +
-                                        std::to_string(step) + ": " + verdict.text);
+    const bool timed_out = verdict.status == 1 + static_cast<int>(errc::timeout);
+    detail::fail(timed_out ? errc::timeout : errc::peer_failed,
+                 "root rank " + std::to_string(opt_.root) + " stopped step " +
+                     std::to_string(step) + ": " + verdict.text);
   }
 
   /// The master's round on the gathered messages, in rank order.

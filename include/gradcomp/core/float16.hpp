@@ -92,6 +92,8 @@ struct value_traits<float> {
   static constexpr std::string_view name = "f32";
   /// The smallest |x| (as fp32 bits) that converts to +-Inf: here Inf itself.
   static constexpr std::uint32_t overflow_abs_bits = 0x7f800000u;
+  /// The largest finite value, as fp32 bits.
+  static constexpr std::uint32_t max_finite_bits = 0x7f7fffffu;
 };
 template <>
 struct value_traits<half> {
@@ -99,6 +101,8 @@ struct value_traits<half> {
   static constexpr std::string_view name = "f16";
   /// 65520: the midpoint above 65504 rounds (to even) to Inf.
   static constexpr std::uint32_t overflow_abs_bits = 0x477ff000u;
+  /// 65504, as fp32 bits.
+  static constexpr std::uint32_t max_finite_bits = 0x477fe000u;
 };
 template <>
 struct value_traits<bfloat16> {
@@ -106,6 +110,8 @@ struct value_traits<bfloat16> {
   static constexpr std::string_view name = "bf16";
   /// The midpoint above the largest finite bf16 rounds (to even) to Inf.
   static constexpr std::uint32_t overflow_abs_bits = 0x7f7f8000u;
+  /// The largest finite bf16, as fp32 bits.
+  static constexpr std::uint32_t max_finite_bits = 0x7f7f0000u;
 };
 
 template <class T>

@@ -112,17 +112,19 @@ struct sparse_codes_span {
   }
 
   /// Validates a span of `bytes` bytes for n elements; returns k and copies Q's scales to
-  /// `scales` (room for q.num_scales(n)).
+  /// `scales` (room for q.num_scales(n)). With `max_abs_bits`, also stores there the largest
+  /// |decoded value| (fp32 bits).
   template <class Exec, class C, class Coder, class Where>
   static std::size_t validate(const Exec& exec, const C& c, const Coder& coder,
                               const std::byte* src, std::size_t bytes_in, std::size_t n,
-                              std::size_t span, float* scales, const Where& where) {
+                              std::size_t span, float* scales, const Where& where,
+                              std::uint32_t* max_abs_bits = nullptr) {
     const std::size_t k = check_header(c, coder, src, bytes_in, n, where);
     const unsigned w = sparse_coo<float>::index_bytes(n);
     check_sparse_indices(src + header, k, w, n, where);
     const std::size_t codes_at = header + k * w;
     packed_span::validate(exec, c.quantizer, coder, src + codes_at, bytes_in - codes_at, k, span,
-                          scales);
+                          scales, max_abs_bits);
     return k;
   }
 

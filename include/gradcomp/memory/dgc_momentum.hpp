@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../codec.hpp"
+#include "../detail/rounding_barrier.hpp"
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
 #include "../random/stream_key.hpp"
@@ -65,8 +66,9 @@ public:
                     "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(u_.size()));
     const float g_scale = clip_scale(grad);
+    const detail::rounding_barrier keep; // both products rounded, as without FMA hardware
     for (std::size_t i = 0; i < u_.size(); ++i) {
-      next_u_[i] = opt_.momentum * u_[i] + grad[i] * g_scale;
+      next_u_[i] = keep(opt_.momentum * u_[i]) + keep(grad[i] * g_scale);
       next_v_[i] = v_[i] + next_u_[i];
     }
     const std::size_t bytes = codec_.encode(exec, std::span<const float>(next_v_), out, key);

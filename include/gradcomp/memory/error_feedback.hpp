@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../codec.hpp"
+#include "../detail/rounding_barrier.hpp"
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
 #include "../random/stream_key.hpp"
@@ -102,8 +103,9 @@ private:
     detail::require(grad.size() == residual_.size(), errc::size_mismatch,
                     "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(residual_.size()));
+    const detail::rounding_barrier keep; // scale * grad rounded before the sum, on any build
     for (std::size_t i = 0; i < grad.size(); ++i) {
-      input_[i] = scale * grad[i] + residual_[i];
+      input_[i] = keep(scale * grad[i]) + residual_[i];
     }
   }
 

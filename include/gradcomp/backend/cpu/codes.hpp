@@ -5,6 +5,7 @@
 #include "../../detail/bit_pack.hpp"
 #include "../../detail/bits.hpp"
 #include "../../detail/dispatch.hpp"
+#include "../../detail/rounding_barrier.hpp"
 #include "../../math/rounding.hpp"
 #include "../../random/philox_batch.hpp"
 #include "../../random/stream_key.hpp"
@@ -262,52 +263,72 @@ private:
   }
 };
 
-enum class decode_mode { validate, assign, add };
+/// validate: check every code; measure: check, and find the largest |decoded value|; assign or
+/// add: write the decoded values (to a validated message's codes).
+enum class decode_mode { validate, measure, assign, add };
 
-/// Unpack n codes and either validate them (returns the index of the first invalid code, or
-/// n), or decode them into out (assign, or add to what is there). Threads take contiguous block
-/// ranges; validation reports the lowest invalid index over all parts.
+/// What validating codes found: the index of the first invalid code (n when all are valid) and,
+/// with decode_mode::measure, the largest |decoded value| as fp32 bits.
+struct code_check {
+  std::size_t first_invalid = 0;
+  std::uint32_t max_abs_bits = 0;
+};
+
+/// Unpack n codes and either validate them, or decode them into out (assign, or add to what is
+/// there). Threads take contiguous block ranges; validation reports the lowest invalid index and
+/// the largest magnitude over all parts.
 template <>
 struct backend_impl<cpu_tag, decode_codes> {
   template <class T, class Coder>
-  static std::size_t run(const cpu_policy& exec, const std::byte* in, std::size_t n,
-                         const float* scales, std::size_t group, const Coder& coder,
-                         decode_mode mode, T* out) {
-    return with_coder_width(coder, [&](auto width) -> std::size_t {
+  static code_check run(const cpu_policy& exec, const std::byte* in, std::size_t n,
+                        const float* scales, std::size_t group, const Coder& coder,
+                        decode_mode mode, T* out) {
+    return with_coder_width(coder, [&](auto width) -> code_check {
       constexpr unsigned B = decltype(width)::value;
       const std::size_t count = ceil_div(n, codes_per_block);
       return parallel_reduce(
-          exec, count, parallel_min_blocks, n,
+          exec, count, parallel_min_blocks, code_check{n, 0},
           [&](std::size_t first_block, std::size_t end_block) {
             return blocks<B>(in, n, first_block, end_block, scales, group, coder, mode, out);
           },
-          [](std::size_t a, std::size_t b) { return std::min(a, b); });
+          [](code_check a, code_check b) {
+            return code_check{std::min(a.first_invalid, b.first_invalid),
+                              std::max(a.max_abs_bits, b.max_abs_bits)};
+          });
     });
   }
 
 private:
+  template <unsigned B, class Coder>
+  GRADCOMP_FORCEINLINE static void load_codes(const std::byte* in, std::size_t n, std::size_t block,
+                                              std::size_t len, std::uint32_t* codes) {
+    if constexpr (has_sign_plane<Coder> && B >= 2) {
+      constexpr unsigned M = B - 1;
+      load_block<M>(in + block * (M * 8), len, codes);
+      std::byte tmp[8] = {}; // the block's 64 sign bits (fewer in the last block)
+      std::memcpy(tmp, in + packed_bytes(n, M) + block * 8, packed_bytes(len, 1));
+      const auto signs = load_le<std::uint64_t>(tmp);
+      for (std::size_t j = 0; j < codes_per_block; ++j) {
+        codes[j] |= static_cast<std::uint32_t>((signs >> j) & 1u) << M;
+      }
+    } else {
+      load_block<B>(in + block * (B * 8), len, codes);
+    }
+  }
+
   template <unsigned B, class T, class Coder>
-  static std::size_t blocks(const std::byte* in, std::size_t n, std::size_t first_block,
-                            std::size_t end_block, const float* scales, std::size_t group,
-                            const Coder& coder, decode_mode mode, T* out) {
+  static code_check blocks(const std::byte* in, std::size_t n, std::size_t first_block,
+                           std::size_t end_block, const float* scales, std::size_t group,
+                           const Coder& coder, decode_mode mode, T* out) {
     alignas(64) std::uint32_t codes[codes_per_block];
     alignas(64) float sc[codes_per_block];
+    std::uint32_t max_bits = 0;
+    const rounding_barrier keep; // decoded products stay rounded before they are added
     for (std::size_t block = first_block; block < end_block; ++block) {
       const std::size_t base = block * codes_per_block;
       const std::size_t len = std::min(codes_per_block, n - base);
-      if constexpr (has_sign_plane<Coder> && B >= 2) {
-        constexpr unsigned M = B - 1;
-        load_block<M>(in + block * (M * 8), len, codes);
-        std::byte tmp[8] = {}; // the block's 64 sign bits (fewer in the last block)
-        std::memcpy(tmp, in + packed_bytes(n, M) + block * 8, packed_bytes(len, 1));
-        const auto signs = load_le<std::uint64_t>(tmp);
-        for (std::size_t j = 0; j < codes_per_block; ++j) {
-          codes[j] |= static_cast<std::uint32_t>((signs >> j) & 1u) << M;
-        }
-      } else {
-        load_block<B>(in + block * (B * 8), len, codes);
-      }
-      if (mode == decode_mode::validate) {
+      load_codes<B, Coder>(in, n, block, len, codes);
+      if (mode == decode_mode::validate || mode == decode_mode::measure) {
         std::uint32_t all_valid = 1; // branch-free over the block; search only on failure
         for (std::size_t j = 0; j < len; ++j) {
           all_valid &= coder.valid(codes[j]) ? 1u : 0u;
@@ -317,7 +338,14 @@ private:
           while (coder.valid(codes[j])) {
             ++j;
           }
-          return base + j;
+          return {base + j, max_bits};
+        }
+        if (mode == decode_mode::measure) {
+          with_block_scales(scales, group, base, len, sc, [&](auto scale) {
+            for (std::size_t j = 0; j < len; ++j) {
+              max_bits = std::max(max_bits, abs_bits(coder.decode(codes[j], scale(j))));
+            }
+          });
         }
         continue;
       }
@@ -329,12 +357,12 @@ private:
           }
         } else {
           for (std::size_t j = 0; j < len; ++j) {
-            dst[j] = from_float<T>(to_float(dst[j]) + coder.decode(codes[j], scale(j)));
+            dst[j] = from_float<T>(to_float(dst[j]) + keep(coder.decode(codes[j], scale(j))));
           }
         }
       });
     }
-    return n;
+    return {n, max_bits};
   }
 };
 

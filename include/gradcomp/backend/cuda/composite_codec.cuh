@@ -68,8 +68,8 @@ public:
     kept_ = detail::device_array<float>(std::max<std::size_t>(n, 1));
     value_scales_ = detail::device_array<float>(S1);
     host_value_scales_ = detail::pinned_array<float>(S1);
-    scratch_ = detail::device_array<unsigned long long>(5);
-    host_scratch_ = detail::pinned_array<unsigned long long>(5);
+    scratch_ = detail::device_array<unsigned long long>(6);
+    host_scratch_ = detail::pinned_array<unsigned long long>(6);
     prefix_ = detail::pinned_array<std::byte>(wire_header_bytes + S_ * wire_directory_entry_bytes);
     counts_.assign(S_, 0);
     offsets_.assign(S_, 0);
@@ -362,24 +362,37 @@ private:
       detail::cuda::decode_tiles<coder_type, sign_plane, float, false>
           <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
               code_spans_.data(), tiles_.data(), host_tiles_.size(), scales_.data(), msg,
-              coder_.bits(), kept_.data());
+              coder_.bits(), kept_.data(), nullptr);
       ++launches_;
     }
+    detail::cuda::check_output_range<T, Add>(
+        host_, st, scratch_.data() + 5, host_scratch_.data() + 5, launches_,
+        [&](unsigned long long* flag) {
+          write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
+        });
     if constexpr (!Add) {
       detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
       ++launches_;
     }
+    write_values<T, Add, false>(st, msg, entries, info.value_type, out.data(), nullptr);
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// The decoded kept values scattered to their indices, the raw spans decoded (or, with Check,
+  /// the first element that would overflow T recorded in *flag).
+  template <class T, bool Add, bool Check>
+  void write_values(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries,
+                    value_type_id vt, T* out, unsigned long long* flag) {
     if (entries > 0) {
-      detail::cuda::scatter_entries<void, T, Add>
+      detail::cuda::scatter_entries<void, T, Add, Check>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
               msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, nullptr,
-              kept_.data(), out.data());
+              kept_.data(), out, flag);
       ++launches_;
     }
-    detail::cuda::with_value_type(info.value_type, [&](auto v) {
-      raw_.decode<decltype(v), T, Add>(st, msg, out.data(), launches_);
+    detail::cuda::with_value_type(vt, [&](auto v) {
+      raw_.decode<decltype(v), T, Add, Check>(st, msg, out, launches_, flag);
     });
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
   /// Copies the span headers back and checks them as the CPU does; sets counts_, offsets_ and

@@ -421,21 +421,33 @@ private:
                           " payload bytes, the format needs " + std::to_string(mp.bytes[s]));
     }
     validate_payload(exec, mp, info.value_type, msg);
+    detail::cuda::check_output_range<T, Add>(
+        host_, exec.stream, flags_.data() + 3, host_flags_.data() + 3, launches_,
+        [&](unsigned long long* flag) {
+          launch_all_decodes<T, Add, true>(exec, mp, info.value_type, msg, out.data(), flag);
+        });
+    launch_all_decodes<T, Add, false>(exec, mp, info.value_type, msg, out.data(), nullptr);
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// The decode kernels of every group and of the raw spans of the message's value type.
+  template <class T, bool Add, bool Check>
+  void launch_all_decodes(const cuda_policy& exec, message_plan& mp, value_type_id vt,
+                          const std::uint8_t* msg, T* out, unsigned long long* flag) {
     for (auto& g : mp.groups) {
-      launch_decode<T, Add>(exec, g, msg, out.data());
+      launch_decode<T, Add, Check>(exec, g, msg, out, flag);
     }
-    switch (info.value_type) {
+    switch (vt) {
     case value_type_id::f32:
-      launch_decode<T, Add>(exec, mp.raw_f32, msg, out.data());
+      launch_decode<T, Add, Check>(exec, mp.raw_f32, msg, out, flag);
       break;
     case value_type_id::f16:
-      launch_decode<T, Add>(exec, mp.raw_f16, msg, out.data());
+      launch_decode<T, Add, Check>(exec, mp.raw_f16, msg, out, flag);
       break;
     case value_type_id::bf16:
-      launch_decode<T, Add>(exec, mp.raw_bf16, msg, out.data());
+      launch_decode<T, Add, Check>(exec, mp.raw_bf16, msg, out, flag);
       break;
     }
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
   /// Scales, codes and padding of every span, checked on the device before anything is written.
@@ -519,16 +531,16 @@ private:
     return 0;
   }
 
-  template <class T, bool Add, class Coder>
+  template <class T, bool Add, bool Check, class Coder>
   void launch_decode(const cuda_policy& exec, const code_group<Coder>& g, const std::uint8_t* msg,
-                     T* out) {
+                     T* out, unsigned long long* flag) {
     if (g.tile_count == 0) {
       return;
     }
     constexpr bool planes = detail::has_sign_plane<Coder>;
-    detail::cuda::decode_tiles<Coder, planes, T, Add>
+    detail::cuda::decode_tiles<Coder, planes, T, Add, Check>
         <<<detail::cuda::grid_for(g.tile_count, 1), detail::cuda::tile_threads, 0, exec.stream>>>(
-            g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), msg, g.bits, out);
+            g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), msg, g.bits, out, flag);
     ++launches_;
   }
 

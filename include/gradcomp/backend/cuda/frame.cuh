@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 /// @file
@@ -74,6 +75,40 @@ inline void require_output_size(std::size_t got, const model_layout& layout) {
   require(got == layout.total_size(), errc::size_mismatch,
           "output has " + std::to_string(got) + " elements, layout has " +
               std::to_string(layout.total_size()));
+}
+
+/// Before a decode into T writes anything, where a finite decoded value may not fit (T narrower
+/// than fp32, or decode_add): `launch_checks(flag)` issues the decode kernels with Check, which
+/// record the lowest overflowing global element in *flag; then value_out_of_range names it as
+/// the CPU decoder does. Synchronizes the stream once; nothing for an fp32 assignment.
+template <class T, bool Add, class Scheme, class LaunchChecks>
+void check_output_range(const codec<Scheme>& host, cudaStream_t st, unsigned long long* flag,
+                        unsigned long long* host_flag, std::size_t& launches,
+                        LaunchChecks&& launch_checks) {
+  if constexpr (!std::is_same_v<T, float> || Add) {
+    cuda_check(cudaMemsetAsync(flag, 0xff, sizeof(unsigned long long), st), "memset");
+    launch_checks(flag);
+    cuda_check(
+        cudaMemcpyAsync(host_flag, flag, sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
+        "copy range check");
+    launches += 2;
+    cuda_check(cudaStreamSynchronize(st), "range check");
+    const unsigned long long g = *host_flag;
+    if (g == ~0ull) {
+      return;
+    }
+    const auto& plan = host.spans(); // spans are in buffer order: the last non-empty at or before g
+    std::size_t s = 0;
+    for (std::size_t i = 0; i < plan.size(); ++i) {
+      if (plan[i].size > 0 && plan[i].begin <= g) {
+        s = i;
+      }
+    }
+    fail(errc::value_out_of_range,
+         std::string(Add ? "the sum of a decoded value and the output" : "a decoded value") +
+             " in " + host.span_name(s) + " at element " + std::to_string(g - plan[s].begin) +
+             " overflows the output's " + std::string(value_traits<T>::name));
+  }
 }
 
 /// The rare path of a device encode (a value that may not fit, a non-finite input): the gradient

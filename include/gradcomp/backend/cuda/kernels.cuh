@@ -5,6 +5,7 @@
 #include "../../detail/bit_pack.hpp"
 #include "../../detail/bits.hpp"
 #include "../../detail/checksum.hpp"
+#include "../../detail/output_range.hpp"
 #include "../../math/canonical_sum.hpp"
 #include "../../random/stream_key.hpp"
 
@@ -425,12 +426,15 @@ __global__ void __launch_bounds__(tile_threads)
   }
 }
 
-/// Decodes every element of every tile into out (assign, or add to what is there).
-template <class Coder, bool SignPlane, class T, bool Add>
+/// Decodes every element of every tile into out (assign, or add to what is there). With Check,
+/// writes nothing: records the lowest global index whose write would overflow T
+/// (detail::write_overflows) in *first_overflow.
+template <class Coder, bool SignPlane, class T, bool Add, bool Check = false>
 __global__ void __launch_bounds__(tile_threads)
     decode_tiles(const code_span<Coder>* __restrict__ spans, const code_tile* __restrict__ tiles,
                  std::uint64_t tile_count, const float* __restrict__ scales,
-                 const std::uint8_t* __restrict__ msg, unsigned B, T* __restrict__ out) {
+                 const std::uint8_t* __restrict__ msg, unsigned B, T* __restrict__ out,
+                 unsigned long long* __restrict__ first_overflow) {
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
     const code_span<Coder> sp = spans[tile.span];
@@ -439,7 +443,11 @@ __global__ void __launch_bounds__(tile_threads)
       const std::uint32_t c = read_code<Coder, SignPlane>(sp, msg, local, B);
       const float v = sp.coder.decode(c, span_scale(sp, scales, local));
       T* o = out + sp.global_begin + local;
-      if constexpr (Add) {
+      if constexpr (Check) {
+        if (write_overflows<T>(Add ? to_float(*o) : 0.0f, v, Add)) {
+          atomicMin(first_overflow, static_cast<unsigned long long>(sp.global_begin + local));
+        }
+      } else if constexpr (Add) {
         *o = from_float<T>(to_float(*o) + v);
       } else {
         *o = from_float<T>(v);

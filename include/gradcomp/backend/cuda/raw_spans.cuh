@@ -98,14 +98,18 @@ public:
     launches += 3;
   }
   /// Decodes the validated raw values (of type V) into out (assign, or add). After validate<V>.
-  template <class V, class T, bool Add>
-  void decode(cudaStream_t st, const std::uint8_t* msg, T* out, std::size_t& launches) {
+  /// With Check, writes nothing: records the first element whose write would overflow T.
+  template <class V, class T, bool Add, bool Check = false>
+  void decode(cudaStream_t st, const std::uint8_t* msg, T* out, std::size_t& launches,
+              unsigned long long* first_overflow = nullptr) {
     if (empty()) {
       return;
     }
     typed<V>& g = std::get<typed<V>>(groups_);
-    decode_tiles<cast_coder<V>, false, T, Add><<<grid_for(tiles_.size(), 1), tile_threads, 0, st>>>(
-        g.spans.data(), g.tiles.data(), tiles_.size(), nullptr, msg, bits<V>, out);
+    decode_tiles<cast_coder<V>, false, T, Add, Check>
+        <<<grid_for(tiles_.size(), 1), tile_threads, 0, st>>>(g.spans.data(), g.tiles.data(),
+                                                              tiles_.size(), nullptr, msg, bits<V>,
+                                                              out, first_overflow);
     ++launches;
   }
 

@@ -208,22 +208,34 @@ private:
                        " is out of range, not strictly increasing or not finite");
     }
     detail::cuda::check_raw_values(host_, host_scratch_[1]);
-    // write
+    detail::cuda::check_output_range<T, Add>(
+        host_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
+        [&](unsigned long long* flag) {
+          write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
+        });
     if constexpr (!Add) {
       detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
       ++launches_;
     }
+    write_values<T, Add, false>(st, msg, entries, info.value_type, out.data(), nullptr);
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// The kept values scattered to their indices, the raw spans decoded (or, with Check, the
+  /// first element that would overflow T recorded in *flag).
+  template <class T, bool Add, bool Check>
+  void write_values(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries,
+                    value_type_id vt, T* out, unsigned long long* flag) {
     if (entries > 0) {
-      detail::cuda::scatter_entries<value_type, T, Add>
+      detail::cuda::scatter_entries<value_type, T, Add, Check>
           <<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
               msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries,
-              implied_.data(), nullptr, out.data());
+              implied_.data(), nullptr, out, flag);
       ++launches_;
     }
-    detail::cuda::with_value_type(info.value_type, [&](auto v) {
-      raw_.decode<decltype(v), T, Add>(st, msg, out.data(), launches_);
+    detail::cuda::with_value_type(vt, [&](auto v) {
+      raw_.decode<decltype(v), T, Add, Check>(st, msg, out, launches_, flag);
     });
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
   /// The CPU decoder's checks of a sparse span header (encoding/sparse_coo.hpp); returns k.

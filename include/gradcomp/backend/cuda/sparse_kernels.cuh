@@ -343,7 +343,8 @@ __device__ inline located_entry locate_entry(const std::uint8_t* msg, const spar
 }
 
 /// Validation of received entries: indices below n and strictly increasing (unless implied),
-/// values finite (V = void: no values); the first bad entry is recorded.
+/// values finite and finite times the span's value scale (V = void: no values); the first bad
+/// entry is recorded.
 template <class V>
 __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
                                  const sparse_out* __restrict__ outs,
@@ -361,7 +362,7 @@ __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
     if constexpr (!std::is_void_v<V>) {
       const float v =
           value_from_bits<V>(static_cast<std::uint32_t>(load_bytes(l.value, sizeof(V))));
-      ok = ok && !is_non_finite(v);
+      ok = ok && !is_non_finite(v) && !is_non_finite(v * l.span.scale);
     }
     if (!ok) {
       atomicMin(first_bad, static_cast<unsigned long long>(e));
@@ -372,13 +373,15 @@ __global__ void validate_entries(const std::uint8_t* __restrict__ msg,
 /// Scatters received entries into out (the spans were zeroed first for an assignment).
 /// Implied indices come from `implied`: the regenerated selection's global indices. Values are
 /// the message's (times the span's scale) or, for V = void, the decoded codes of a composite
-/// span in kept[global_begin + rank].
-template <class V, class T, bool Add>
+/// span in kept[global_begin + rank]. With Check, writes nothing: records the lowest global
+/// index whose write would overflow T (detail::write_overflows) in *first_overflow.
+template <class V, class T, bool Add, bool Check = false>
 __global__ void scatter_entries(const std::uint8_t* __restrict__ msg,
                                 const sparse_out* __restrict__ outs,
                                 const sparse_entry_span* __restrict__ spans, std::uint32_t count,
                                 std::uint64_t entries, const std::uint64_t* __restrict__ implied,
-                                const float* __restrict__ kept, T* __restrict__ out) {
+                                const float* __restrict__ kept, T* __restrict__ out,
+                                unsigned long long* __restrict__ first_overflow) {
   for (std::uint64_t e = std::uint64_t{blockIdx.x} * blockDim.x + threadIdx.x; e < entries;
        e += std::uint64_t{gridDim.x} * blockDim.x) {
     const located_entry l = locate_entry(msg, outs, spans, count, e, stored_value_bytes<V>);
@@ -392,7 +395,11 @@ __global__ void scatter_entries(const std::uint8_t* __restrict__ msg,
           l.span.scale;
     }
     T* d = out + l.span.global_begin + i;
-    if constexpr (Add) {
+    if constexpr (Check) {
+      if (write_overflows<T>(Add ? to_float(*d) : 0.0f, v, Add)) {
+        atomicMin(first_overflow, static_cast<unsigned long long>(l.span.global_begin + i));
+      }
+    } else if constexpr (Add) {
       *d = from_float<T>(to_float(*d) + v);
     } else {
       *d = from_float<T>(v);

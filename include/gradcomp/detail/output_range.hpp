@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../core/float16.hpp"
+#include "bits.hpp"
+
+#include <cstdint>
+
+/// @file
+/// Whether decoded values are sure to fit an output type: the bound that lets a decode skip the
+/// element-by-element overflow check (codec::check_output_range).
+
+namespace gradcomp::detail {
+
+/// True when values of magnitude at most `decoded_bits` (fp32 bits), written into T, or added
+/// in fp32 to values of magnitude at most `held_bits` and converted to T, cannot give +-Inf.
+/// Conservative: false only means the exact check must run.
+template <gradient_value T>
+[[nodiscard]] constexpr bool surely_fits(std::uint32_t decoded_bits,
+                                         std::uint32_t held_bits) noexcept {
+  if (held_bits == 0) {
+    return decoded_bits < value_traits<T>::overflow_abs_bits;
+  }
+  if (decoded_bits >= inf_abs_bits || held_bits >= inf_abs_bits) {
+    return false;
+  }
+  // |a + b| <= |a| + |b|; the margin covers the double rounding of that bound (2^-53 relative),
+  // and a bound at or below T's largest finite value converts to a finite T
+  const double bound =
+      static_cast<double>(bits_float(decoded_bits)) + static_cast<double>(bits_float(held_bits));
+  return bound <=
+         static_cast<double>(bits_float(value_traits<T>::max_finite_bits)) * (1.0 - 0x1p-40);
+}
+
+/// Whether writing the decoded value v into T (or, with `add`, held + v in fp32) gives +-Inf
+/// from a finite output element: the exact per-element check, on both backends. An element that
+/// already held NaN or Inf is the caller's, not an overflow of the message.
+template <gradient_value T>
+[[nodiscard]] GRADCOMP_HOST_DEVICE constexpr bool write_overflows(float held, float v,
+                                                                  bool add) noexcept {
+  const float r = add ? held + v : v;
+  return is_non_finite(to_float(from_float<T>(r))) && !(add && is_non_finite(held));
+}
+
+} // namespace gradcomp::detail
