@@ -4,6 +4,7 @@
 //
 //   mpirun -np 4 ./mpi_train --method topk --ratio 0.01 --granularity layer --epochs 2
 //   ./mpi_train --simulate 4 --method topk --ratio 0.01 --granularity layer --epochs 2
+//   mpirun -np 4 ./mpi_train --scheme 'compose(topk:0.01,terngrad)/layer' --feedback --mode ps
 //
 // Each step draws a global batch, rank r takes its r-th share, computes the mean gradient on it
 // and sends Q_W of it (with error feedback if asked); the mean of the decoded messages, Q_M'd,
@@ -37,7 +38,7 @@ namespace {
 
 struct config {
   ex::training_options t;
-  std::string master = "identity";   // identity | qsgd (Q_M of the aggregate)
+  std::string master = "identity";   // identity | qsgd | a spec (Q_M of the aggregate)
   std::string mode = "allreduce";    // allreduce | ps
   std::uint32_t master_levels = 255; // QSGD (Q_M)
   bool share_scales = false;         // TernGrad scaler sharing
@@ -46,11 +47,12 @@ struct config {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "mpi_train: %s\noptions:\n%s"
-               "  --master identity|qsgd --master-levels S --mode allreduce|ps --share-scales\n"
-               "  --simulate N --timeout-ms T\n",
-               why.c_str(), ex::training_usage);
+  std::fprintf(
+      stderr,
+      "mpi_train: %s\noptions:\n%s"
+      "  --master identity|qsgd|SPEC --master-levels S --mode allreduce|ps --share-scales\n"
+      "  --simulate N --timeout-ms T\n",
+      why.c_str(), ex::training_usage);
   std::exit(2);
 }
 
@@ -79,8 +81,6 @@ config parse(int argc, char** argv) {
     usage(why);
   if (c.mode != "allreduce" && c.mode != "ps")
     usage("--mode allreduce|ps");
-  if (c.master != "identity" && c.master != "qsgd")
-    usage("--master identity|qsgd");
   return c;
 }
 
@@ -116,6 +116,11 @@ public:
   }
 
   [[nodiscard]] ex::mlp& model() noexcept { return model_; }
+  /// The schemes' specs, for the banner.
+  void describe(std::string q_w, std::string q_m) {
+    q_w_ = std::move(q_w);
+    q_m_ = std::move(q_m);
+  }
   [[nodiscard]] std::size_t shard() const noexcept { return c_.t.batch / workers_; }
 
   /// Runs every epoch; `exchange(step, grads, update)` gets the gradients of the workers this
@@ -127,11 +132,11 @@ public:
     const std::size_t first = c_.simulate ? 0 : rank_, last = c_.simulate ? workers_ : rank_ + 1;
     std::vector<std::vector<float>> grads(last - first, std::vector<float>(model_.params().size()));
     if (print) {
-      std::printf("mpi_train: %zu workers (%s), %s %s, Q_M %s, %zu parameters in %zu tensors, "
+      std::printf("mpi_train: %zu workers (%s), Q_W %s, Q_M %s, %zu parameters in %zu tensors, "
                   "%zu steps/epoch of batch %zu\n",
-                  workers_, c_.simulate ? "simulated" : c_.mode.c_str(), c_.t.method.c_str(),
-                  c_.t.granularity.c_str(), c_.master.c_str(), model_.params().size(),
-                  model_.layout().num_layers(), steps_per_epoch_, c_.t.batch);
+                  workers_, c_.simulate ? "simulated" : c_.mode.c_str(), q_w_.c_str(), q_m_.c_str(),
+                  model_.params().size(), model_.layout().num_layers(), steps_per_epoch_,
+                  c_.t.batch);
     }
     std::uint64_t step = 0;
     for (std::size_t epoch = 0; epoch < c_.t.epochs; ++epoch) {
@@ -197,13 +202,26 @@ private:
   ex::mlp model_;
   ex::image_set train_, test_;
   std::vector<float> velocity_, update_;
+  std::string q_w_, q_m_;
   std::size_t steps_per_epoch_ = 0;
 };
 
-template <class W, class M>
-int run(const config& c, const W& q_w, const M& q_m) {
+/// Q_M's spec for --master.
+std::string master_spec(const config& c) {
+  if (c.master == "qsgd") {
+    return "qsgd:" + std::to_string(c.master_levels) + "/flat";
+  }
+  return c.master;
+}
+
+int run(const config& c) {
+  using W = runtime_scheme;
+  using M = runtime_scheme;
   if (c.simulate > 0) {
     trainer t(c, c.simulate, 0);
+    const W q_w = ex::worker_scheme(c.t, t.model().layout());
+    const M q_m{master_spec(c)};
+    t.describe(q_w.spec, q_m.spec);
     in_process_cluster<W, M> cluster(
         q_w, q_m, t.model().layout(), c.simulate,
         {c.t.seed, aggregation::mean, c.t.feedback, false, c.share_scales, false});
@@ -218,6 +236,9 @@ int run(const config& c, const W& q_w, const M& q_m) {
   return abort_on_error(MPI_COMM_WORLD, [&] {
     mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(c.timeout_ms)});
     trainer t(c, comm.size(), comm.rank());
+    const W q_w = ex::worker_scheme(c.t, t.model().layout());
+    const M q_m{master_spec(c)};
+    t.describe(q_w.spec, q_m.spec);
     typename mpi_cluster<W, M>::options opt;
     opt.seed = c.t.seed;
     opt.worker_feedback = c.t.feedback;
@@ -238,14 +259,6 @@ int run(const config& c, const W& q_w, const M& q_m) {
   });
 }
 
-template <class W>
-int with_master(const config& c, const W& q_w) {
-  if (c.master == "qsgd") {
-    return run(c, q_w, scheme<qsgd, flat_span>{{c.master_levels}});
-  }
-  return run(c, q_w, scheme<identity, flat_span>{});
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
@@ -255,7 +268,7 @@ int main(int argc, char** argv) {
   }
   int rc = 0;
   try {
-    rc = ex::with_scheme(c.t, [&](const auto& q_w) { return with_master(c, q_w); });
+    rc = run(c);
   } catch (const std::exception& e) { // the simulation's errors (MPI runs abort on theirs)
     std::fprintf(stderr, "mpi_train: %s\n", e.what());
     rc = 1;

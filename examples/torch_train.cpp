@@ -7,6 +7,7 @@
 // falling linearly to zero; Nesterov momentum optional).
 //
 //   torch_train --method topk --ratio 0.01 --granularity layer --workers 4 --epochs 3 --csv out.csv
+//   torch_train --scheme 'compose(topk:0.01,qsgd:15)/layer' --feedback --master qsgd:255/flat
 //
 // Prints a progress bar with the running loss and, per epoch, test accuracy and bytes sent;
 // --csv appends one row per epoch.
@@ -42,7 +43,7 @@ ex::training_options torch_defaults() {
 
 struct config {
   ex::training_options t = torch_defaults();
-  std::string master = "identity"; // identity | same (Q_M = Q_W's operator, entire-model)
+  std::string master = "identity"; // identity | same (Q_W's method, entire-model) | a spec
   std::size_t workers = 4;
   double warmup = 0.5; // epochs
   std::string csv;
@@ -51,11 +52,12 @@ struct config {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(stderr,
-               "torch_train: %s\noptions:\n%s"
-               "  --master identity|same --workers N --warmup EPOCHS --csv FILE --no-progress\n"
-               "  --proxy DRAWS\n",
-               why.c_str(), ex::training_usage);
+  std::fprintf(
+      stderr,
+      "torch_train: %s\noptions:\n%s"
+      "  --master identity|same|SPEC --workers N --warmup EPOCHS --csv FILE --no-progress\n"
+      "  --proxy DRAWS\n",
+      why.c_str(), ex::training_usage);
   std::exit(2);
 }
 
@@ -82,8 +84,8 @@ config parse(int argc, char** argv) {
   }
   if (const std::string why = ex::check_training_options(c.t); !why.empty())
     usage(why);
-  if (c.master != "identity" && c.master != "same")
-    usage("--master identity|same");
+  if (c.master == "same" && !c.t.scheme.empty())
+    usage("--master same takes Q_W from --method; with --scheme, give Q_M's spec");
   if (c.workers == 0 || c.t.batch % c.workers != 0) {
     usage("--workers must be positive and divide --batch");
   }
@@ -135,10 +137,9 @@ double test_accuracy(cnn& model, const torch::Tensor& x, const torch::Tensor& y)
 }
 
 /// E|Q(x) - x|^2 / |x|^2 over `draws` keys (one suffices for deterministic operators).
-template <class S>
-double relative_error(const S& s, const model_layout& layout, std::span<const float> x,
+double relative_error(const std::string& spec, const model_layout& layout, std::span<const float> x,
                       std::size_t draws) {
-  codec<S> c(s, layout);
+  any_codec c(spec, layout);
   std::vector<float> q(x.size());
   double err = 0, norm = 0;
   for (const float v : x) {
@@ -154,11 +155,10 @@ double relative_error(const S& s, const model_layout& layout, std::span<const fl
   return err / static_cast<double>(draws) / norm;
 }
 
-template <class C>
-void proxy_row(const char* name, const C& comp, const model_layout& layout,
+void proxy_row(const char* name, const std::string& compressor, const model_layout& layout,
                std::span<const float> x, std::size_t draws) {
-  const double lw = relative_error(scheme<C, layer_span>{comp}, layout, x, draws);
-  const double em = relative_error(scheme<C, flat_span>{comp}, layout, x, draws);
+  const double lw = relative_error(compressor + "/layer", layout, x, draws);
+  const double em = relative_error(compressor + "/flat", layout, x, draws);
   const double rel = std::abs(lw - em) / std::max(lw, em);
   std::printf("| %-24s | %11.4e | %11.4e | %6.3f | %s |\n", name, lw, em, em > 0 ? lw / em : 1.0,
               rel < 1e-3 ? "equal"
@@ -174,21 +174,29 @@ void compression_proxy(const model_layout& layout, std::span<const float> x, con
               c.proxy);
   std::printf("| operator                 | layer-wise  | entire-model | LW/EM | lower |\n"
               "|--------------------------|-------------|-------------|--------|-------|\n");
-  proxy_row("random-k 1%", random_k{0.01}, layout, x, c.proxy);
-  proxy_row("random-k 1% unbiased", random_k{0.01, true}, layout, x, c.proxy);
-  proxy_row("top-k 1%", topk{0.01}, layout, x, 1);
-  proxy_row("top-k 10%", topk{0.1}, layout, x, 1);
-  proxy_row("threshold-v 1e-3", threshold_v{1e-3}, layout, x, 1);
-  proxy_row("adaptive threshold", adaptive_threshold{}, layout, x, 1);
-  proxy_row("TernGrad", terngrad{}, layout, x, c.proxy);
-  proxy_row("QSGD s=255", qsgd{255}, layout, x, c.proxy);
-  proxy_row("QSGD s=15", qsgd{15}, layout, x, c.proxy);
-  proxy_row("natural", natural{}, layout, x, c.proxy);
-  proxy_row("stoch. rounding bf16", stochastic_rounding<bfloat16>{}, layout, x, c.proxy);
+  proxy_row("random-k 1%", "random_k:0.01", layout, x, c.proxy);
+  proxy_row("random-k 1% unbiased", "random_k:0.01,unbiased", layout, x, c.proxy);
+  proxy_row("top-k 1%", "topk:0.01", layout, x, 1);
+  proxy_row("top-k 10%", "topk:0.1", layout, x, 1);
+  proxy_row("threshold-v 1e-3", "threshold_v:1e-3", layout, x, 1);
+  proxy_row("adaptive threshold", "adaptive_threshold", layout, x, 1);
+  proxy_row("TernGrad", "terngrad", layout, x, c.proxy);
+  proxy_row("TernGrad clipped 2.5", "terngrad:clip=2.5", layout, x, c.proxy);
+  proxy_row("QSGD s=255", "qsgd:255", layout, x, c.proxy);
+  proxy_row("QSGD s=15", "qsgd:15", layout, x, c.proxy);
+  proxy_row("natural", "natural", layout, x, c.proxy);
+  proxy_row("stoch. rounding bf16", "sr_bf16", layout, x, c.proxy);
 }
 
-template <class W, class M>
-int train(const config& c, const W& q_w, const M& q_m) {
+/// Q_M's spec for --master.
+std::string master_spec(const config& c) {
+  if (c.master == "same") {
+    return ex::method_spec(c.t, "flat");
+  }
+  return c.master;
+}
+
+int train(const config& c) {
   torch::manual_seed(c.t.seed);
   const auto train_set = ex::load_fashion_mnist(c.t.data, "train", c.t.train_limit);
   const auto test_set = ex::load_fashion_mnist(c.t.data, "t10k", c.t.test_limit);
@@ -197,7 +205,9 @@ int train(const config& c, const W& q_w, const M& q_m) {
 
   cnn model;
   ex::torch_bridge bridge(model, c.workers);
-  in_process_cluster<W, M> cluster(
+  const runtime_scheme q_w = ex::worker_scheme(c.t, bridge.layout());
+  const runtime_scheme q_m{master_spec(c)};
+  in_process_cluster<runtime_scheme, runtime_scheme> cluster(
       q_w, q_m, bridge.layout(), c.workers,
       {c.t.seed, aggregation::mean, c.t.feedback, false, false, false});
   const std::size_t d = bridge.layout().total_size();
@@ -220,9 +230,10 @@ int train(const config& c, const W& q_w, const M& q_m) {
              "dense_bytes_per_step\n";
     }
   }
-  std::printf("torch_train: %s %s, %zu workers, %zu parameters in %zu tensors, %zu steps/epoch\n",
-              c.t.method.c_str(), c.t.granularity.c_str(), c.workers, d,
-              bridge.layout().num_layers(), steps);
+  std::printf("torch_train: Q_W %s, Q_M %s, %zu workers, %zu parameters in %zu tensors, "
+              "%zu steps/epoch\n",
+              q_w.spec.c_str(), q_m.spec.c_str(), c.workers, d, bridge.layout().num_layers(),
+              steps);
   std::uint64_t step = 0;
   for (std::size_t epoch = 0; epoch < c.t.epochs; ++epoch) {
     std::vector<std::int64_t> order(train_set.count);
@@ -282,11 +293,13 @@ int train(const config& c, const W& q_w, const M& q_m) {
                 4.0 * static_cast<double>(d * c.workers) / 1e3, secs);
     std::fflush(stdout);
     if (csv.is_open()) {
-      csv << c.t.method << ',' << c.t.granularity << ',' << c.t.ratio << ',' << c.t.threshold << ','
-          << c.t.levels << ',' << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ','
-          << c.t.feedback << ',' << c.workers << ',' << c.t.seed << ',' << epoch + 1 << ','
-          << loss_sum / n << ',' << acc << ',' << up / n << ',' << down / n << ','
-          << 4.0 * static_cast<double>(d * c.workers) << '\n';
+      csv << (c.t.scheme.empty() ? c.t.method : '"' + c.t.scheme + '"') << ','
+          << (c.t.scheme.empty() ? c.t.granularity : "spec") << ',' << c.t.ratio << ','
+          << c.t.threshold << ',' << c.t.levels << ','
+          << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ',' << c.t.feedback << ','
+          << c.workers << ',' << c.t.seed << ',' << epoch + 1 << ',' << loss_sum / n << ',' << acc
+          << ',' << up / n << ',' << down / n << ',' << 4.0 * static_cast<double>(d * c.workers)
+          << '\n';
     }
     if (!std::isfinite(loss_sum)) {
       std::printf("training diverged (loss is not finite)\n");
@@ -305,21 +318,13 @@ int train(const config& c, const W& q_w, const M& q_m) {
   return 0;
 }
 
-template <class W>
-int with_master(const config& c, const W& q_w) {
-  if (c.master == "same") {
-    return train(c, q_w, scheme<typename W::compressor_type, flat_span>{q_w.compressor});
-  }
-  return train(c, q_w, scheme<identity, flat_span>{});
-}
-
 } // namespace
 
 int main(int argc, char** argv) {
   const config c = parse(argc, argv);
   torch::set_num_threads(1);
   try {
-    return ex::with_scheme(c.t, [&](const auto& q_w) { return with_master(c, q_w); });
+    return train(c);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "torch_train: %s\n", e.what());
     return 1;

@@ -2,13 +2,15 @@
 #pragma once
 
 // What the trainers (mpi_train, torch_train) share on the command line: the paper's method, its
-// parameter and granularity, the schedule and the data, read from argv with a clear message for a
-// missing or malformed value; and the dispatch from a method's name to a compile-time scheme.
+// parameter and granularity (or any registered scheme by its spec string), the schedule and the
+// data, read from argv with a clear message for a missing or malformed value.
 
 #include "fashion_mnist.hpp"
 
 #include <gradcomp/gradcomp.hpp>
+#include <gradcomp/runtime/any_codec.hpp>
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
@@ -18,7 +20,8 @@ namespace gradcomp::examples {
 
 /// Options of every trainer. Each trainer sets its own defaults before parsing.
 struct training_options {
-  std::string method = "topk"; ///< identity topk randomk threshold adaptive terngrad qsgd
+  std::string scheme;          ///< a registered scheme's spec; empty: from method and parameters
+  std::string method = "topk"; ///< identity topk randomk threshold adaptive terngrad qsgd, ...
   std::string granularity = "layer";
   double ratio = 0.01;                            ///< top-k, random-k
   double threshold = 0.01;                        ///< threshold-v
@@ -33,7 +36,10 @@ struct training_options {
 };
 
 inline constexpr const char* training_usage =
-    "  --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd --granularity layer|flat\n"
+    "  --scheme SPEC (any registered scheme, e.g. topk:0.01/layer/coo-f16, terngrad:clip/layer,\n"
+    "  compose(topk:0.01,qsgd:15)/layer; --scheme help lists them) or\n"
+    "  --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd|<registered compressor>\n"
+    "  --granularity layer|flat|bucket:N\n"
     "  --ratio R --threshold V --levels S --feedback --epochs E --steps N --batch B --lr LR\n"
     "  --momentum M --nesterov|--no-nesterov --seed S --train-limit N --test-limit N --data DIR\n";
 
@@ -85,7 +91,9 @@ private:
 
 /// Reads the flag at the cursor into `t` if it is one of training_options'; false otherwise.
 inline bool read_training_option(arguments& a, training_options& t) {
-  if (a.is("--method"))
+  if (a.is("--scheme"))
+    t.scheme = a.value();
+  else if (a.is("--method"))
     t.method = a.value();
   else if (a.is("--granularity"))
     t.granularity = a.value();
@@ -126,39 +134,46 @@ inline bool read_training_option(arguments& a, training_options& t) {
 
 /// The checks every trainer needs after parsing; returns the problem or "".
 inline std::string check_training_options(const training_options& t) {
-  if (t.granularity != "layer" && t.granularity != "flat")
-    return "--granularity layer|flat";
   if (t.epochs == 0 || t.batch == 0)
     return "--epochs and --batch must be positive";
   return "";
 }
 
-/// f(scheme<C, G>{...}) for the compressor C named by t.method, with t's parameter.
-/// Throws std::invalid_argument for an unknown name.
-template <class G, class F>
-decltype(auto) with_method(const training_options& t, F&& f) {
-  const std::string& m = t.method;
-  if (m == "identity")
-    return f(scheme<identity, G>{});
-  if (m == "topk")
-    return f(scheme<topk, G>{{t.ratio}});
-  if (m == "randomk")
-    return f(scheme<random_k, G>{{t.ratio}});
-  if (m == "threshold")
-    return f(scheme<threshold_v, G>{{t.threshold}});
-  if (m == "adaptive")
-    return f(scheme<adaptive_threshold, G>{});
-  if (m == "terngrad")
-    return f(scheme<terngrad, G>{});
-  if (m == "qsgd")
-    return f(scheme<qsgd, G>{{t.levels}});
-  throw std::invalid_argument("unknown --method " + m);
+/// The shortest text that parses back to x.
+inline std::string number_text(double x) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, r.ptr);
 }
 
-/// with_method for t.granularity's span type (layer_span or flat_span).
-template <class F>
-decltype(auto) with_scheme(const training_options& t, F&& f) {
-  return t.granularity == "layer" ? with_method<layer_span>(t, f) : with_method<flat_span>(t, f);
+/// The spec of t's method with its parameter over `granularity` (the paper's names map to the
+/// registry's: randomk -> random_k, threshold -> threshold_v, adaptive -> adaptive_threshold;
+/// any other registered compressor name is taken as it is).
+inline std::string method_spec(const training_options& t, const std::string& granularity) {
+  const std::string& m = t.method;
+  std::string spec;
+  if (m == "topk" || m == "randomk")
+    spec = (m == "topk" ? "topk:" : "random_k:") + number_text(t.ratio);
+  else if (m == "threshold")
+    spec = "threshold_v:" + number_text(t.threshold);
+  else if (m == "adaptive")
+    spec = "adaptive_threshold";
+  else if (m == "qsgd")
+    spec = "qsgd:" + std::to_string(t.levels);
+  else
+    spec = m;
+  return spec + "/" + granularity;
+}
+
+/// The workers' scheme: --scheme as given, else the method's over --granularity. Validated here
+/// (a bad spec is a named error listing the choices), with the registry's help for "help".
+inline runtime_scheme worker_scheme(const training_options& t, const model_layout& layout) {
+  if (t.scheme == "help") {
+    throw std::invalid_argument("the registered schemes:\n" + runtime::registry_help());
+  }
+  runtime_scheme s{t.scheme.empty() ? method_spec(t, t.granularity) : t.scheme};
+  (void)any_codec(s, layout);
+  return s;
 }
 
 } // namespace gradcomp::examples

@@ -68,6 +68,12 @@ public:
   }
 
   [[nodiscard]] const Scheme& scheme() const noexcept { return scheme_; }
+  /// The compressor, encoding and granularity ids every message of this codec carries.
+  [[nodiscard]] scheme_ids ids() const noexcept {
+    return {compressor_type::id, encoding_type::id, detail::granularity_id_of(scheme_.granularity)};
+  }
+  /// The compressor's name (error messages).
+  [[nodiscard]] std::string_view compressor_name() const noexcept { return compressor_type::name; }
   [[nodiscard]] const model_layout& layout() const noexcept { return layout_; }
   [[nodiscard]] const std::vector<span_desc>& spans() const noexcept { return plan_; }
   /// The compressor used for span s (the scheme's, or its per-layer override).
@@ -229,8 +235,8 @@ public:
     if (info.encoding != encoding_type::id) {
       mismatch("encoding", info.encoding, encoding_type::id);
     }
-    if (info.granularity != granularity_type::id) {
-      mismatch("granularity", info.granularity, granularity_type::id);
+    if (info.granularity != ids().granularity) {
+      mismatch("granularity", info.granularity, ids().granularity);
     }
     detail::require(info.total_elements == layout_.total_size(), errc::layout_mismatch,
                     "message has " + std::to_string(info.total_elements) +
@@ -368,7 +374,7 @@ private:
                      const stream_key& key) {
     const std::size_t S = plan_.size();
     std::byte* p = out.data();
-    detail::write_frame_header(p, compressor_type::id, encoding_type::id, granularity_type::id,
+    detail::write_frame_header(p, compressor_type::id, encoding_type::id, ids().granularity,
                                value_traits<T>::id, static_cast<std::uint32_t>(S),
                                layout_.total_size(), key.seed, key.stream_word(), digest_);
     std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;

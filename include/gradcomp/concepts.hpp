@@ -37,11 +37,17 @@ concept compressor = std::copyable<C> && std::equality_comparable<C> &&
   { c.parameter_word() } -> std::same_as<std::uint64_t>;
 };
 
-/// Which spans are compressed independently.
+/// Which spans are compressed independently. The wire id is a constant `G::id`, or
+/// `g.runtime_id()` for a granularity chosen at run time (any_granularity).
 template <class G>
-concept granularity = std::copyable<G> &&
-    requires(const G& g, const model_layout& l, const layer_rules& r) {
-  { G::id } -> std::convertible_to<granularity_id>;
+concept granularity = std::copyable<G> &&(
+                          requires {
+                            { G::id } -> std::convertible_to<granularity_id>;
+                          } ||
+                          requires(const G& g) {
+                            { g.runtime_id() } -> std::same_as<granularity_id>;
+                          }) &&
+                      requires(const G& g, const model_layout& l, const layer_rules& r) {
   { G::name } -> std::convertible_to<std::string_view>;
   { g.plan(l, r) } -> std::same_as<std::vector<span_desc>>;
 };

@@ -94,4 +94,25 @@ struct scheme {
   layer_rules rules{};
 };
 
+/// The wire ids a codec writes into every message header (and a cluster's envelope compares).
+struct scheme_ids {
+  compressor_id compressor{};
+  encoding_id encoding{};
+  granularity_id granularity{};
+  friend constexpr bool operator==(scheme_ids, scheme_ids) = default;
+};
+
+template <class Scheme>
+class codec;
+
+/// The codec the framework (worker, master, error feedback, clusters) holds for a scheme type:
+/// codec<Scheme>, or a type-erased codec for a scheme chosen at run time (runtime_scheme in
+/// runtime/any_codec.hpp).
+template <class Scheme>
+struct codec_for {
+  using type = codec<Scheme>;
+};
+template <class Scheme>
+using codec_for_t = typename codec_for<Scheme>::type;
+
 } // namespace gradcomp

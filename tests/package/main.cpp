@@ -3,8 +3,13 @@
 // a round trip, then runs Algorithm 1 (three workers and a master, error feedback on both sides,
 // a learning rate that is not a power of two) for several schemes and prints one digest of every
 // byte sent and every update received. Builds with and without FMA contraction must print the
-// same digest: ranks built with different flags must not disagree.
+// same digest: ranks built with different flags must not disagree. Built with
+// GRADCOMP_PACKAGE_RUNTIME (linking gradcomp::runtime), it also runs the same schemes by their
+// spec strings through any_codec and requires the same digest.
 #include <gradcomp/gradcomp.hpp>
+#ifdef GRADCOMP_PACKAGE_RUNTIME
+#include <gradcomp/runtime/any_codec.hpp>
+#endif
 
 #include <cstdint>
 #include <cstdio>
@@ -113,7 +118,29 @@ int main() {
   run(d, scheme<compose<topk, qsgd>, layer_span>{{{0.1}, {15}}},
       scheme<topk, flat_span, sparse_coo<half>>{{0.2}}, layout);
   run(d, scheme<threshold_v, layer_span>{{0.05}}, scheme<adaptive_threshold, flat_span>{}, layout);
+  fnv algorithm1_only = d;
   run_dgc(d, layout);
   std::printf("digest %016llx\n", static_cast<unsigned long long>(d.h));
+#ifdef GRADCOMP_PACKAGE_RUNTIME
+  fnv r;
+  const auto spec_run = [&](const char* w, const char* m) {
+    run(r, runtime_scheme{w}, runtime_scheme{m}, layout);
+  };
+  spec_run("topk:0.05/layer", "qsgd:255/flat");
+  spec_run("random_k:0.1,unbiased/layer", "identity/flat");
+  spec_run("random_k:0.1,unbiased,shared_seed/flat", "terngrad/layer");
+  spec_run("terngrad:clip=2.5/layer", "natural/flat");
+  spec_run("qsgd:15,bucket=128/bucket:1024", "scaled_sign/layer");
+  spec_run("sr_bf16/layer", "identity");
+  spec_run("compose(topk:0.1,qsgd:15)/layer", "topk:0.2/flat/coo-f16");
+  spec_run("threshold_v:0.05/layer", "adaptive_threshold/flat");
+  std::printf("runtime digest %016llx\n", static_cast<unsigned long long>(r.h));
+  if (r.h != algorithm1_only.h) {
+    std::printf("the spec-built schemes computed other bytes than the typed ones\n");
+    return 1;
+  }
+#else
+  (void)algorithm1_only;
+#endif
   return 0;
 }

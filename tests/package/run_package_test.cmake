@@ -3,7 +3,11 @@
 # with the compiler alone (no CMake, so none of the target's flags, and FP contraction forced on).
 # Every build must run and print the same digest of Algorithm 1's bytes: consumers built with
 # other flags, FMA among them, must not compute other messages.
-# Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, CXX.
+# With WITH_RUNTIME, the -O2 build also links gradcomp::runtime and runs the same schemes by their
+# spec strings (any_codec), which must compute the same bytes.
+# FLAG_MATRIX=OFF builds only -O2 and the direct one (the clang++ stage of scripts/test.sh: the
+# g++ stage runs the whole matrix).
+# Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, CXX, WITH_RUNTIME, FLAG_MATRIX.
 file(REMOVE_RECURSE ${WORK_DIR})
 execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
                 RESULT_VARIABLE rc)
@@ -14,11 +18,14 @@ endif()
 set(variants "O2" "O3_native")
 set(flags_O2 "-O2")
 set(flags_O3_native "-O3 -march=native")
+if(NOT FLAG_MATRIX) # -O2 and the direct -ffp-contract=fast build only
+  set(variants "O2")
+endif()
 # -mfma only where the CPU has FMA (else the program would stop on an illegal instruction)
 if(EXISTS /proc/cpuinfo)
   file(STRINGS /proc/cpuinfo fma_flags REGEX "^flags.* fma( |$)" LIMIT_COUNT 1)
 endif()
-if(fma_flags)
+if(fma_flags AND FLAG_MATRIX)
   list(INSERT variants 1 "O2_fma")
   set(flags_O2_fma "-O2 -mfma")
 else()
@@ -40,9 +47,15 @@ endfunction()
 
 foreach(v IN LISTS variants)
   set(dir ${WORK_DIR}/build-${v})
+  # the registry's consumer once (the library's bytes do not depend on the consumer's flags)
+  set(with_runtime OFF)
+  if(v STREQUAL "O2" AND WITH_RUNTIME)
+    set(with_runtime ON)
+  endif()
   execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package -B ${dir} -G ${GENERATOR}
                           -DCMAKE_CXX_COMPILER=${CXX} -DCMAKE_BUILD_TYPE=None
                           "-DCMAKE_CXX_FLAGS=${flags_${v}}" -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix
+                          -DWITH_RUNTIME=${with_runtime}
                   RESULT_VARIABLE rc)
   if(rc)
     message(FATAL_ERROR "configuring the consumer (${flags_${v}}) against the install tree failed")
@@ -52,6 +65,9 @@ foreach(v IN LISTS variants)
     message(FATAL_ERROR "building the consumer with ${flags_${v}} failed")
   endif()
   run_consumer(${v} ${dir}/consumer)
+  if(with_runtime)
+    run_consumer(O2_runtime ${dir}/runtime_consumer)
+  endif()
 endforeach()
 
 # a build that never saw the target's -ffp-contract=off: the arithmetic itself must hold
@@ -65,7 +81,10 @@ if(rc)
 endif()
 run_consumer(direct_contract_fast ${direct})
 
-foreach(v IN LISTS variants ITEMS direct_contract_fast)
+if(WITH_RUNTIME)
+  set(runtime_variant O2_runtime)
+endif()
+foreach(v IN LISTS variants ITEMS direct_contract_fast ${runtime_variant})
   if(NOT digest_${v} STREQUAL digest_O2)
     message(FATAL_ERROR "the consumer built with ${v} computes other bytes (${digest_${v}}) than "
                         "with -O2 (${digest_O2})")

@@ -75,9 +75,10 @@ public:
                       typename master<WorkerScheme, MasterScheme>::options{opt.seed, opt.rule,
                                                                            opt.master_feedback});
     }
-    mine_.compressor = WorkerScheme::compressor_type::id;
-    mine_.encoding = WorkerScheme::encoding_type::id;
-    mine_.granularity = WorkerScheme::granularity_type::id;
+    const scheme_ids ids = worker_.worker_codec().ids();
+    mine_.compressor = ids.compressor;
+    mine_.encoding = ids.encoding;
+    mine_.granularity = ids.granularity;
     mine_.rank = static_cast<std::uint32_t>(comm.rank());
     mine_.layout_digest = layout_digest(layout);
     mine_.worker_plan = worker_.worker_codec().plan_digest();

@@ -51,10 +51,9 @@ public:
         message_(down_.max_encoded_bytes()) {
     detail::require(workers > 0, errc::invalid_parameter, "a master needs at least one worker");
     if (opt.rule == aggregation::majority_vote) {
-      detail::require(std::is_same_v<typename WorkerScheme::compressor_type, sign_sgd>,
-                      errc::invalid_parameter,
+      detail::require(up_.ids().compressor == sign_sgd::id, errc::invalid_parameter,
                       "majority vote aggregates sign_sgd messages; the worker scheme is " +
-                          std::string(WorkerScheme::compressor_type::name));
+                          std::string(up_.compressor_name()));
     }
   }
 
@@ -126,7 +125,7 @@ public:
   [[nodiscard]] std::span<const float> aggregate() const noexcept { return aggregate_; }
 
 private:
-  codec<WorkerScheme> up_;
+  codec_for_t<WorkerScheme> up_;
   error_feedback<MasterScheme> down_;
   std::size_t workers_;
   options opt_;

@@ -56,8 +56,8 @@ public:
   [[nodiscard]] std::uint32_t rank() const noexcept { return rank_; }
   [[nodiscard]] const model_layout& layout() const noexcept { return up_.layout(); }
   [[nodiscard]] error_feedback<WorkerScheme>& memory() noexcept { return up_; }
-  [[nodiscard]] codec<WorkerScheme>& worker_codec() noexcept { return up_.codec(); }
-  [[nodiscard]] codec<MasterScheme>& master_codec() noexcept { return down_; }
+  [[nodiscard]] codec_for_t<WorkerScheme>& worker_codec() noexcept { return up_.codec(); }
+  [[nodiscard]] codec_for_t<MasterScheme>& master_codec() noexcept { return down_; }
 
   [[nodiscard]] stream_key key(std::uint64_t step) const {
     return {opt_.seed, step, rank_, role::worker};
@@ -98,7 +98,7 @@ public:
 
 private:
   error_feedback<WorkerScheme> up_;
-  codec<MasterScheme> down_;
+  codec_for_t<MasterScheme> down_;
   std::uint32_t rank_;
   options opt_;
   std::vector<std::byte> message_;

@@ -48,6 +48,15 @@ struct layer_rules {
 };
 
 namespace detail {
+/// The wire id of granularity g: G::id, or g.runtime_id() for a granularity chosen at run time.
+template <class G>
+[[nodiscard]] constexpr granularity_id granularity_id_of(const G& g) noexcept {
+  if constexpr (requires { g.runtime_id(); }) {
+    return g.runtime_id();
+  } else {
+    return G::id;
+  }
+}
 /// Applies rules to a layer-wise plan; rejects unknown layer names and non-finite parameters.
 inline void apply_layer_rules(std::vector<span_desc>& plan, const model_layout& layout,
                               const layer_rules& rules) {

@@ -43,7 +43,7 @@ public:
       : codec_(std::move(scheme), std::move(layout)), residual_(codec_.layout().total_size(), 0.0f),
         input_(residual_.size()), sent_(residual_.size()) {}
 
-  [[nodiscard]] gradcomp::codec<Scheme>& codec() noexcept { return codec_; }
+  [[nodiscard]] codec_for_t<Scheme>& codec() noexcept { return codec_; }
   [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
   [[nodiscard]] std::size_t max_encoded_bytes() const {
     return codec_.template max_encoded_bytes<float>();
@@ -109,7 +109,7 @@ private:
     }
   }
 
-  gradcomp::codec<Scheme> codec_;
+  codec_for_t<Scheme> codec_;
   std::vector<float> residual_;
   std::vector<float> input_;
   std::vector<float> sent_;
