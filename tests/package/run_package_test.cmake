@@ -28,7 +28,7 @@ endif()
 if(fma_flags AND FLAG_MATRIX)
   list(INSERT variants 1 "O2_fma")
   set(flags_O2_fma "-O2 -mfma")
-else()
+elseif(FLAG_MATRIX)
   message(STATUS "package test: this CPU has no FMA, the -mfma build is left out")
 endif()
 
