@@ -3,7 +3,9 @@
 CMake (the gradcomp_python target: pybind11 over the compiled scheme registry) for the
 interpreter that runs this script. Debian: run it with /usr/bin/python3 (it has torch), e.g.
 ``/usr/bin/python3 -m pip install --no-build-isolation .`` in a venv made with
-``--system-site-packages`` (scripts/setup-and-demo.sh does this)."""
+``--system-site-packages`` (scripts/setup-and-demo.sh does this). GRADCOMP_BUILD_DIR names a
+CMake build directory to build in (one already configured is reused as it is, so a build that
+compiled the registry does not compile it again); the default is build/python-package."""
 
 import os
 import shutil
@@ -23,14 +25,17 @@ class CMakeExtension(Extension):
 
 class CMakeBuild(build_ext):
     def build_extension(self, ext):
-        build = os.path.join(ROOT, "build", "python-package")
+        build = os.environ.get("GRADCOMP_BUILD_DIR") or os.path.join(ROOT, "build", "python-package")
+        build = os.path.abspath(build)
         jobs = str(os.cpu_count() or 1)
-        subprocess.run(
-            ["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
-             "-DGRADCOMP_BUILD_TESTS=OFF", "-DGRADCOMP_BUILD_BENCHMARKS=OFF",
-             "-DGRADCOMP_BUILD_EXAMPLES=OFF", "-DGRADCOMP_ENABLE_PYTHON=ON",
-             "-DGRADCOMP_ENABLE_MPI=OFF", f"-DPYTHON_EXECUTABLE={sys.executable}"],
-            check=True)
+        if not os.path.exists(os.path.join(build, "CMakeCache.txt")):
+            launcher = ["-DCMAKE_CXX_COMPILER_LAUNCHER=ccache"] if shutil.which("ccache") else []
+            subprocess.run(
+                ["cmake", "-S", ROOT, "-B", build, "-DCMAKE_BUILD_TYPE=Release",
+                 "-DGRADCOMP_BUILD_TESTS=OFF", "-DGRADCOMP_BUILD_BENCHMARKS=OFF",
+                 "-DGRADCOMP_BUILD_EXAMPLES=OFF", "-DGRADCOMP_ENABLE_PYTHON=ON",
+                 "-DGRADCOMP_ENABLE_MPI=OFF", f"-DPYTHON_EXECUTABLE={sys.executable}"] + launcher,
+                check=True)
         subprocess.run(["cmake", "--build", build, "--target", "gradcomp_python", "-j", jobs],
                        check=True)
         built = os.path.join(build, "python", "gradcomp")

@@ -2,7 +2,7 @@
 // A libtorch trainer for the paper's question: does layer-wise or entire-model compression train
 // better? A small CNN (8 parameter tensors from 8 to 16,384 elements, batch norm) on
 // Fashion-MNIST, n simulated data-parallel workers, gradients compressed by gradcomp straight
-// from autograd's buffers (examples/support/torch_bridge.hpp: no copies), the paper's schedule
+// from autograd's buffers (gradcomp/interop/torch_bridge.hpp: no copies), the paper's schedule
 // scaled down (global batch, learning rate rising linearly to its peak over the warm-up, then
 // falling linearly to zero; Nesterov momentum optional).
 //
@@ -14,9 +14,10 @@
 
 #include "support/command_line.hpp"
 #include "support/fashion_mnist.hpp"
-#include "support/torch_bridge.hpp"
 
 #include <gradcomp/gradcomp.hpp>
+#include <gradcomp/interop/torch_bridge.hpp>
+#include <gradcomp/runtime/any_codec.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -155,37 +156,33 @@ double relative_error(const std::string& spec, const model_layout& layout, std::
   return err / static_cast<double>(draws) / norm;
 }
 
-void proxy_row(const char* name, const std::string& compressor, const model_layout& layout,
-               std::span<const float> x, std::size_t draws) {
-  const double lw = relative_error(compressor + "/layer", layout, x, draws);
-  const double em = relative_error(compressor + "/flat", layout, x, draws);
+/// One row of the proxy: `spec` (an example spec, "/flat/" in it) layer-wise and entire-model.
+void proxy_row(std::string spec, const model_layout& layout, std::span<const float> x,
+               std::size_t draws) {
+  const std::size_t at = spec.find("/flat/");
+  const double em = relative_error(spec, layout, x, draws);
+  const double lw = relative_error(std::string(spec).replace(at, 6, "/layer/"), layout, x, draws);
   const double rel = std::abs(lw - em) / std::max(lw, em);
-  std::printf("| %-24s | %11.4e | %11.4e | %6.3f | %s |\n", name, lw, em, em > 0 ? lw / em : 1.0,
+  std::printf("| %-40s | %11.4e | %11.4e | %6.3f | %s |\n", spec.erase(at, 5).c_str(), lw, em,
+              em > 0 ? lw / em : 1.0,
               rel < 1e-3 ? "equal"
               : lw < em  ? "layer-wise"
                          : "entire-model");
 }
 
 /// The no-training proxy (the mechanism behind the paper's findings): on a real gradient of this
-/// model, the relative compression error of each operator, layer-wise vs entire-model.
+/// model, the relative compression error of every registered scheme (runtime::example_specs()),
+/// layer-wise vs entire-model, averaged over `draws` keys.
 void compression_proxy(const model_layout& layout, std::span<const float> x, const config& c) {
   std::printf("\nrelative compression error E|Q(x)-x|^2/|x|^2 on a gradient of this model "
-              "(%zu draws for random operators)\n\n",
+              "(%zu draws)\n\n",
               c.proxy);
-  std::printf("| operator                 | layer-wise  | entire-model | LW/EM | lower |\n"
-              "|--------------------------|-------------|-------------|--------|-------|\n");
-  proxy_row("random-k 1%", "random_k:0.01", layout, x, c.proxy);
-  proxy_row("random-k 1% unbiased", "random_k:0.01,unbiased", layout, x, c.proxy);
-  proxy_row("top-k 1%", "topk:0.01", layout, x, 1);
-  proxy_row("top-k 10%", "topk:0.1", layout, x, 1);
-  proxy_row("threshold-v 1e-3", "threshold_v:1e-3", layout, x, 1);
-  proxy_row("adaptive threshold", "adaptive_threshold", layout, x, 1);
-  proxy_row("TernGrad", "terngrad", layout, x, c.proxy);
-  proxy_row("TernGrad clipped 2.5", "terngrad:clip=2.5", layout, x, c.proxy);
-  proxy_row("QSGD s=255", "qsgd:255", layout, x, c.proxy);
-  proxy_row("QSGD s=15", "qsgd:15", layout, x, c.proxy);
-  proxy_row("natural", "natural", layout, x, c.proxy);
-  proxy_row("stoch. rounding bf16", "sr_bf16", layout, x, c.proxy);
+  std::printf("| %-40s | layer-wise  | entire-model | LW/EM  | lower |\n|%s|-------------|------"
+              "-------|--------|-------|\n",
+              "scheme", std::string(42, '-').c_str());
+  for (const std::string& spec : runtime::example_specs()) {
+    proxy_row(spec, layout, x, c.proxy);
+  }
 }
 
 /// Q_M's spec for --master.
@@ -204,7 +201,7 @@ int train(const config& c) {
   const torch::Tensor xte = images_of(test_set), yte = labels_of(test_set);
 
   cnn model;
-  ex::torch_bridge bridge(model, c.workers);
+  torch_bridge bridge(model, c.workers);
   const runtime_scheme q_w = ex::worker_scheme(c.t, bridge.layout());
   const runtime_scheme q_m{master_spec(c)};
   in_process_cluster<runtime_scheme, runtime_scheme> cluster(

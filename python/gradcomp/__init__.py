@@ -31,7 +31,8 @@ def registry_help() -> str:
 
 
 def example_specs() -> list:
-    """One spec per registered compressor x encoding (entire-model)."""
+    """Specs covering the registry (entire-model, "/flat/"): each compressor's example settings
+    with its natural encoding, the typical one with every other encoding."""
     return list(_gradcomp.example_specs())
 
 

@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
-"""A DistributedDataParallel communication hook that compresses every gradient bucket.
+"""PyTorch integration: a DistributedDataParallel communication hook that compresses every
+gradient bucket, and FlatParameters, which puts a module's parameters and gradients in flat
+buffers without copies for trainers that call a Codec themselves.
 
     state = gradcomp.torch.CompressionState("topk:0.01/layer", error_feedback=True)
     ddp.register_comm_hook(state, gradcomp.torch.comm_hook)
@@ -18,14 +20,14 @@ first iteration) gets a new codec and a zero residual.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import torch
 import torch.distributed as dist
 
 from . import Codec, ErrorFeedback
 
-__all__ = ["CompressionState", "comm_hook"]
+__all__ = ["CompressionState", "comm_hook", "FlatParameters"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -108,3 +110,69 @@ def comm_hook(state: CompressionState,
         return buffer
 
     return work.get_future().then(average)
+
+
+class FlatParameters:
+    """Re-seats every parameter of `module` (registration order) as a view of one flat tensor,
+    values kept, and points every ``.grad`` at a view of one flat gradient tensor, so autograd
+    writes the gradient a Codec encodes and one flat update changes the module (the C++
+    gradcomp::torch_bridge does the same). ``sizes`` is the layout to build a Codec with, one
+    span per parameter:
+
+        flat = gradcomp.torch.FlatParameters(model)
+        codec = gradcomp.Codec("topk:0.01/layer", flat.sizes)
+        flat.zero_grad(); loss.backward(); flat.check()
+        update = codec.decode(codec.encode(flat.grad, step=step))
+        flat.params.sub_(lr * update)
+
+    Parameters must share one floating dtype and device. Call zero_grad() (not the optimizer's
+    ``zero_grad(set_to_none=True)``, which would detach the views) and check() after backward.
+    """
+
+    def __init__(self, module: torch.nn.Module):
+        params = [p for p in module.parameters()]
+        if not params:
+            raise ValueError("gradcomp: FlatParameters needs a module with parameters")
+        dtype, device = params[0].dtype, params[0].device
+        for name, p in module.named_parameters():
+            if p.dtype != dtype or p.device != device or not p.dtype.is_floating_point:
+                raise TypeError(f"gradcomp: parameter {name} is {p.dtype} on {p.device}; "
+                                f"FlatParameters needs one floating dtype on one device "
+                                f"({dtype} on {device})")
+        self.names = [name for name, _ in module.named_parameters()]
+        self.sizes = [int(p.numel()) for p in params]
+        self._params = params
+        total = sum(self.sizes)
+        self.params = torch.empty(total, dtype=dtype, device=device)
+        self.grad = torch.zeros(total, dtype=dtype, device=device)
+        with torch.no_grad():
+            for p, view in zip(params, self._views(self.params)):
+                view.copy_(p)
+                p.data = view  # the parameter now aliases the flat buffer
+        self.zero_grad()
+
+    def _views(self, flat: torch.Tensor) -> Iterator[torch.Tensor]:
+        offset = 0
+        for p, n in zip(self._params, self.sizes):
+            yield flat[offset: offset + n].view(p.shape)
+            offset += n
+
+    def zero_grad(self) -> None:
+        """Zeroes the flat gradient and points every ``.grad`` at its view of it."""
+        self.grad.zero_()
+        for p, view in zip(self._params, self._views(self.grad)):
+            p.grad = view
+
+    def check(self) -> None:
+        """Raises unless every parameter and ``.grad`` still alias the flat buffers (e.g. after
+        ``zero_grad(set_to_none=True)`` or a replaced ``.data``)."""
+        base_p, base_g = self.params.data_ptr(), self.grad.data_ptr()
+        item = self.params.element_size()
+        offset = 0
+        for name, p, n in zip(self.names, self._params, self.sizes):
+            if p.data_ptr() != base_p + offset * item:
+                raise RuntimeError(f"gradcomp: parameter {name} no longer lives in the flat buffer")
+            if p.grad is None or p.grad.data_ptr() != base_g + offset * item:
+                raise RuntimeError(f"gradcomp: the gradient of {name} no longer lives in the flat "
+                                   f"buffer (call FlatParameters.zero_grad(), not set_to_none)")
+            offset += n

@@ -19,10 +19,11 @@ struct located_entry {
   std::size_t index;
   bool (*names_compressor)(const compressor_spec&);
   bool (*names_encoding)(const scheme_spec&);
-  std::string compressor;    ///< spec name; compose(S,Q) for compositions
-  std::string_view encoding; ///< spec name of the encoding
-  bool default_encoding;     ///< the compressor's natural encoding
-  std::string_view usage;    ///< the compressor's spec syntax
+  std::string compressor;            ///< spec name; compose(S,Q) for compositions
+  std::string_view encoding;         ///< spec name of the encoding
+  bool default_encoding;             ///< the compressor's natural encoding
+  std::string_view usage;            ///< the compressor's spec syntax
+  std::vector<std::string> examples; ///< the compressor's example settings, as spec text
 };
 
 template <class En>
@@ -36,6 +37,23 @@ std::string compressor_label() {
   }
 }
 
+/// Spec text of C's example settings (spec_traits::examples); a composition pairs the typical
+/// setting of each part.
+template <class C>
+std::vector<std::string> compressor_examples() {
+  if constexpr (requires { typename C::quantizer_type; }) {
+    return {"compose(" + compressor_examples<typename C::sparsifier_type>().front() + "," +
+            compressor_examples<typename C::quantizer_type>().front() + ")"};
+  } else {
+    std::vector<std::string> out;
+    for (std::string_view args : spec_traits<C>::examples) {
+      out.push_back(std::string(spec_traits<C>::name) + (args.empty() ? "" : ":") +
+                    std::string(args));
+    }
+    return out;
+  }
+}
+
 template <class Slice, class... Entries>
 void add_slice(std::vector<located_entry>& out, type_list<Entries...>) {
   std::size_t i = 0;
@@ -44,7 +62,8 @@ void add_slice(std::vector<located_entry>& out, type_list<Entries...>) {
                   encoding_spec<typename Entries::encoding_type>::name,
                   std::is_same_v<typename Entries::encoding_type,
                                  default_encoding_t<typename Entries::compressor_type>>,
-                  spec_traits<typename Entries::compressor_type>::usage}),
+                  spec_traits<typename Entries::compressor_type>::usage,
+                  compressor_examples<typename Entries::compressor_type>()}),
    ...);
 }
 
@@ -153,7 +172,11 @@ std::string registry_help() {
 std::vector<std::string> example_specs() {
   std::vector<std::string> out;
   for (const located_entry& e : entries()) {
-    out.push_back(e.compressor + "/flat/" + std::string(e.encoding));
+    // every setting with the natural encoding, the typical one with the others
+    const std::size_t n = e.default_encoding ? e.examples.size() : 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      out.push_back(e.examples[i] + "/flat/" + std::string(e.encoding));
+    }
   }
   return out;
 }

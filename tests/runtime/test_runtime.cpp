@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Run-time schemes: the spec grammar, the registry's named errors, any_codec's bytes against
-// codec<Scheme> of the scheme the spec names, every registered scheme's round trip, and the
+// codec<Scheme> of the scheme the spec names, every registered scheme's round trip and its
+// refusal of truncated and edited messages, and the
 // framework (worker/master with error feedback) on runtime_scheme against the typed framework.
 
 #include "../support/generators.hpp"
@@ -12,6 +13,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -118,6 +120,87 @@ TEST_CASE("every registered scheme round-trips under every granularity", "[runti
       const std::vector<half> xh = test::convert<half>(x);
       std::vector<half> qh(x.size());
       a.apply(cpu, std::span<const half>(xh), std::span<half>(qh), key);
+    }
+  }
+}
+
+namespace {
+
+/// Recomputes the checksum (bytes [48, 56) of the header), so an edit reaches the structural and
+/// value checks.
+void reseal(std::vector<std::byte>& m) {
+  detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
+}
+
+/// Decodes a damaged message into float and half outputs: either a named error with the output
+/// untouched, or finite values that decode_add reproduces. Returns whether it decoded.
+bool decodes_safely(any_codec& a, const std::vector<std::byte>& m) {
+  bool decoded = false;
+  for (int as_half = 0; as_half < 2; ++as_half) {
+    std::vector<float> out(a.layout().total_size(), 42.0f), again(out.size(), 0.0f);
+    std::vector<half> outh(out.size(), from_float<half>(42.0f));
+    bool ok = true;
+    try {
+      if (as_half) {
+        a.decode(cpu, std::span<const std::byte>(m), std::span<half>(outh));
+        for (half v : outh)
+          ok = ok && std::isfinite(to_float(v));
+      } else {
+        a.decode(cpu, std::span<const std::byte>(m), std::span<float>(out));
+        a.decode_add(cpu, std::span<const std::byte>(m), std::span<float>(again));
+        for (std::size_t i = 0; i < out.size(); ++i)
+          ok =
+              ok && std::isfinite(out[i]) && (out[i] == again[i] || (out[i] == 0 && again[i] == 0));
+      }
+      decoded = true;
+      CAPTURE(as_half);
+      REQUIRE(ok); // finite, and decode_add onto zeros reproduces decode
+    } catch (const gradcomp::error&) {
+      for (std::size_t i = 0; i < out.size(); ++i)
+        ok = ok && out[i] == 42.0f && to_float(outh[i]) == 42.0f;
+      CAPTURE(as_half);
+      REQUIRE(ok); // a refused message leaves the output untouched
+    }
+  }
+  return decoded;
+}
+
+} // namespace
+
+TEST_CASE("every registered scheme refuses damaged messages with a named error",
+          "[runtime][registry][hostile]") {
+  std::mt19937_64 rng(11);
+  for (const std::string& base : runtime::example_specs()) {
+    for (const char* g : {"flat", "layer", "bucket:500"}) {
+      std::string spec = base;
+      spec.replace(spec.find("/flat/"), 6, std::string("/") + g + "/");
+      CAPTURE(spec);
+      any_codec a(spec, layout);
+      const std::vector<float> x = input(3);
+      const std::vector<std::byte> m = encoded(a, x, stream_key{3, 4});
+      REQUIRE(decodes_safely(a, m));
+      // every truncation point of the header and directory, and some of the payload
+      for (std::size_t cut = 0; cut < m.size(); cut += cut < 160 ? 1 : 1 + m.size() / 16) {
+        REQUIRE_FALSE(decodes_safely(a, std::vector<std::byte>(m.begin(), m.begin() + cut)));
+      }
+      // random edits, resealed: structural and value checks must hold without the checksum
+      for (int trial = 0; trial < 48; ++trial) {
+        std::vector<std::byte> bad = m;
+        const std::size_t edits = 1 + rng() % 4;
+        for (std::size_t e = 0; e < edits; ++e) {
+          const std::size_t at =
+              trial % 2 == 0 ? rng() % std::min<std::size_t>(bad.size(), 160) : rng() % bad.size();
+          bad[at] = static_cast<std::byte>(rng());
+        }
+        if (bad.size() >= 56) {
+          reseal(bad);
+        }
+        decodes_safely(a, bad);
+      }
+      // without a reseal, any edit is a checksum error
+      std::vector<std::byte> flipped = m;
+      flipped[m.size() - 1] ^= std::byte{0x10};
+      REQUIRE_FALSE(decodes_safely(a, flipped));
     }
   }
 }

@@ -85,7 +85,9 @@ std::unique_ptr<gradcomp::detail::any_codec_base> make_registered_codec(std::str
                                                                         model_layout layout);
 /// One line per registered compressor: its spec syntax, arguments and encodings.
 std::string registry_help();
-/// An example spec of every registered compressor x encoding (granularity flat).
+/// Example specs covering the registry, granularity flat ("/flat/" in each): every example
+/// setting of each compressor (spec_traits::examples) with its natural encoding, and the typical
+/// setting with each other encoding. Tests, fuzz corpora and the demo enumerate these.
 std::vector<std::string> example_specs();
 
 } // namespace runtime

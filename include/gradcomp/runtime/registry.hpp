@@ -17,6 +17,7 @@
 #include "any_codec.hpp"
 #include "spec.hpp"
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -207,19 +208,23 @@ private:
 
 // ---- spec syntax of each compressor -------------------------------------------------------------
 
-/// spec_traits<C>: `name` (C::name), `usage`, and `read(arg_reader&)` building C from arguments.
+/// spec_traits<C>: `name` (C::name), `usage`, `read(arg_reader&)` building C from arguments, and
+/// `examples`: the argument strings of C's representative settings, the first the typical one
+/// (runtime::example_specs() enumerates them; the demo, the tests and the fuzz corpus use it).
 template <class C>
 struct spec_traits {
   // compressors without parameters: identity, sign, scaled_sign, natural, adaptive_threshold,
   // stochastic rounding
   static constexpr std::string_view name = C::name;
   static constexpr std::string_view usage = C::name;
+  static constexpr std::array<std::string_view, 1> examples{""};
   static C read(arg_reader&) { return C{}; }
 };
 template <>
 struct spec_traits<topk> {
   static constexpr std::string_view name = topk::name;
   static constexpr std::string_view usage = "topk:RATIO, the kept fraction in (0, 1]";
+  static constexpr std::array<std::string_view, 2> examples{"0.01", "0.001"};
   static topk read(arg_reader& a) { return {a.real("ratio").value_or(topk{}.ratio)}; }
 };
 template <>
@@ -228,6 +233,8 @@ struct spec_traits<random_k> {
   static constexpr std::string_view usage =
       "random_k:RATIO[,unbiased][,shared_seed]; unbiased scales the kept values by n/k, "
       "shared_seed lets receivers regenerate the indices";
+  static constexpr std::array<std::string_view, 3> examples{"0.01", "0.01,unbiased",
+                                                            "0.01,shared_seed"};
   static random_k read(arg_reader& a) {
     const bool unbiased = a.flag("unbiased");
     const bool shared = a.flag("shared_seed");
@@ -238,6 +245,7 @@ template <>
 struct spec_traits<threshold_v> {
   static constexpr std::string_view name = threshold_v::name;
   static constexpr std::string_view usage = "threshold_v:V, keeps |x| >= V";
+  static constexpr std::array<std::string_view, 1> examples{"1e-4"};
   static threshold_v read(arg_reader& a) {
     return {a.real("threshold").value_or(threshold_v{}.threshold)};
   }
@@ -247,6 +255,7 @@ struct spec_traits<terngrad> {
   static constexpr std::string_view name = terngrad::name;
   static constexpr std::string_view usage =
       "terngrad[:clip[=SIGMAS]], clipping at SIGMAS (default 2.5) standard deviations";
+  static constexpr std::array<std::string_view, 2> examples{"clip", ""};
   static terngrad read(arg_reader& a) {
     terngrad t;
     if (a.word("clip")) {
@@ -264,6 +273,7 @@ struct spec_traits<qsgd> {
   static constexpr std::string_view usage =
       "qsgd:LEVELS[,bucket=N], LEVELS >= 1 (default 255), one norm per N elements (default: "
       "per span)";
+  static constexpr std::array<std::string_view, 3> examples{"15", "255", "15,bucket=128"};
   static qsgd read(arg_reader& a) {
     qsgd q;
     if (const std::optional<std::size_t> s = a.size("levels")) {

@@ -1,14 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// libtorch <-> gradcomp without copies: a module's parameters become one gradcomp layout (one
-// layer per parameter tensor, in registration order), and both the parameters and their
-// gradients are re-seated as views into flat float buffers, so the gradient autograd writes *is*
-// the std::span<const float> a gradcomp worker compresses, and one flat update pass changes the
-// model. Gradients for several simulated workers live in one buffer each: point the module's
-// .grad tensors at worker r's buffer (use_gradients(r)) before its backward pass.
+/// @file
+/// libtorch <-> gradcomp without copies (needs libtorch; gradcomp.hpp does not include it): a
+/// module's parameters become one gradcomp layout (one layer per parameter tensor, in
+/// registration order), and both the parameters and their gradients are re-seated as views into
+/// flat float buffers, so the gradient autograd writes *is* the std::span<const float> a gradcomp
+/// worker compresses, and one flat update pass changes the model. Gradients for several
+/// simulated workers live in one buffer each: point the module's .grad tensors at worker r's
+/// buffer (use_gradients(r)) before its backward pass. A trainer with one gradient buffer
+/// compresses gradient(0) with any codec and writes parameters() in place. The Python package
+/// has the same bridge: gradcomp.torch.FlatParameters.
 
-#include <gradcomp/layout/model_layout.hpp>
+#include "../layout/model_layout.hpp"
 
 #include <cstddef>
 #include <span>
@@ -17,7 +21,7 @@
 #include <torch/torch.h>
 #include <vector>
 
-namespace gradcomp::examples {
+namespace gradcomp {
 
 class torch_bridge {
 public:
@@ -99,4 +103,4 @@ private:
   std::vector<torch::Tensor> grads_;
 };
 
-} // namespace gradcomp::examples
+} // namespace gradcomp
