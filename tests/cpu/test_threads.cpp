@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// The multi-threaded CPU policy (cpu_threads(n)): for every operator and composition (layer-wise),
-// entire-model and bucketed spans, and fp16/bf16 gradients, messages are byte for byte those of
-// the single-threaded policy, decodes are bit for bit equal, and a hostile message is refused
-// with the same error whichever part of the buffer the damage is in. Sizes are large enough that
-// every pass really splits (parts of >= 2^15 elements).
+// The multi-threaded CPU policy (cpu_threads(n)) on typed codecs: one scheme per kernel family
+// on entire-model and bucketed spans and fp16/bf16 gradients gives the single-threaded bytes and
+// decodes (also under the sanitizers, which do not build the registry), and a hostile message is
+// refused with the same error whichever part of the buffer the damage is in. Every registered
+// scheme is checked the same way in tests/runtime/test_registry_threads.cpp. Sizes are large
+// enough that every pass really splits (parts of >= 2^15 elements).
 
 #include "../support/generators.hpp"
+#include "../support/thread_invariance.hpp"
 
 #include <gradcomp/backend/cpu/parallel.hpp>
 #include <gradcomp/gradcomp.hpp>
@@ -20,82 +22,15 @@ using namespace gradcomp;
 
 namespace {
 
-// a big layer, a zero-length one, a small one, a mid-size one with an odd size
-const model_layout layout =
-    model_layout::from_sizes({600000, 0, 37, 300001}, {"big", "empty", "small", "odd"});
-
-const cpu_policy policies[] = {cpu_threads(2), cpu_threads(3), cpu_threads(0)};
-
 template <class Scheme, class T = float>
 void check_threads(const Scheme& s, test::distribution d, std::uint64_t seed) {
   CAPTURE(std::string(Scheme::compressor_type::name), std::string(Scheme::granularity_type::name),
           test::to_string(d), seed);
-  const std::vector<T> x = test::convert<T>(test::make_input(layout.total_size(), d, seed));
-  codec<Scheme> one(s, layout);
-  std::vector<std::byte> want(one.template max_encoded_bytes<T>());
-  want.resize(
-      one.encode(cpu, std::span<const T>(x), std::span<std::byte>(want), stream_key{seed, 3, 1}));
-  std::vector<T> want_out(x.size());
-  one.decode(cpu, std::span<const std::byte>(want), std::span<T>(want_out));
-  for (const cpu_policy& exec : policies) {
-    CAPTURE(exec.threads);
-    codec<Scheme> many(s, layout);
-    std::vector<std::byte> got(many.template max_encoded_bytes<T>());
-    got.resize(many.encode(exec, std::span<const T>(x), std::span<std::byte>(got),
-                           stream_key{seed, 3, 1}));
-    REQUIRE(got == want);
-    std::vector<T> out(x.size());
-    many.decode(exec, std::span<const std::byte>(got), std::span<T>(out));
-    REQUIRE(std::memcmp(out.data(), want_out.data(), out.size() * sizeof(T)) == 0);
-    many.decode_add(exec, std::span<const std::byte>(got), std::span<T>(out));
-    std::vector<T> twice = want_out;
-    one.decode_add(cpu, std::span<const std::byte>(want), std::span<T>(twice));
-    REQUIRE(std::memcmp(out.data(), twice.data(), out.size() * sizeof(T)) == 0);
-  }
-}
-
-/// Layer-wise: the 600000- and 300001-element layers split (scales by chunk-parallel sums, or by
-/// group ranges for bucketed QSGD), the 37-element one stays on the calling thread. The parallel
-/// code sits below the spans, so other granularities add no new path; a few run below anyway.
-template <class C>
-void check_layerwise(const C& c, test::distribution d, std::uint64_t seed) {
-  check_threads(scheme<C, layer_span>{c}, d, seed);
+  test::check_thread_invariance<T>([&] { return codec<Scheme>(s, test::threads_layout()); }, d,
+                                   seed);
 }
 
 } // namespace
-
-TEST_CASE("threads: quantizers give the single-threaded bytes", "[threads]") {
-  for (const test::distribution d :
-       {test::distribution::normal, test::distribution::ties, test::distribution::mixed_scale}) {
-    for (const std::uint64_t seed : test::seeds(2)) {
-      check_layerwise(identity{}, d, seed);
-      check_layerwise(sign_sgd{}, d, seed);
-      check_layerwise(scaled_sign{}, d, seed);
-      check_layerwise(terngrad{}, d, seed);
-      check_layerwise(qsgd{15}, d, seed);
-      check_layerwise(qsgd{255}, d, seed);
-      check_layerwise(qsgd{7, 128}, d, seed);
-      check_layerwise(natural{}, d, seed);
-      check_layerwise(stochastic_rounding<bfloat16>{}, d, seed);
-    }
-  }
-}
-
-TEST_CASE("threads: sparsifiers and compositions give the single-threaded bytes", "[threads]") {
-  for (const test::distribution d :
-       {test::distribution::normal, test::distribution::ties, test::distribution::mostly_zero}) {
-    for (const std::uint64_t seed : test::seeds(2)) {
-      check_layerwise(topk{0.01}, d, seed);
-      check_layerwise(topk{0.1}, d, seed);
-      check_layerwise(random_k{0.01}, d, seed);
-      check_layerwise(random_k{0.05, true, true}, d, seed);
-      check_layerwise(threshold_v{0.5}, d, seed);
-      check_layerwise(adaptive_threshold{}, d, seed);
-      check_layerwise(compose<topk, qsgd>{{0.02}, {15}}, d, seed);
-      check_layerwise(compose<random_k, terngrad>{{0.02, true}, {}}, d, seed);
-    }
-  }
-}
 
 TEST_CASE("threads: entire-model and bucketed spans", "[threads]") {
   const std::uint64_t seed = test::seeds(1)[0];
@@ -103,6 +38,8 @@ TEST_CASE("threads: entire-model and bucketed spans", "[threads]") {
   check_threads(scheme<topk, flat_span>{{0.01}}, test::distribution::ties, seed);
   check_threads(scheme<adaptive_threshold, flat_span>{}, test::distribution::normal, seed);
   check_threads(scheme<qsgd, bucket_span>{{7, 128}, {250000}}, test::distribution::normal, seed);
+  check_threads(scheme<compose<random_k, terngrad>, layer_span>{{{0.02, true}, {}}},
+                test::distribution::mostly_zero, seed);
 }
 
 TEST_CASE("threads: fp16 and bf16 gradients", "[threads]") {

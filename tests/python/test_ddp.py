@@ -46,6 +46,7 @@ def simulated(scheme):
 @pytest.mark.skipif(not os.path.isdir(ddp_train.DATA), reason="dataset-fashion-mnist not installed")
 def test_ddp_with_compression_trains_ranks_agree_and_matches_the_simulator():
     _, dense = ddp()
+    gaps = []
     print(f"\ndense DDP: test accuracy {dense['test_accuracy']:.3f}")
     for scheme in SCHEMES:
         ranks, last = ddp(scheme)
@@ -61,9 +62,13 @@ def test_ddp_with_compression_trains_ranks_agree_and_matches_the_simulator():
         if TORCH_TRAIN:
             sim_acc, sim_sent = simulated(scheme)
             line += f"; C++ simulator {sim_acc:.3f}, {sim_sent:.0f} B/step per worker"
-            # 1000 test images: a standard error of about 0.013 per run, and the runs differ in
-            # initial weights and data order
-            assert abs(acc - sim_acc) < 0.06, line
+            # 1000 test images after 256 steps, initial weights and data order from different
+            # generators: one run is noisy (docs/PYTHON.md measures 3 seeds on a longer recipe),
+            # so each scheme gets a wide bound and the mean gap over the schemes a tight one
+            assert abs(acc - sim_acc) < 0.08, line
+            gaps.append(acc - sim_acc)
             # the same spans; the hook adds one frame and directory per DDP bucket
             assert abs(sent - sim_sent) < 0.15 * sim_sent, line
         print(line)
+    if gaps:
+        assert abs(sum(gaps) / len(gaps)) < 0.04, gaps  # no systematic gap to the simulator
