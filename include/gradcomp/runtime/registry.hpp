@@ -210,7 +210,7 @@ private:
 
 /// spec_traits<C>: `name` (C::name), `usage`, `read(arg_reader&)` building C from arguments, and
 /// `examples`: the argument strings of C's representative settings, the first the typical one
-/// (runtime::example_specs() enumerates them; the demo, the tests and the fuzz corpus use it).
+/// (runtime::example_specs() enumerates them for the demo, the trainers' proxy and the tests).
 template <class C>
 struct spec_traits {
   // compressors without parameters: identity, sign, scaled_sign, natural, adaptive_threshold,
