@@ -7,6 +7,7 @@
 // calling thread.
 
 #include "../support/generators.hpp"
+#include "../support/specs.hpp"
 #include "../support/thread_invariance.hpp"
 
 #include <gradcomp/gradcomp.hpp>
@@ -14,9 +15,7 @@
 
 #include <catch2/catch.hpp>
 
-#include <cstring>
 #include <string>
-#include <vector>
 
 using namespace gradcomp;
 
@@ -29,11 +28,6 @@ void check_threads(const std::string& spec, test::distribution d, std::uint64_t 
                                    seed);
 }
 
-/// `spec` (an example spec, "/flat/" in it) with granularity g.
-std::string with_granularity(std::string spec, const std::string& g) {
-  return spec.replace(spec.find("/flat/"), 6, "/" + g + "/");
-}
-
 } // namespace
 
 TEST_CASE("threads: every registered scheme, layer-wise, gives the single-threaded bytes",
@@ -41,7 +35,7 @@ TEST_CASE("threads: every registered scheme, layer-wise, gives the single-thread
   for (const std::string& spec : runtime::example_specs()) {
     for (const test::distribution d :
          {test::distribution::normal, test::distribution::ties, test::distribution::mostly_zero}) {
-      check_threads(with_granularity(spec, "layer"), d, test::seeds(1)[0]);
+      check_threads(test::with_granularity(spec, "layer"), d, test::seeds(1)[0]);
     }
   }
 }
@@ -51,8 +45,8 @@ TEST_CASE("threads: every registered scheme, entire-model and bucketed, in every
   const std::uint64_t seed = test::seeds(2)[1];
   for (const std::string& spec : runtime::example_specs()) {
     check_threads(spec, test::distribution::mixed_scale, seed);
-    check_threads(with_granularity(spec, "bucket:250000"), test::distribution::normal, seed);
-    check_threads<half>(with_granularity(spec, "layer"), test::distribution::normal, seed);
+    check_threads(test::with_granularity(spec, "bucket:250000"), test::distribution::normal, seed);
+    check_threads<half>(test::with_granularity(spec, "layer"), test::distribution::normal, seed);
     check_threads<bfloat16>(spec, test::distribution::tiny, seed);
   }
 }

@@ -5,6 +5,7 @@
 // framework (worker/master with error feedback) on runtime_scheme against the typed framework.
 
 #include "../support/generators.hpp"
+#include "../support/specs.hpp"
 
 #include <gradcomp/gradcomp.hpp>
 #include <gradcomp/runtime/any_codec.hpp>
@@ -100,8 +101,7 @@ TEST_CASE("every registered scheme round-trips under every granularity", "[runti
   REQUIRE(specs.size() >= 40);
   for (const std::string& base : specs) {
     for (const char* g : {"flat", "layer", "bucket:500"}) {
-      std::string spec = base;
-      spec.replace(spec.find("/flat/"), 6, std::string("/") + g + "/");
+      const std::string spec = test::with_granularity(base, g);
       CAPTURE(spec);
       any_codec a(spec, layout);
       const std::vector<float> x = input(7);
@@ -172,8 +172,7 @@ TEST_CASE("every registered scheme refuses damaged messages with a named error",
   std::mt19937_64 rng(11);
   for (const std::string& base : runtime::example_specs()) {
     for (const char* g : {"flat", "layer", "bucket:500"}) {
-      std::string spec = base;
-      spec.replace(spec.find("/flat/"), 6, std::string("/") + g + "/");
+      const std::string spec = test::with_granularity(base, g);
       CAPTURE(spec);
       any_codec a(spec, layout);
       const std::vector<float> x = input(3);
