@@ -1,25 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: arbitrary bytes into one decoder family (GRADCOMP_FUZZ_FAMILY: 0 sparse,
-// 1 fixed-width codes, 2 dense and raw spans, 3 compositions). Byte 0 picks the scheme; the rest
-// is the message. Passes when every input gives a named error with the output untouched, or a
-// decode that decode_add repeats.
-#include "fuzz_schemes.hpp"
+// libFuzzer target: arbitrary bytes into the decoder of every fuzzed spec (fuzz_specs.hpp). The
+// first two bytes pick the spec; the rest is the message. Passes when every input, decoded into
+// fp32 and into fp16, gives a named error with the output untouched, or finite values that
+// decode_add repeats.
+#include "fuzz_specs.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace gradcomp;
-  if (size == 0) {
+  if (size < fuzz::selector_bytes) {
     return 0;
   }
-  const std::span<const std::byte> msg(reinterpret_cast<const std::byte*>(data) + 1, size - 1);
-  auto run = [&](const auto& s) { fuzz::decode_one(s, msg); };
-#if GRADCOMP_FUZZ_FAMILY == 0
-  fuzz::with_sparse_scheme(data[0], run);
-#elif GRADCOMP_FUZZ_FAMILY == 1
-  fuzz::with_code_scheme(data[0], run);
-#elif GRADCOMP_FUZZ_FAMILY == 2
-  fuzz::with_dense_scheme(data[0], run);
-#else
-  fuzz::with_composite_scheme(data[0], run);
-#endif
+  any_codec c(fuzz::selected_spec(data), fuzz::fuzz_layout());
+  const std::span<const std::byte> msg(
+      reinterpret_cast<const std::byte*>(data) + fuzz::selector_bytes, size - fuzz::selector_bytes);
+  fuzz::decode_into<float>(c, msg);
+  fuzz::decode_into<half>(c, msg); // where a finite fp32 value may overflow
   return 0;
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: arbitrary bytes into the frame parser (inspect_message). Passes when every
 // input is either rejected with a named gradcomp::error or parsed into spans that lie inside it.
-#include "fuzz_schemes.hpp"
+#include "fuzz_specs.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace gradcomp;

@@ -1,22 +1,37 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: the input is the material of a gradient (byte 0: the scheme, across every
-// family; bytes 1-8: the seed; then fp32 values, repeated to fill the layout). Encodes and checks:
-// a non-finite gradient is rejected with non_finite_input, a value beyond the wire's fp16/bf16
-// range with value_out_of_range; otherwise the message fits
-// max_encoded_bytes, re-encoding gives the same bytes, it decodes to finite values, top-k keeps
-// exact input values and zeros, sign decodes to +-1.
-#include "fuzz_schemes.hpp"
+// libFuzzer target: the input is the material of a gradient (bytes 0-1: the spec, fuzz_specs.hpp;
+// bytes 2-9: the seed; then fp32 values, repeated to fill the layout). Encodes and checks: a
+// non-finite gradient is rejected with non_finite_input, a value beyond the wire's fp16/bf16 range
+// with value_out_of_range; otherwise the message fits max_encoded_bytes, re-encoding gives the
+// same bytes, it decodes to finite values, the unscaled fp32 sparsifiers keep exact input values
+// and zeros, identity/f32 gives the input back and sign decodes to +-1.
+#include "fuzz_specs.hpp"
 
+#include <cmath>
 #include <cstring>
 
 namespace {
 
 using namespace gradcomp;
 
-template <class Scheme>
-void round_trip(const Scheme& s, const std::vector<float>& x, const stream_key& key) {
-  codec<Scheme> c(s, fuzz::fuzz_layout());
-  std::vector<std::byte> m(c.template max_encoded_bytes<float>()), m2(m.size());
+constexpr std::size_t seed_at = fuzz::selector_bytes, values_at = seed_at + 8;
+
+void check_values(const std::string& spec, const std::vector<float>& x,
+                  const std::vector<float>& out) {
+  const bool exact_or_zero = fuzz::keeps_input_values(spec);
+  const bool exact = spec.starts_with("identity/") && spec.ends_with("/f32");
+  const bool unit = spec.starts_with("sign/");
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    fuzz::check(std::isfinite(out[i]));
+    fuzz::check(!exact_or_zero || out[i] == 0.0f || out[i] == x[i]);
+    fuzz::check(!exact || out[i] == x[i]);
+    fuzz::check(!unit || out[i] == 1.0f || out[i] == -1.0f);
+  }
+}
+
+void round_trip(const std::string& spec, const std::vector<float>& x, const stream_key& key) {
+  any_codec c(spec, fuzz::fuzz_layout());
+  std::vector<std::byte> m(c.max_encoded_bytes<float>()), m2(m.size());
   bool finite = true;
   for (float v : x) {
     finite = finite && std::isfinite(v);
@@ -37,46 +52,23 @@ void round_trip(const Scheme& s, const std::vector<float>& x, const stream_key& 
   fuzz::check(std::memcmp(m.data(), m2.data(), bytes) == 0);
   std::vector<float> out(x.size());
   c.decode(cpu, std::span<const std::byte>(m.data(), bytes), std::span<float>(out));
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    fuzz::check(std::isfinite(out[i]));
-    if constexpr (std::is_same_v<Scheme, scheme<topk, layer_span>>) {
-      fuzz::check(out[i] == 0.0f || out[i] == x[i]);
-    }
-    if constexpr (std::is_same_v<Scheme, scheme<sign_sgd, flat_span>>) {
-      fuzz::check(out[i] == 1.0f || out[i] == -1.0f);
-    }
-  }
+  check_values(spec, x, out);
 }
 
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size < 13) {
+  if (size < values_at + 4) {
     return 0;
   }
   std::uint64_t seed = 0;
-  std::memcpy(&seed, data + 1, 8);
-  const std::size_t nvals = (size - 9) / 4;
+  std::memcpy(&seed, data + seed_at, 8);
+  const std::size_t nvals = (size - values_at) / 4;
   std::vector<float> x(fuzz::fuzz_layout().total_size());
   for (std::size_t i = 0; i < x.size(); ++i) {
-    std::memcpy(&x[i], data + 9 + 4 * (i % nvals), 4);
+    std::memcpy(&x[i], data + values_at + 4 * (i % nvals), 4);
   }
   const stream_key key{seed, seed >> 40, static_cast<std::uint32_t>(seed & 0xfffff)};
-  auto run = [&](const auto& s) { round_trip(s, x, key); };
-  const unsigned which = data[0];
-  switch (which % 4) {
-  case 0:
-    fuzz::with_sparse_scheme(which / 4, run);
-    break;
-  case 1:
-    fuzz::with_code_scheme(which / 4, run);
-    break;
-  case 2:
-    fuzz::with_dense_scheme(which / 4, run);
-    break;
-  default:
-    fuzz::with_composite_scheme(which / 4, run);
-    break;
-  }
+  round_trip(fuzz::selected_spec(data), x, key);
   return 0;
 }

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// Writes the seed corpora of the fuzz targets: valid messages of every scheme of each family
-// (prefixed with the byte that selects the scheme), the bare messages for the header target,
-// and gradient materials for the round-trip target. usage: fuzz_seeds OUTPUT_DIR
-#include "fuzz_schemes.hpp"
+// Writes the seed corpora of the fuzz targets: valid messages of every fuzzed spec (prefixed with
+// the bytes that select it) for the decoder, the bare messages for the header target, and one
+// gradient material per spec for the round-trip target. usage: fuzz_seeds OUTPUT_DIR
+#include "fuzz_specs.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -34,25 +34,34 @@ std::vector<float> gradient(std::size_t n, std::uint64_t seed) {
   return x;
 }
 
-struct writer {
-  fs::path root;
-  int count = 0;
-  template <class Scheme>
-  void messages(const char* family, unsigned selector, const Scheme& s) {
-    codec<Scheme> c(s, fuzz::fuzz_layout());
-    for (std::uint64_t seed = 0; seed < 4; ++seed) {
-      const auto x = gradient(c.layout().total_size(), seed * 7 + selector);
-      std::vector<std::byte> m(c.template max_encoded_bytes<float>());
-      m.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(m), {seed, seed, 1}));
-      std::vector<std::byte> with_selector{static_cast<std::byte>(selector)};
-      with_selector.insert(with_selector.end(), m.begin(), m.end());
-      const std::string name = std::to_string(selector) + "_" + std::to_string(seed);
-      write_file(root / family / name, with_selector);
-      write_file(root / "header" / (std::string(family) + "_" + name), m);
-      count += 2;
-    }
+/// Four messages of spec i: decoder seeds (with the selector) and header seeds (bare).
+int write_messages(const fs::path& root, std::size_t i) {
+  any_codec c(fuzz::fuzz_specs()[i], fuzz::fuzz_layout());
+  for (std::uint64_t seed = 0; seed < 4; ++seed) {
+    const auto x = gradient(c.layout().total_size(), seed * 7 + i);
+    std::vector<std::byte> m(c.max_encoded_bytes<float>());
+    m.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(m), {seed, seed, 1}));
+    std::vector<std::byte> selected = fuzz::selector(i);
+    selected.insert(selected.end(), m.begin(), m.end());
+    const std::string name = std::to_string(i) + "_" + std::to_string(seed);
+    write_file(root / "decode" / name, selected);
+    write_file(root / "header" / name, m);
   }
-};
+  return 8;
+}
+
+/// The round-trip material of spec i: selector, seed, 40 values.
+int write_material(const fs::path& root, std::size_t i) {
+  const auto x = gradient(40, i);
+  std::vector<std::byte> in = fuzz::selector(i);
+  for (std::size_t b = 0; b < 8; ++b) {
+    in.push_back(static_cast<std::byte>(i * 31 + b));
+  }
+  const auto* p = reinterpret_cast<const std::byte*>(x.data());
+  in.insert(in.end(), p, p + x.size() * sizeof(float));
+  write_file(root / "roundtrip" / std::to_string(i), in);
+  return 1;
+}
 
 } // namespace
 
@@ -61,34 +70,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: fuzz_seeds OUTPUT_DIR\n");
     return 2;
   }
-  writer w{argv[1]};
-  for (const char* d : {"decode_sparse", "decode_codes", "decode_dense", "decode_composite",
-                        "header", "roundtrip"}) {
-    fs::create_directories(w.root / d);
+  const fs::path root = argv[1];
+  for (const char* d : {"decode", "header", "roundtrip"}) {
+    fs::create_directories(root / d);
   }
-  for (unsigned i = 0; i < fuzz::sparse_schemes; ++i) {
-    fuzz::with_sparse_scheme(i, [&](const auto& s) { w.messages("decode_sparse", i, s); });
+  int count = 0;
+  for (std::size_t i = 0; i < fuzz::fuzz_specs().size(); ++i) {
+    count += write_messages(root, i) + write_material(root, i);
   }
-  for (unsigned i = 0; i < fuzz::code_schemes; ++i) {
-    fuzz::with_code_scheme(i, [&](const auto& s) { w.messages("decode_codes", i, s); });
-  }
-  for (unsigned i = 0; i < fuzz::dense_schemes; ++i) {
-    fuzz::with_dense_scheme(i, [&](const auto& s) { w.messages("decode_dense", i, s); });
-  }
-  for (unsigned i = 0; i < fuzz::composite_schemes; ++i) {
-    fuzz::with_composite_scheme(i, [&](const auto& s) { w.messages("decode_composite", i, s); });
-  }
-  for (unsigned sel = 0; sel < 32; ++sel) { // every scheme of every family once
-    const auto x = gradient(40, sel);
-    std::vector<std::byte> in{static_cast<std::byte>(sel)};
-    for (int b = 0; b < 8; ++b) {
-      in.push_back(static_cast<std::byte>(sel * 31 + b));
-    }
-    const auto* p = reinterpret_cast<const std::byte*>(x.data());
-    in.insert(in.end(), p, p + x.size() * sizeof(float));
-    write_file(w.root / "roundtrip" / std::to_string(sel), in);
-    ++w.count;
-  }
-  std::printf("fuzz_seeds: %d seed inputs under %s\n", w.count, argv[1]);
+  std::printf("fuzz_seeds: %d seed inputs for %zu specs under %s\n", count,
+              fuzz::fuzz_specs().size(), argv[1]);
   return 0;
 }

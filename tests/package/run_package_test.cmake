@@ -1,6 +1,7 @@
 # Installs gradcomp from the build tree into a scratch prefix, then builds the consumer project in
-# tests/package against it with find_package(gradcomp), once per set of compiler flags, and once
-# with the compiler alone (no CMake, so none of the target's flags, and FP contraction forced on).
+# tests/package against it with find_package(gradcomp), with -O2 and with -O3 -march=native (FMA
+# instructions available wherever the CPU has them), and once with the compiler alone (no CMake,
+# so none of the target's flags, and FP contraction forced on).
 # Every build must run and print the same digest of Algorithm 1's bytes: consumers built with
 # other flags, FMA among them, must not compute other messages.
 # With WITH_RUNTIME, the -O2 build also links gradcomp::runtime and runs the same schemes by their
@@ -21,17 +22,6 @@ set(flags_O3_native "-O3 -march=native")
 if(NOT FLAG_MATRIX) # -O2 and the direct -ffp-contract=fast build only
   set(variants "O2")
 endif()
-# -mfma only where the CPU has FMA (else the program would stop on an illegal instruction)
-if(EXISTS /proc/cpuinfo)
-  file(STRINGS /proc/cpuinfo fma_flags REGEX "^flags.* fma( |$)" LIMIT_COUNT 1)
-endif()
-if(fma_flags AND FLAG_MATRIX)
-  list(INSERT variants 1 "O2_fma")
-  set(flags_O2_fma "-O2 -mfma")
-elseif(FLAG_MATRIX)
-  message(STATUS "package test: this CPU has no FMA, the -mfma build is left out")
-endif()
-
 function(run_consumer name program)
   execute_process(COMMAND ${program} RESULT_VARIABLE rc OUTPUT_VARIABLE out)
   if(rc)

@@ -59,8 +59,9 @@ using dense_slice =
     type_list<entry<identity, dense<float>>, entry<identity, dense<half>>,
               entry<identity, dense<bfloat16>>, entry<stochastic_rounding<bfloat16>>,
               entry<stochastic_rounding<half>>, entry<natural, natural_codes<9>>,
-              entry<natural, natural_codes<8>>, entry<qsgd>, entry<terngrad>, entry<sign_sgd>,
-              entry<scaled_sign>>;
+              entry<natural, natural_codes<8>>>;
+using level_slice = type_list<entry<qsgd>, entry<terngrad>>;
+using sign_slice = type_list<entry<sign_sgd>, entry<scaled_sign>>;
 using sparse_slice = type_list<
     entry<topk, sparse_coo<float>>, entry<topk, sparse_coo<half>>,
     entry<topk, sparse_coo<bfloat16>>, entry<random_k, sparse_coo<float>>,
@@ -74,8 +75,9 @@ using threshold_v_composites = composites_of<threshold_v>;
 using adaptive_composites = composites_of<adaptive_threshold>;
 
 /// The slices in registry order (src/runtime/ compiles one per translation unit).
-using registry_slices = type_list<dense_slice, sparse_slice, topk_composites, random_k_composites,
-                                  threshold_v_composites, adaptive_composites>;
+using registry_slices =
+    type_list<dense_slice, level_slice, sign_slice, sparse_slice, topk_composites,
+              random_k_composites, threshold_v_composites, adaptive_composites>;
 
 // ---- spec names of encodings --------------------------------------------------------------------
 template <class E>
