@@ -1,19 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-// Kernel throughput of every operator: compress+encode and validate+decode, entire-model
-// (flat_span), layer-wise (layer_span) and bucketed (bucket_span, 1M) on the ResNet-50, ResNet-9
-// and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread, and on
-// ResNet-50 again with two threads (cpu_threads(2)). Names:
-// <operator>/<granularity>/<encoding>/<cpu|cpu_t2>/<layout>/<encode|decode>. Each benchmark reports
-// input GB/s, bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a
-// buffer of the same size measured in the same process (vs_memcpy), so machine noise cancels.
-// Baselines in the same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element
-// and by std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
+// Kernel throughput of every registered scheme: compress+encode and validate+decode of each spec
+// of the registry's examples (runtime::example_specs(), through any_codec) and of the sparsifiers'
+// ratio sweep, entire-model (flat), layer-wise (layer) and bucketed (bucket, 1M) on the ResNet-50,
+// ResNet-9 and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread, and
+// on ResNet-50 again with two threads (cpu_threads(2)). Names:
+// <spec>/<cpu|cpu_t2>/<layout>/<phase>, the spec with its granularity and phase encode or decode,
+// e.g. topk:0.01/layer/coo-f32/cpu/resnet50/encode. Each benchmark reports input GB/s,
+// bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a buffer of the
+// same size measured in the same process (vs_memcpy), so machine noise cancels. Baselines in the
+// same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element and by
+// std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
 // scripts/bench.sh runs a subset and renders the table and plot.
 
 #include "../tests/support/reference.hpp"
+#include "../tests/support/specs.hpp"
 
 #include <gradcomp/backend/cpu/parallel.hpp>
 #include <gradcomp/gradcomp.hpp>
+#include <gradcomp/runtime/any_codec.hpp>
 
 #include <benchmark/benchmark.h>
 
@@ -23,6 +27,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 using namespace gradcomp;
@@ -77,18 +82,30 @@ std::string backend_name(const cpu_policy& exec) {
   return exec.threads == 1 ? "cpu" : "cpu_t" + std::to_string(exec.threads);
 }
 
-template <class Scheme>
-void register_scheme(const std::string& op, Scheme s, const std::string& layout_name,
-                     const model_layout& layout, cpu_policy exec) {
-  const std::string name = op + "/" + std::string(Scheme::granularity_type::name) + "/" +
-                           std::string(Scheme::encoding_type::name) + "/" + backend_name(exec) +
-                           "/" + layout_name;
+/// The benchmarked specs (granularity "/flat/"): every example of the scheme registry
+/// (runtime::example_specs()) and the sparsifiers' ratio sweep on this gradient (normal, sigma
+/// 1e-3): top-k and random-k at 0.1%, 1% and 10%, threshold-v at two sigma (about 4.6% kept).
+std::vector<std::string> bench_specs() {
+  std::vector<std::string> out = runtime::example_specs();
+  for (const char* s : {"topk:0.1/flat/coo-f32", "random_k:0.001/flat/coo-f32",
+                        "random_k:0.1/flat/coo-f32", "threshold_v:2e-3/flat/coo-f32"}) {
+    if (std::find(out.begin(), out.end(), s) == out.end()) {
+      out.emplace_back(s);
+    }
+  }
+  return out;
+}
+
+void register_spec(const std::string& spec, const std::string& layout_name,
+                   const model_layout& layout, cpu_policy exec) {
+  std::string name = spec; // append, not operator+: g++ 12 -Wrestrict
+  name.append("/").append(backend_name(exec)).append("/").append(layout_name);
   benchmark::RegisterBenchmark(
       (name + "/encode").c_str(),
-      [s, layout, exec](benchmark::State& st) {
-        codec<Scheme> c(s, layout);
+      [spec, layout, exec](benchmark::State& st) {
+        any_codec c(spec, layout);
         const auto& x = gradient(layout.total_size());
-        std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
+        std::vector<std::byte> msg(c.max_encoded_bytes<float>());
         // one call before timing: the codec's buffers reach size
         std::size_t bytes =
             c.encode(exec, std::span<const float>(x), std::span<std::byte>(msg), stream_key{1, 0});
@@ -103,10 +120,10 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
       ->Unit(benchmark::kMillisecond)
       ->UseRealTime();
   benchmark::RegisterBenchmark((name + "/decode").c_str(),
-                               [s, layout, exec](benchmark::State& st) {
-                                 codec<Scheme> c(s, layout);
+                               [spec, layout, exec](benchmark::State& st) {
+                                 any_codec c(spec, layout);
                                  const auto& x = gradient(layout.total_size());
-                                 std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
+                                 std::vector<std::byte> msg(c.max_encoded_bytes<float>());
                                  msg.resize(c.encode(cpu, std::span<const float>(x),
                                                      std::span<std::byte>(msg), stream_key{1, 0}));
                                  std::vector<float> out(x.size());
@@ -121,30 +138,12 @@ void register_scheme(const std::string& op, Scheme s, const std::string& layout_
       ->UseRealTime();
 }
 
-template <class G>
-void register_all(const std::string& layout_name, const model_layout& l, G, cpu_policy exec = cpu) {
-  register_scheme("identity", scheme<identity, G>{}, layout_name, l, exec);
-  register_scheme("sign", scheme<sign_sgd, G>{}, layout_name, l, exec);
-  register_scheme("scaled_sign", scheme<scaled_sign, G>{}, layout_name, l, exec);
-  register_scheme("threshold_v", scheme<threshold_v, G>{{2e-3}}, layout_name, l, exec);
-  register_scheme("adaptive_threshold", scheme<adaptive_threshold, G>{}, layout_name, l, exec);
-  register_scheme("terngrad", scheme<terngrad, G>{}, layout_name, l, exec);
-  register_scheme("qsgd_s255", scheme<qsgd, G>{{255}}, layout_name, l, exec);
-  register_scheme("qsgd_s15", scheme<qsgd, G>{{15}}, layout_name, l, exec);
-  register_scheme("natural", scheme<natural, G>{}, layout_name, l, exec);
-  register_scheme("sr_bf16", scheme<stochastic_rounding<bfloat16>, G>{}, layout_name, l, exec);
-  register_scheme("identity_f16", scheme<identity, G, dense<half>>{}, layout_name, l, exec);
-  register_scheme("natural8", scheme<natural, G, natural_codes<8>>{}, layout_name, l, exec);
-  register_scheme("qsgd_s15_b128", scheme<qsgd, G>{{15, 128}}, layout_name, l, exec);
-  for (double r : {0.001, 0.01, 0.1}) {
-    const std::string pct = std::to_string(r * 100).substr(0, 3);
-    register_scheme("topk_" + pct + "pct", scheme<topk, G>{{r}}, layout_name, l, exec);
-    register_scheme("random_k_" + pct + "pct", scheme<random_k, G>{{r}}, layout_name, l, exec);
+/// Every benchmarked spec over `layout` with granularity `g` (flat, layer or bucket).
+void register_all(const std::string& layout_name, const model_layout& layout, std::string_view g,
+                  cpu_policy exec = cpu) {
+  for (const std::string& spec : bench_specs()) {
+    register_spec(test::with_granularity(spec, g), layout_name, layout, exec);
   }
-  register_scheme("topk_1.0pct_f16", scheme<topk, G, sparse_coo<half>>{{0.01}}, layout_name, l,
-                  exec);
-  register_scheme("random_k_1.0pct_shared", scheme<random_k, G>{{0.01, false, true}}, layout_name,
-                  l, exec);
 }
 
 void baselines(std::size_t n) {
@@ -251,19 +250,19 @@ int main(int argc, char** argv) {
                                                          {"alexnet", models::alexnet_cifar10()}};
   for (const auto& [name, layout] : tables) {
     baselines(layout.total_size());
-    register_all(name, layout, flat_span{});
-    register_all(name, layout, layer_span{});
-    register_all(name, layout, bucket_span{});
+    for (const char* g : {"flat", "layer", "bucket"}) {
+      register_all(name, layout, g);
+    }
     if (name == "resnet50") { // the multi-threaded policy, on the 2-core machine's two threads
-      register_all(name, layout, flat_span{}, cpu_threads(2));
-      register_all(name, layout, layer_span{}, cpu_threads(2));
+      register_all(name, layout, "flat", cpu_threads(2));
+      register_all(name, layout, "layer", cpu_threads(2));
     }
   }
   for (unsigned log2 = 16; log2 <= 26; log2 += 2) {
     const std::size_t n = std::size_t{1} << log2;
     const std::string name = "flat2^" + std::to_string(log2);
     baselines(n);
-    register_all(name, model_layout::from_sizes({n}), flat_span{});
+    register_all(name, model_layout::from_sizes({n}), "flat");
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -8,9 +8,7 @@
 #   docs/bench/throughput.png       plot: throughput vs size per operator, LW vs EM, 2 threads
 #
 #   scripts/bench.sh [FILTER] [MIN_TIME]
-# FILTER defaults to a subset that finishes in about 4 minutes on 2 cores (ResNet-50
-# entire-model and layer-wise for every operator with one and two threads, the flat sizes for
-# the main operators, the baselines); pass '.' for everything (long). MIN_TIME is Google
+# FILTER defaults to the subset below; pass '.' for everything (long). MIN_TIME is Google
 # Benchmark's --benchmark_min_time (0.1). BENCH_COMPILERS="g++ clang++" also builds with clang++,
 # runs the one-thread ResNet-50 entire-model benchmarks, and adds the compiler comparison.
 # BENCH_OUT changes the output folder (docs/bench).
@@ -23,7 +21,10 @@ packages=(cmake ninja-build g++ libbenchmark-dev catch2 python3-matplotlib pytho
 ensure_packages "${packages[@]}" || exit 1
 
 # (Google Benchmark matches the filter against names that end in /real_time)
-filter=${1:-'^(baseline/(memcpy|sum)/[0-9]+/|baseline/(memcpy_t2|nth_element_topk_1pct|nth_element_topk_10pct|partial_sort_topk_1pct)/25557032/|[a-z0-9_.]+/(flat|layer)/[a-z0-9_]+/cpu(_t2)?/resnet50/(encode|decode)|(identity|sign|terngrad|qsgd_s15|natural|topk_1.0pct)/flat/[a-z0-9_]+/cpu/flat2\^(16|18|20|22|24)/encode)'}
+# default: every spec but the compositions on ResNet-50, entire-model and layer-wise, encode and
+# decode with one thread and encode with two; the compositions entire-model encode; the main
+# operators on the flat sizes; the baselines
+filter=${1:-'^(baseline/(memcpy|sum)/[0-9]+/|baseline/(memcpy_t2|nth_element_topk_1pct|nth_element_topk_10pct|partial_sort_topk_1pct)/25557032/|[a-z0-9_]+(:[a-z0-9.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu/resnet50/(encode|decode)|[a-z0-9_]+(:[a-z0-9.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu_t2/resnet50/encode|compose\([^/]+/flat/codes/cpu/resnet50/encode|(identity|sign|terngrad|qsgd:15|natural|topk:0\.01)/flat/(f32|signbits|ternary2|levels|nat9|coo-f32)/cpu/flat2\^(16|18|20|22|24)/encode)'}
 min_time=${2:-0.1}
 out=${BENCH_OUT:-docs/bench}
 mkdir -p "$out"
@@ -46,7 +47,7 @@ tables=("$out/results.json" resnet50 "$out/torch_topk_cpu.jsonl")
 for cxx in $compilers; do
   [[ $cxx == g++ ]] && continue
   run_bench "$cxx" "build/bench-$cxx" \
-    '^(baseline/memcpy/25557032/|[a-z0-9_.]+/flat/[a-z0-9_]+/cpu/resnet50/encode)' \
+    '^(baseline/memcpy/25557032/|[a-z0-9_]+(:[a-z0-9.,=-]+)?/flat/[a-z0-9-]+/cpu/resnet50/encode)' \
     "$out/results-$cxx.json"
   tables+=("$out/results-$cxx.json")
 done

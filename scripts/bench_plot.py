@@ -30,13 +30,15 @@ def main():
             continue
         if len(parts) < 6 or parts[5] != "encode":
             continue
-        op, gran, backend, layout = parts[0], parts[1], parts[3], parts[4]
+        op, gran, backend, layout = f"{parts[0]}/{parts[2]}", parts[1], parts[3], parts[4]
         m = re.fullmatch(r"flat2\^(\d+)", layout)
         if m and gran == "flat" and backend == "cpu":
             sizes.setdefault(op, []).append((1 << int(m.group(1)), gbs))
         elif layout == "resnet50" and gran in ("flat", "layer"):
             r50.setdefault(op, {})[gran if backend == "cpu" else f"{gran}/{backend}"] = gbs
-    fig, (a, b) = plt.subplots(1, 2, figsize=(15, 6))
+    # the bar chart widens with the number of specs
+    fig, (a, b) = plt.subplots(1, 2, figsize=(8 + 0.25 * max(len(r50), 28), 7),
+                               gridspec_kw={"width_ratios": [1, max(len(r50), 28) / 28]})
     for op, pts in sorted(sizes.items()):
         pts.sort()
         a.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=op)

@@ -33,7 +33,8 @@ def load(path, layout):
             continue
         if len(parts) < 6 or parts[4] != layout:
             continue
-        op, gran, backend, phase = parts[0], parts[1], parts[3], parts[5]
+        # the spec without its granularity names the row: topk:0.01/coo-f32
+        op, gran, backend, phase = f"{parts[0]}/{parts[2]}", parts[1].split(":")[0], parts[3], parts[5]
         n = round(r["bytes_per_second"] * ms / 1e3 / 4)
         res[(op, gran, backend, phase)] = {"ms": ms, "n": n, "bits": r.get("bits_per_elem", 0.0)}
     return res, base
@@ -134,28 +135,31 @@ def targets(res, base, size, memcpy_ms, read_ms, torch_path):
             label = f"≥ {goal * 100:.0f}%" if goal <= 1 else f"≥ {goal:.0f}×"
             rows.append((what, f"{ratio:.2f}", label, "met" if ratio >= goal else "missed"))
 
-    for op in ("sign", "scaled_sign", "threshold_v", "adaptive_threshold", "identity"):
+    for op in ("sign/signbits", "scaled_sign/signbits", "threshold_v:2e-3/coo-f32",
+               "adaptive_threshold/coo-f32", "identity/f32"):
         add(f"{op} encode / plain read", t(op), read_ms, 0.85)
-    for op in ("terngrad", "qsgd_s15", "qsgd_s255", "natural", "sr_bf16", "random_k_1.0pct"):
+    for op in ("terngrad/ternary2", "qsgd:15/levels", "qsgd:255/levels", "natural/nat9", "sr_bf16/bf16",
+               "random_k:0.01/coo-f32"):
         add(f"{op} encode / memcpy", t(op), memcpy_ms, 1.0)
-    for pct, ref in (("0.1", "1pct"), ("1.0", "1pct"), ("10.", "10pct")):
-        goal = 10 if pct == "10." else 20
-        add(f"top-k {pct.rstrip('.')}% encode / std::nth_element ({ref[:-3]}%)", t(f"topk_{pct}pct"),
+    for ratio, ref in (("0.001", "1pct"), ("0.01", "1pct"), ("0.1", "10pct")):
+        goal = 10 if ratio == "0.1" else 20
+        add(f"topk:{ratio} encode / std::nth_element ({ref[:-3]}%)", t(f"topk:{ratio}/coo-f32"),
             base.get((f"nth_element_topk_{ref}", size)), goal)
     if torch_path:
         for line in open(torch_path):
             r = json.loads(line)
-            pct = {0.001: "0.1", 0.01: "1.0", 0.1: "10."}.get(r["ratio"])
-            ours = t(f"topk_{pct}pct")
+            ours = t(f"topk:{r['ratio']:g}/coo-f32")
             if ours and memcpy_ms:
                 # both sides normalized by their own copy of the buffer, timed in their own run
                 ratio = (r["ms"] / r["copy_ms"]) / (ours / memcpy_ms)
                 rows.append((f"top-k {r['ratio'] * 100:g}% / torch.topk(abs) {r['torch']} (copy-normalized; raw {r['ms']:.0f} ms)",
                              f"{ratio:.2f}", "≥ 30×" if r["ratio"] <= 0.01 else "—",
                              ("met" if ratio >= 30 else "missed") if r["ratio"] <= 0.01 else "—"))
-    for op in ("sign", "terngrad", "qsgd_s15", "natural", "sr_bf16", "topk_1.0pct", "identity"):
+    for op in ("sign/signbits", "terngrad/ternary2", "qsgd:15/levels", "natural/nat9", "sr_bf16/bf16",
+               "topk:0.01/coo-f32", "identity/f32"):
         add(f"{op} decode / memcpy output rate", t(op, phase="decode"), memcpy_ms, 0.85)
-    for op in ("sign", "terngrad", "qsgd_s15", "natural", "sr_bf16", "threshold_v", "topk_1.0pct", "random_k_1.0pct"):
+    for op in ("sign/signbits", "terngrad/ternary2", "qsgd:15/levels", "natural/nat9", "sr_bf16/bf16",
+               "threshold_v:2e-3/coo-f32", "topk:0.01/coo-f32", "random_k:0.01/coo-f32"):
         lw, em = t(op, "layer"), t(op)
         if lw and em:
             goal = 1.25 if op.startswith("topk") else 1.10
