@@ -1,19 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 // A libtorch trainer for the paper's question: does layer-wise or entire-model compression train
-// better? A small CNN (8 parameter tensors from 8 to 16,384 elements, batch norm) on
-// Fashion-MNIST, n simulated data-parallel workers, gradients compressed by gradcomp straight
-// from autograd's buffers (gradcomp/interop/torch_bridge.hpp: no copies), the paper's schedule
-// scaled down (global batch, learning rate rising linearly to its peak over the warm-up, then
-// falling linearly to zero; Nesterov momentum optional).
+// better? A small CNN (12 parameter tensors from 8 to 16,384 elements, batch norm) or a small
+// ResNet (--model resnet: 29 tensors, support/torch_models.hpp) on Fashion-MNIST, n simulated
+// data-parallel workers, gradients compressed by gradcomp straight from autograd's buffers
+// (gradcomp/interop/torch_bridge.hpp: no copies), the paper's schedule scaled down (global batch,
+// learning rate rising linearly to its peak over the warm-up, then falling linearly to zero;
+// Nesterov momentum optional).
 //
 //   torch_train --method topk --ratio 0.01 --granularity layer --workers 4 --epochs 3 --csv out.csv
 //   torch_train --scheme 'compose(topk:0.01,qsgd:15)/layer' --feedback --master qsgd:255/flat
 //
 // Prints a progress bar with the running loss and, per epoch, test accuracy and bytes sent;
-// --csv appends one row per epoch.
+// --csv appends one row per epoch. --theory FILE probes worker 0's gradient at the first step and
+// at the end of every epoch with the method's layer-wise and entire-model operators (per-layer
+// second moments and compression errors, support/compression_probe.hpp).
 
 #include "support/command_line.hpp"
+#include "support/compression_probe.hpp"
 #include "support/fashion_mnist.hpp"
+#include "support/torch_models.hpp"
 
 #include <gradcomp/gradcomp.hpp>
 #include <gradcomp/interop/torch_bridge.hpp>
@@ -24,8 +29,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
 #include <numeric>
 #include <random>
+#include <sstream>
 #include <string>
 #include <torch/torch.h>
 #include <vector>
@@ -45,11 +52,14 @@ ex::training_options torch_defaults() {
 struct config {
   ex::training_options t = torch_defaults();
   std::string master = "identity"; // identity | same (Q_W's method, entire-model) | a spec
+  std::string model = "cnn";       // cnn | resnet (support/torch_models.hpp)
   std::size_t workers = 4;
   double warmup = 0.5; // epochs
   std::string csv;
   bool progress = true;
   std::size_t proxy = 0; // > 0: after training, the compression-error proxy over this many draws
+  std::string theory;    // the compression probe's CSV
+  std::size_t theory_draws = 8;
 };
 
 [[noreturn]] void usage(const std::string& why) {
@@ -57,7 +67,8 @@ struct config {
       stderr,
       "torch_train: %s\noptions:\n%s"
       "  --master identity|same|SPEC --workers N --warmup EPOCHS --csv FILE --no-progress\n"
-      "  --proxy DRAWS\n",
+      "  --model cnn|resnet\n"
+      "  --proxy DRAWS --theory FILE --theory-draws N\n",
       why.c_str(), ex::training_usage);
   std::exit(2);
 }
@@ -70,6 +81,8 @@ config parse(int argc, char** argv) {
       continue;
     if (a.is("--master"))
       c.master = a.value();
+    else if (a.is("--model"))
+      c.model = a.value();
     else if (a.is("--workers"))
       c.workers = a.count();
     else if (a.is("--warmup"))
@@ -80,6 +93,10 @@ config parse(int argc, char** argv) {
       c.progress = false;
     else if (a.is("--proxy"))
       c.proxy = a.count();
+    else if (a.is("--theory"))
+      c.theory = a.value();
+    else if (a.is("--theory-draws"))
+      c.theory_draws = a.count();
     else
       a.unknown();
   }
@@ -87,32 +104,16 @@ config parse(int argc, char** argv) {
     usage(why);
   if (c.master == "same" && !c.t.scheme.empty())
     usage("--master same takes Q_W from --method; with --scheme, give Q_M's spec");
+  if (!c.theory.empty() && (!c.t.scheme.empty() || c.theory_draws == 0))
+    usage("--theory probes --method's layer-wise and entire-model operators (not --scheme), "
+          "with --theory-draws of at least 1");
+  if (c.model != "cnn" && c.model != "resnet")
+    usage("--model is cnn or resnet");
   if (c.workers == 0 || c.t.batch % c.workers != 0) {
     usage("--workers must be positive and divide --batch");
   }
   return c;
 }
-
-/// conv(1->8, 5x5) bn relu pool, conv(8->16, 5x5) bn relu pool, fc(256->64) relu, fc(64->10).
-struct cnn : torch::nn::Module {
-  cnn()
-      : conv1(register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 8, 5)))),
-        bn1(register_module("bn1", torch::nn::BatchNorm2d(8))),
-        conv2(register_module("conv2", torch::nn::Conv2d(torch::nn::Conv2dOptions(8, 16, 5)))),
-        bn2(register_module("bn2", torch::nn::BatchNorm2d(16))),
-        fc1(register_module("fc1", torch::nn::Linear(256, 64))),
-        fc2(register_module("fc2", torch::nn::Linear(64, 10))) {}
-  torch::Tensor forward(torch::Tensor x) {
-    x = torch::max_pool2d(torch::relu(bn1(conv1(x))), 2);
-    x = torch::max_pool2d(torch::relu(bn2(conv2(x))), 2);
-    return fc2(torch::relu(fc1(x.flatten(1))));
-  }
-  torch::nn::Conv2d conv1;
-  torch::nn::BatchNorm2d bn1;
-  torch::nn::Conv2d conv2;
-  torch::nn::BatchNorm2d bn2;
-  torch::nn::Linear fc1, fc2;
-};
 
 torch::Tensor images_of(const ex::image_set& s) {
   return torch::from_blob(const_cast<float*>(s.images.data()),
@@ -124,7 +125,7 @@ torch::Tensor labels_of(const ex::image_set& s) {
       .to(torch::kInt64);
 }
 
-double test_accuracy(cnn& model, const torch::Tensor& x, const torch::Tensor& y) {
+double test_accuracy(ex::classifier& model, const torch::Tensor& x, const torch::Tensor& y) {
   torch::NoGradGuard no_grad;
   model.eval();
   std::int64_t right = 0;
@@ -140,20 +141,20 @@ double test_accuracy(cnn& model, const torch::Tensor& x, const torch::Tensor& y)
 /// E|Q(x) - x|^2 / |x|^2 over `draws` keys (one suffices for deterministic operators).
 double relative_error(const std::string& spec, const model_layout& layout, std::span<const float> x,
                       std::size_t draws) {
-  any_codec c(spec, layout);
-  std::vector<float> q(x.size());
-  double err = 0, norm = 0;
-  for (const float v : x) {
-    norm += static_cast<double>(v) * v;
-  }
-  for (std::size_t k = 0; k < draws; ++k) {
-    c.apply(cpu, x, std::span<float>(q), stream_key{7, k, 0});
-    for (std::size_t i = 0; i < x.size(); ++i) {
-      const double e = static_cast<double>(q[i]) - x[i];
-      err += e * e;
-    }
-  }
-  return err / static_cast<double>(draws) / norm;
+  const ex::span_moments m = ex::compression_moments(spec, layout, x, draws, 7).back();
+  return m.error / m.norm2;
+}
+
+/// The run's columns of both CSVs (the per-epoch one and the probe's), and their values.
+constexpr const char* run_header = "method,granularity,ratio,threshold,levels,momentum,feedback,"
+                                   "workers,seed,model";
+std::string run_columns(const config& c) {
+  std::ostringstream o;
+  o << (c.t.scheme.empty() ? c.t.method : '"' + c.t.scheme + '"') << ','
+    << (c.t.scheme.empty() ? c.t.granularity : "spec") << ',' << c.t.ratio << ',' << c.t.threshold
+    << ',' << c.t.levels << ',' << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ','
+    << c.t.feedback << ',' << c.workers << ',' << c.t.seed << ',' << c.model;
+  return o.str();
 }
 
 /// One row of the proxy: `spec` (an example spec, "/flat/" in it) layer-wise and entire-model.
@@ -200,7 +201,8 @@ int train(const config& c) {
   const torch::Tensor xtr = images_of(train_set), ytr = labels_of(train_set);
   const torch::Tensor xte = images_of(test_set), yte = labels_of(test_set);
 
-  cnn model;
+  const std::shared_ptr<ex::classifier> net = ex::make_classifier(c.model);
+  ex::classifier& model = *net;
   torch_bridge bridge(model, c.workers);
   const runtime_scheme q_w = ex::worker_scheme(c.t, bridge.layout());
   const runtime_scheme q_m{master_spec(c)};
@@ -222,10 +224,14 @@ int train(const config& c) {
     const bool fresh = !std::ifstream(c.csv).good();
     csv.open(c.csv, std::ios::app);
     if (fresh) {
-      csv << "method,granularity,ratio,threshold,levels,momentum,feedback,workers,seed,epoch,"
-             "train_loss,test_accuracy,bytes_up_per_step,bytes_down_per_step,"
+      csv << run_header
+          << ",epoch,train_loss,test_accuracy,bytes_up_per_step,bytes_down_per_step,"
              "dense_bytes_per_step\n";
     }
+  }
+  std::unique_ptr<ex::compression_probe> probe;
+  if (!c.theory.empty()) {
+    probe = std::make_unique<ex::compression_probe>(c.theory, run_header);
   }
   std::printf("torch_train: Q_W %s, Q_M %s, %zu workers, %zu parameters in %zu tensors, "
               "%zu steps/epoch\n",
@@ -257,6 +263,10 @@ int train(const config& c) {
       }
       const step_stats st = cluster.step(cpu, std::span<const std::span<const float>>(grads), step,
                                          1.0f, std::span<float>(update));
+      if (probe && (step == 0 || s + 1 == steps)) {
+        probe->record(run_columns(c), epoch + 1, step, ex::method_spec(c.t, "layer"),
+                      ex::method_spec(c.t, "flat"), bridge.layout(), grads[0], c.theory_draws);
+      }
       up += static_cast<double>(st.bytes_up);
       down += static_cast<double>(st.bytes_down);
       loss_sum += loss;
@@ -290,13 +300,8 @@ int train(const config& c) {
                 4.0 * static_cast<double>(d * c.workers) / 1e3, secs);
     std::fflush(stdout);
     if (csv.is_open()) {
-      csv << (c.t.scheme.empty() ? c.t.method : '"' + c.t.scheme + '"') << ','
-          << (c.t.scheme.empty() ? c.t.granularity : "spec") << ',' << c.t.ratio << ','
-          << c.t.threshold << ',' << c.t.levels << ','
-          << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ',' << c.t.feedback << ','
-          << c.workers << ',' << c.t.seed << ',' << epoch + 1 << ',' << loss_sum / n << ',' << acc
-          << ',' << up / n << ',' << down / n << ',' << 4.0 * static_cast<double>(d * c.workers)
-          << '\n';
+      csv << run_columns(c) << ',' << epoch + 1 << ',' << loss_sum / n << ',' << acc << ','
+          << up / n << ',' << down / n << ',' << 4.0 * static_cast<double>(d * c.workers) << '\n';
     }
     if (!std::isfinite(loss_sum)) {
       std::printf("training diverged (loss is not finite)\n");

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 NAMES = {"randomk": "Random-k", "topk": "Top-k", "threshold": "Threshold-v",
          "terngrad": "TernGrad", "adaptive": "Adaptive Threshold", "qsgd": "QSGD",
-         "identity": "no compression"}
+         "identity": "no compression", "sign": "signSGD", "scaled_sign": "scaled sign",
+         "natural": "natural compression", "sr_bf16": "stochastic rounding (bf16)"}
 # the paper's finding per method (Dutta et al. 2020, SPECS.md 1.5)
 PAPER = {"randomk": "comparable; layer-wise better at 0.1 %",
          "topk": "entire-model better at <= 10 % with vanilla SGD on CIFAR; layer-wise with Nesterov / on ResNet-50",
@@ -28,6 +29,19 @@ PAPER = {"randomk": "comparable; layer-wise better at 0.1 %",
          "adaptive": "layer-wise better",
          "qsgd": "layer-wise better",
          "identity": "identical"}
+NOT_RUN = "not run in the paper (theory only, or beyond it)"
+
+
+def paper_direction(row):
+    """The paper's finding for a setting: top-k differs with Nesterov momentum (Fig. 7c)."""
+    m = row["method"]
+    if m == "topk" and float(row["momentum"]) > 0:
+        return "comparable or layer-wise better with Nesterov momentum (Fig. 7c)"
+    if m == "randomk" and float(row["ratio"]) > 0.002:
+        return "comparable"
+    if m == "randomk":
+        return "layer-wise better at 0.1 %"
+    return PAPER.get(m, NOT_RUN)
 
 
 def setting(row):
@@ -54,9 +68,11 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     # acc[(method, setting)][granularity][seed] = [acc per epoch]
     acc = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
+    paper = {}
     with src.open() as f:
         for row in csv.DictReader(f):
             key = (row["method"], setting(row))
+            paper[key] = paper_direction(row)
             acc[key][row["granularity"]][row["seed"]][int(row["epoch"])] = \
                 100 * float(row["test_accuracy"])
     by_method = defaultdict(list)
@@ -65,8 +81,13 @@ def main():
     lines = ["| method, setting | layer-wise final acc. | entire-model final acc. | "
              "observed | paper |", "|---|---|---|---|---|"]
     for method, keys in sorted(by_method.items()):
-        fig, axes = plt.subplots(1, len(keys), figsize=(max(5.5, 4.2 * len(keys)), 3.6), squeeze=False)
-        for ax, key in zip(axes[0], sorted(keys, key=lambda k: k[1])):
+        cols = min(4, len(keys))
+        rows = (len(keys) + cols - 1) // cols
+        fig, axes = plt.subplots(rows, cols, figsize=(max(5.5, 4.2 * cols), 3.6 * rows),
+                                 squeeze=False)
+        for ax in axes.flat[len(keys):]:
+            ax.set_visible(False)
+        for ax, key in zip(axes.flat, sorted(keys, key=lambda k: k[1])):
             finals = {}
             for gran, style in (("layer", "-"), ("flat", "--")):
                 seeds = acc[key].get(gran, {})
@@ -94,7 +115,7 @@ def main():
                 observed = ("comparable" if abs(ml - mf) <= spread
                             else "layer-wise better" if ml > mf else "entire-model better")
                 lines.append(f"| {key[1]} | {ml:.2f} ± {sl:.2f} | {mf:.2f} ± {sf:.2f} | "
-                             f"{observed} (Δ {ml - mf:+.2f}, {n} seeds) | {PAPER.get(method, '')} |")
+                             f"{observed} (Δ {ml - mf:+.2f}, {n} seeds) | {paper[key]} |")
         fig.suptitle(f"{NAMES.get(method, method)}, Fashion-MNIST CNN, 4 workers", fontsize=10)
         fig.tight_layout()
         fig.savefig(out / f"{method}.png", dpi=110)
