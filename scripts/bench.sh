@@ -24,7 +24,7 @@ ensure_packages "${packages[@]}" || exit 1
 # default: every spec but the compositions on ResNet-50, entire-model and layer-wise, encode and
 # decode with one thread and encode with two; the compositions entire-model encode; the main
 # operators on the flat sizes; the baselines
-filter=${1:-'^(baseline/(memcpy|sum)/[0-9]+/|baseline/(memcpy_t2|nth_element_topk_1pct|nth_element_topk_10pct|partial_sort_topk_1pct)/25557032/|[a-z0-9_]+(:[a-z0-9.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu/resnet50/(encode|decode)|[a-z0-9_]+(:[a-z0-9.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu_t2/resnet50/encode|compose\([^/]+/flat/codes/cpu/resnet50/encode|(identity|sign|terngrad|qsgd:15|natural|topk:0\.01)/flat/(f32|signbits|ternary2|levels|nat9|coo-f32)/cpu/flat2\^(16|18|20|22|24)/encode)'}
+filter=${1:-'^(baseline/(memcpy|sum)/[0-9]+/|baseline/(memcpy_t2|nth_element_topk_1pct|nth_element_topk_10pct|partial_sort_topk_1pct)/25557032/|[a-z0-9_]+(:[a-z0-9_.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu/resnet50/(encode|decode)|[a-z0-9_]+(:[a-z0-9_.,=-]+)?/(flat|layer)/[a-z0-9-]+/cpu_t2/resnet50/encode|compose\([^/]+/flat/codes/cpu/resnet50/encode|(identity|sign|terngrad|qsgd:15|natural|topk:0\.01)/flat/(f32|signbits|ternary2|levels|nat9|coo-f32)/cpu/flat2\^(16|18|20|22|24)/encode)'}
 min_time=${2:-0.1}
 out=${BENCH_OUT:-docs/bench}
 mkdir -p "$out"
@@ -47,7 +47,7 @@ tables=("$out/results.json" resnet50 "$out/torch_topk_cpu.jsonl")
 for cxx in $compilers; do
   [[ $cxx == g++ ]] && continue
   run_bench "$cxx" "build/bench-$cxx" \
-    '^(baseline/memcpy/25557032/|[a-z0-9_]+(:[a-z0-9.,=-]+)?/flat/[a-z0-9-]+/cpu/resnet50/encode)' \
+    '^(baseline/memcpy/25557032/|([a-z0-9_]+(:[a-z0-9_.,=-]+)?|compose\([^/]+)/flat/[a-z0-9-]+/cpu/resnet50/encode)' \
     "$out/results-$cxx.json"
   tables+=("$out/results-$cxx.json")
 done

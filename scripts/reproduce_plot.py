@@ -35,6 +35,8 @@ NOT_RUN = "not run in the paper (theory only, or beyond it)"
 def paper_direction(row):
     """The paper's finding for a setting: top-k differs with Nesterov momentum (Fig. 7c)."""
     m = row["method"]
+    if row["feedback"] == "1":
+        return "not run in the paper (error feedback)"
     if m == "topk" and float(row["momentum"]) > 0:
         return "comparable or layer-wise better with Nesterov momentum (Fig. 7c)"
     if m == "randomk" and float(row["ratio"]) > 0.002:
@@ -69,10 +71,12 @@ def main():
     # acc[(method, setting)][granularity][seed] = [acc per epoch]
     acc = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     paper = {}
+    model_name = "CNN"
     with src.open() as f:
         for row in csv.DictReader(f):
             key = (row["method"], setting(row))
             paper[key] = paper_direction(row)
+            model_name = {"resnet": "small ResNet"}.get(row.get("model", "cnn"), "CNN")
             acc[key][row["granularity"]][row["seed"]][int(row["epoch"])] = \
                 100 * float(row["test_accuracy"])
     by_method = defaultdict(list)
@@ -116,7 +120,8 @@ def main():
                             else "layer-wise better" if ml > mf else "entire-model better")
                 lines.append(f"| {key[1]} | {ml:.2f} ± {sl:.2f} | {mf:.2f} ± {sf:.2f} | "
                              f"{observed} (Δ {ml - mf:+.2f}, {n} seeds) | {paper[key]} |")
-        fig.suptitle(f"{NAMES.get(method, method)}, Fashion-MNIST CNN, 4 workers", fontsize=10)
+        fig.suptitle(f"{NAMES.get(method, method)}, Fashion-MNIST {model_name}, 4 workers",
+                     fontsize=10)
         fig.tight_layout()
         fig.savefig(out / f"{method}.png", dpi=110)
         plt.close(fig)

@@ -5,7 +5,9 @@
 // compression error E|Q(x)_j - x_j|^2 (1 - delta_j as measured), over draws of the operator's
 // randomness. Lemma 1's layer-wise bound sum_j (1 + Omega_j)|x_j|^2 / |x|^2 and max_j (1 +
 // Omega_j) follow from the per-layer rows; the trainers write them to a CSV that
-// scripts/reproduce_plot.py sets against the accuracy gap between the two granularities.
+// scripts/reproduce_theory.py sets against the accuracy gap between the two granularities. The
+// probe applies the operator to the gradient it is given: with error feedback the trainer's
+// operator sees gradient + residual instead.
 #pragma once
 
 #include <gradcomp/runtime/any_codec.hpp>
@@ -65,12 +67,13 @@ inline std::vector<span_moments> compression_moments(const std::string& spec,
 /// trainer's per-epoch CSV.
 class compression_probe {
 public:
-  compression_probe(const std::string& path, const std::string& run_header)
-      : csv_(path, std::ios::app) {
+  compression_probe(const std::string& path, const std::string& run_header) {
+    const bool fresh = !std::ifstream(path).good();
+    csv_.open(path, std::ios::app);
     if (!csv_) {
       throw std::runtime_error("cannot open the probe CSV '" + path + "'");
     }
-    if (csv_.tellp() == 0) {
+    if (fresh) {
       csv_ << run_header << ",epoch,step,layer,size,norm2,lw_second,lw_error,em_second,em_error\n";
     }
   }
