@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "backend/cpu/codes.hpp"
-#include "backend/cpu/reduce_groups.hpp"
-#include "backend/cpu/select_top_keys.hpp"
+#include "backend/cpu.hpp"
 #include "compressor/common.hpp"
 #include "compressor/compose.hpp"
 #include "core/float16.hpp"
 #include "detail/bits.hpp"
+#include "detail/input_checks.hpp"
 #include "detail/output_range.hpp"
-#include "detail/rounding_barrier.hpp"
 #include "detail/scan.hpp"
+#include "detail/sparse_selection.hpp"
 #include "encoding/packed_span.hpp"
+#include "encoding/raw_span.hpp"
 #include "encoding/sparse_coo.hpp"
 #include "encoding/wire_header.hpp"
 #include "error.hpp"
@@ -48,6 +48,10 @@ public:
   static constexpr bool is_sparse = Scheme::is_sparse;
   static constexpr bool is_composite = Scheme::is_composite;
 
+private:
+  using sparse_span = detail::sparse_coo_span<encoding_type>;
+
+public:
   /// Validates the scheme's parameters and plans its spans over the layout.
   codec(Scheme scheme, model_layout layout)
       : scheme_(std::move(scheme)), layout_(std::move(layout)) {
@@ -91,11 +95,7 @@ public:
       if (!plan_[s].compressed) {
         total += n * sizeof(T);
       } else if constexpr (is_sparse) {
-        bool implied = false; // shared-seed random-k: receivers regenerate the indices
-        if constexpr (requires { c.shared_seed; }) {
-          implied = c.shared_seed;
-        }
-        total += encoding_type::bytes(n, c.max_selected(n), implied);
+        total += encoding_type::bytes(n, c.max_selected(n), c.indices_implied());
       } else if constexpr (is_composite) {
         total +=
             detail::sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), n, c.max_selected(n));
@@ -112,14 +112,10 @@ public:
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
+    require_elements("gradient", grad.size());
     key.validate();
     const std::size_t total = plan_encode(exec, grad, key);
-    detail::require(out.size() >= total, errc::buffer_too_small,
-                    "message needs " + std::to_string(total) + " bytes, output has " +
-                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    require_room(total, out.size());
     write_message(exec, grad, out.first(total), key);
     return total;
   }
@@ -130,9 +126,7 @@ public:
   template <class Exec, gradient_value T>
   std::vector<float> local_scales(const Exec& exec, std::span<const T> grad,
                                   const stream_key& key) {
-    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
+    require_elements("gradient", grad.size());
     key.validate();
     (void)plan_encode(exec, grad, key);
     return scales_;
@@ -145,9 +139,7 @@ public:
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key, std::span<const float> scales) {
-    detail::require(grad.size() == layout_.total_size(), errc::size_mismatch,
-                    "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
+    require_elements("gradient", grad.size());
     key.validate();
     const std::size_t total = plan_encode(exec, grad, key);
     detail::require(scales.size() == scales_.size(), errc::invalid_parameter,
@@ -163,9 +155,7 @@ public:
         }
       }
     }
-    detail::require(out.size() >= total, errc::buffer_too_small,
-                    "message needs " + std::to_string(total) + " bytes, output has " +
-                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    require_room(total, out.size());
     std::copy(scales.begin(), scales.end(), scales_.begin());
     write_message(exec, grad, out.first(total), key);
     return total;
@@ -184,8 +174,8 @@ public:
       if constexpr (is_sparse) {
         if (d.compressed) {
           std::fill(dst, dst + d.size, std::uint8_t{0});
-          for_each_sparse_index(message.data() + info.spans[s].offset, d.size, s,
-                                [dst](std::size_t i) { dst[i] = 1; });
+          sparse_span::for_each_index(message.data() + info.spans[s].offset, regenerated(s),
+                                      [dst](std::size_t i) { dst[i] = 1; });
           continue;
         }
       }
@@ -209,9 +199,7 @@ public:
   template <class Exec, gradient_value T>
   std::size_t apply(const Exec& exec, std::span<const T> grad, std::span<T> out,
                     const stream_key& key) {
-    detail::require(out.size() == layout_.total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out.size()) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
+    require_elements("output", out.size());
     message_.resize(max_encoded_bytes<T>());
     const std::size_t bytes = encode(exec, grad, std::span<std::byte>(message_), key);
     decode(exec, std::span<const std::byte>(message_.data(), bytes), out);
@@ -224,39 +212,9 @@ public:
   /// Throws the frame-level error (scheme_mismatch, layout_mismatch) of a parsed message that
   /// this codec did not write, or whose plan differs.
   void check_frame(const message_info& info) const {
-    auto mismatch = [](const char* what, auto got, auto want) {
-      detail::fail(errc::scheme_mismatch,
-                   std::string("message ") + what + " id " + std::to_string(static_cast<int>(got)) +
-                       ", this codec expects " + std::to_string(static_cast<int>(want)));
-    };
-    if (info.compressor != compressor_type::id) {
-      mismatch("compressor", info.compressor, compressor_type::id);
-    }
-    if (info.encoding != encoding_type::id) {
-      mismatch("encoding", info.encoding, encoding_type::id);
-    }
-    if (info.granularity != ids().granularity) {
-      mismatch("granularity", info.granularity, ids().granularity);
-    }
-    detail::require(info.total_elements == layout_.total_size(), errc::layout_mismatch,
-                    "message has " + std::to_string(info.total_elements) +
-                        " elements, layout has " + std::to_string(layout_.total_size()));
-    detail::require(info.spans.size() == plan_.size(), errc::layout_mismatch,
-                    "message has " + std::to_string(info.spans.size()) + " spans, plan has " +
-                        std::to_string(plan_.size()));
-    for (std::size_t s = 0; s < plan_.size(); ++s) {
-      detail::require(info.spans[s].elements == plan_[s].size, errc::layout_mismatch,
-                      span_name(s) + " has " + std::to_string(info.spans[s].elements) +
-                          " elements in the message, " + std::to_string(plan_[s].size) +
-                          " in this layout");
-      const bool raw = info.spans[s].mode == span_mode_raw;
-      detail::require(raw == !plan_[s].compressed, errc::scheme_mismatch, [&] {
-        return std::string(span_name(s) + (raw ? " is raw in the message but compressed here"
-                                               : " is compressed in the message but raw here"));
-      });
-    }
-    detail::require(info.plan_digest == digest_, errc::scheme_mismatch,
-                    "compressor parameters or per-layer rules differ from this codec's");
+    detail::check_frame_matches(info, compressor_type::id, encoding_type::id, ids().granularity,
+                                layout_.total_size(), plan_, digest_,
+                                [&](std::size_t s) { return span_name(s); });
   }
 
   /// "layer 'name' (span s)" or "span s": how error messages name a span.
@@ -270,52 +228,19 @@ public:
 private:
   template <class T>
   void require_finite(std::uint32_t max_bits, const T* x, std::size_t s) const {
-    if (max_bits < detail::inf_abs_bits) {
-      return;
-    }
-    std::size_t i = 0;
-    while (i < plan_[s].size && !detail::is_non_finite(to_float(x[i]))) {
-      ++i;
-    }
-    detail::fail(errc::non_finite_input, "non-finite gradient value (NaN or Inf) in " +
-                                             span_name(s) + " at element " + std::to_string(i) +
-                                             " (global index " +
-                                             std::to_string(plan_[s].begin + i) + ")");
+    detail::require_finite(max_bits, x, plan_[s].size, plan_[s].begin,
+                           [&] { return span_name(s); });
   }
-
-  // A finite value whose conversion to the wire's value type would give Inf is rejected
-  // (errc::value_out_of_range) instead of producing a message the decoder refuses.
-  template <class T>
-  void require_in_range(std::uint32_t max_bits, std::uint32_t overflow_bits, const T* x,
-                        std::size_t s) const {
-    if (max_bits < overflow_bits) {
-      return;
-    }
-    std::size_t i = 0;
-    while (detail::abs_bits(to_float(x[i])) < overflow_bits) {
-      ++i;
-    }
-    detail::fail(errc::value_out_of_range, "value " + std::to_string(to_float(x[i])) + " in " +
-                                               span_name(s) + " at element " + std::to_string(i) +
-                                               " overflows the encoding's " + "value type");
+  void require_elements(const char* what, std::size_t n) const {
+    detail::require(n == layout_.total_size(), errc::size_mismatch,
+                    std::string(what) + " has " + std::to_string(n) + " elements, layout has " +
+                        std::to_string(layout_.total_size()));
   }
-  // Sparse spans: each kept value must fit the stored value type, and times the value scale
-  // (unbiased random-k's n/k) stay finite.
-  template <class T>
-  void require_values_fit(const T* x, std::size_t s, float value_scale) const {
-    using V = typename encoding_type::value_type;
-    for (std::size_t i : sparse_ws_.indices) {
-      const float v = to_float(x[i]);
-      // the decoder scales the stored value, so the product is checked on that value
-      if (detail::abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
-          detail::is_non_finite(to_float(from_float<V>(v)) * value_scale)) {
-        detail::fail(errc::value_out_of_range,
-                     "kept value " + std::to_string(v) + " in " + span_name(s) + " at element " +
-                         std::to_string(i) + " overflows the encoding's value type or scale");
-      }
-    }
+  static void require_room(std::size_t needed, std::size_t have) {
+    detail::require(have >= needed, errc::buffer_too_small,
+                    "message needs " + std::to_string(needed) + " bytes, output has " +
+                        std::to_string(have) + " (size it with max_encoded_bytes())");
   }
-
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key,
                                      std::uint32_t max_bits) const {
     return {plan_[s].begin, key.seed, key.stream_word(), max_bits};
@@ -343,8 +268,9 @@ private:
       } else if constexpr (is_sparse) {
         const std::uint32_t mb = detail::scan_max_abs(exec, x, d.size);
         require_finite(mb, x, s);
-        selections_[s] = c.select(exec, x, d.size, context(s, key, mb), sparse_ws_);
-        require_values_fit(x, s, selections_[s].value_scale);
+        selections_[s] = detail::select_sparse(exec, c, x, d.size, context(s, key, mb), sparse_ws_);
+        sparse_span::require_values_fit(x, sparse_ws_.indices.data(), sparse_ws_.indices.size(),
+                                        selections_[s].value_scale, [&] { return span_name(s); });
         sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(),
                             sparse_ws_.indices.end());
         span_bytes_[s] =
@@ -358,7 +284,8 @@ private:
         require_finite(mb, x, s);
         using coder_type = decltype(c.coder(scheme_.encoding));
         if constexpr (requires { coder_type::overflow_abs_bits; }) {
-          require_in_range(mb, coder_type::overflow_abs_bits, x, s);
+          detail::require_in_range(mb, coder_type::overflow_abs_bits, x,
+                                   [&] { return span_name(s); });
         }
         span_bytes_[s] = detail::packed_span::bytes(c, c.coder(scheme_.encoding), d.size);
       }
@@ -387,11 +314,11 @@ private:
       const T* x = grad.data() + d.begin;
       const compressor_type& c = span_compressors_[s];
       if (!d.compressed) {
-        for (std::size_t i = 0; i < d.size; ++i) {
-          detail::store_le(dst + i * sizeof(T), x[i]);
-        }
+        detail::raw_span::write(dst, x, d.size);
       } else if constexpr (is_sparse) {
-        write_sparse_span(dst, x, d.size, s);
+        sparse_span::write(dst, x, d.size, sel_indices_.data() + sel_offsets_[s],
+                           sel_offsets_[s + 1] - sel_offsets_[s], selections_[s].indices_implied,
+                           selections_[s].value_scale);
       } else if constexpr (is_composite) {
         const std::size_t k = sel_offsets_[s + 1] - sel_offsets_[s];
         detail::sparse_codes_span::write(
@@ -405,31 +332,7 @@ private:
       }
       offset += span_bytes_[s];
     }
-    detail::store_le<std::uint64_t>(p + 48, detail::message_checksum(out));
-  }
-
-  template <class T>
-  void write_sparse_span(std::byte* dst, const T* x, std::size_t n, std::size_t s) const {
-    const std::size_t* idx = sel_indices_.data() + sel_offsets_[s];
-    const std::size_t k = sel_offsets_[s + 1] - sel_offsets_[s];
-    const bool implied = selections_[s].indices_implied;
-    const unsigned w = encoding_type::index_bytes(n);
-    detail::store_le<std::uint64_t>(dst, k);
-    detail::store_le<std::uint8_t>(dst + 8, static_cast<std::uint8_t>(w));
-    detail::store_le<std::uint8_t>(dst + 9, implied ? encoding_type::flag_implied : 0);
-    detail::store_le<std::uint16_t>(dst + 10, 0);
-    detail::store_le<float>(dst + 12, selections_[s].value_scale);
-    std::byte* q = dst + encoding_type::span_header_bytes;
-    if (!implied) {
-      for (std::size_t j = 0; j < k; ++j) {
-        encoding_type::store_index(q + j * w, w, idx[j]);
-      }
-      q += k * w;
-    }
-    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
-    for (std::size_t j = 0; j < k; ++j) {
-      encoding_type::store_value(q + j * vb, to_float(x[idx[j]]));
-    }
+    detail::seal_message(out);
   }
 
   // ---- compositions (compressor/compose.hpp) -------------------------------------------------
@@ -456,7 +359,7 @@ private:
     const std::uint32_t mb = detail::scan_max_abs(exec, x, d.size);
     require_finite(mb, x, s);
     const sparse_selection sel =
-        c.sparsifier.select(exec, x, d.size, context(s, key, mb), sparse_ws_);
+        detail::select_sparse(exec, c.sparsifier, x, d.size, context(s, key, mb), sparse_ws_);
     const std::size_t k = sparse_ws_.indices.size();
     sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(), sparse_ws_.indices.end());
     kept_.resize(sel_indices_.size());
@@ -500,9 +403,9 @@ private:
     const std::byte* src = msg.data() + info.spans[s].offset;
     const compressor_type& c = span_compressors_[s];
     if (!d.compressed) {
-      decode_raw(src, info.value_type, d.size, mode, dst);
+      detail::raw_span::decode(src, info.value_type, d.size, mode, dst);
     } else if constexpr (is_sparse) {
-      decode_sparse(src, d.size, s, mode, dst);
+      sparse_span::decode(src, d.size, regenerated(s), mode, dst);
     } else if constexpr (is_composite) {
       kept_.resize(d.size);
       detail::sparse_codes_span::decode(exec, c.quantizer, quantizer_coder(c), src, d.size,
@@ -534,16 +437,8 @@ private:
       }
       range_scratch_.resize(d.size);
       decode_span(exec, msg, info, s, detail::decode_mode::assign, range_scratch_.data());
-      for (std::size_t i = 0; i < d.size; ++i) {
-        const float a = add ? to_float(held[i]) : 0.0f;
-        const float v = range_scratch_[i];
-        detail::require(!detail::write_overflows<T>(a, v, add), errc::value_out_of_range, [&] {
-          return std::string(add ? "the sum of a decoded value and the output"
-                                 : "a decoded value") +
-                 " in " + span_name(s) + " at element " + std::to_string(i) +
-                 " overflows the output's " + std::string(value_traits<T>::name);
-        });
-      }
+      detail::require_writes_fit(held, range_scratch_.data(), d.size, add,
+                                 [&] { return span_name(s); });
     }
   }
 
@@ -555,9 +450,7 @@ private:
                                 std::size_t out_size, bool measure = false) {
     message_info info = detail::parse_frame(msg);
     check_frame(info);
-    detail::require(out_size == layout_.total_size(), errc::size_mismatch,
-                    "output has " + std::to_string(out_size) + " elements, layout has " +
-                        std::to_string(layout_.total_size()));
+    require_elements("output", out_size);
     const std::size_t S = plan_.size();
     scale_offsets_.assign(S + 1, 0);
     sel_offsets_.assign(S + 1, 0);
@@ -577,25 +470,19 @@ private:
     const span_desc& d = plan_[s];
     const std::size_t bytes = info.spans[s].bytes;
     const compressor_type& c = span_compressors_[s];
+    auto where = [&] { return span_name(s) + ": "; };
     if (!d.compressed) {
-      const std::size_t vs = value_size(info.value_type);
-      detail::require(bytes == d.size * vs, errc::corrupt_payload,
-                      span_name(s) + ": raw span of " + std::to_string(bytes) + " bytes, needs " +
-                          std::to_string(d.size * vs));
-      std::uint32_t max_bits = 0;
-      for (std::size_t i = 0; i < d.size; ++i) {
-        const std::uint32_t bits = detail::abs_bits(load_raw(src, info.value_type, i));
-        detail::require(bits < detail::inf_abs_bits, errc::corrupt_payload, [&] {
-          return std::string(span_name(s) + ": raw value " + std::to_string(i) + " is not finite");
-        });
-        max_bits = std::max(max_bits, bits);
-      }
+      const std::uint32_t max_bits =
+          detail::raw_span::validate(src, bytes, info.value_type, d.size, where);
       if (max_abs_bits != nullptr) {
         *max_abs_bits = max_bits;
       }
       scale_offsets_[s + 1] = scale_offsets_[s];
     } else if constexpr (is_sparse) {
-      const std::uint32_t max_bits = validate_sparse(exec, info, src, bytes, s);
+      const std::uint32_t max_bits = sparse_span::validate(c, src, bytes, d.size, where);
+      if (detail::sparse_span_header::read(src).implied()) {
+        regenerate_indices(exec, info, s);
+      }
       if (max_abs_bits != nullptr) {
         *max_abs_bits = max_bits;
       }
@@ -605,7 +492,7 @@ private:
       scales_.resize(scale_offsets_[s] + c.quantizer.num_scales(d.size));
       const std::size_t k = detail::sparse_codes_span::validate(
           exec, c, quantizer_coder(c), src, bytes, d.size, s, scales_.data() + scale_offsets_[s],
-          [&] { return span_name(s) + ": "; }, max_abs_bits);
+          where, max_abs_bits);
       scale_offsets_[s + 1] = scale_offsets_[s] + c.quantizer.num_scales(k);
       scales_.resize(scale_offsets_[s + 1]);
     } else {
@@ -617,104 +504,18 @@ private:
     }
   }
 
-  [[nodiscard]] static float load_raw(const std::byte* src, value_type_id vt, std::size_t i) {
-    switch (vt) {
-    case value_type_id::f32:
-      return detail::load_le<float>(src + 4 * i);
-    case value_type_id::f16:
-      return to_float(half{detail::load_le<std::uint16_t>(src + 2 * i)});
-    case value_type_id::bf16:
-      return to_float(bfloat16{detail::load_le<std::uint16_t>(src + 2 * i)});
-    }
-    return 0.0f;
-  }
-  template <class T>
-  static void decode_raw(const std::byte* src, value_type_id vt, std::size_t n,
-                         detail::decode_mode mode, T* dst) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const float v = load_raw(src, vt, i);
-      dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
-    }
-  }
-
-  /// Validates sparse span s; returns the largest |decoded value| (fp32 bits).
+  /// Regenerates the implied indices of sparse span s (shared-seed random-k) from the message's
+  /// seed and stream word, as the sender selected them.
   template <class Exec>
-  std::uint32_t validate_sparse(const Exec& exec, const message_info& info, const std::byte* src,
-                                std::size_t bytes, std::size_t s) {
-    const std::size_t n = plan_[s].size;
-    const compressor_type& c = span_compressors_[s];
-    auto where = [&] { return span_name(s) + ": "; };
-    const std::size_t k = detail::check_sparse_header<encoding_type>(c, src, bytes, n, where);
-    const unsigned w = encoding_type::index_bytes(n);
-    const bool implied =
-        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
-    const float scale = detail::load_le<float>(src + 12);
-    const std::byte* q = src + encoding_type::span_header_bytes;
-    if (implied) {
-      if constexpr (requires { c.shared_seed; }) {
-        const span_context ctx{plan_[s].begin, info.seed, info.stream_word, 0};
-        c.select_subset(exec, n, k, ctx, sparse_ws_);
-        sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(),
-                            sparse_ws_.indices.end());
-      }
-    } else {
-      detail::check_sparse_indices(q, k, w, n, where);
-      q += k * w;
-    }
-    // the decoded value is the stored one times the span's value scale (n/k for unbiased
-    // random-k): both must be finite
-    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
-    std::uint32_t max_bits = 0;
-    for (std::size_t j = 0; j < k; ++j) {
-      const float v = encoding_type::load_value(q + j * vb);
-      const std::uint32_t bits = detail::abs_bits(v * scale);
-      detail::require(
-          !detail::is_non_finite(v) && bits < detail::inf_abs_bits, errc::corrupt_payload, [&] {
-            return std::string(
-                where() + "value " + std::to_string(j) +
-                (detail::is_non_finite(v) ? " is not finite" : " times the value scale overflows"));
-          });
-      max_bits = std::max(max_bits, bits);
-    }
-    return max_bits;
+  void regenerate_indices(const Exec& exec, const message_info& info, std::size_t s) {
+    const span_context ctx{plan_[s].begin, info.seed, info.stream_word, 0};
+    (void)detail::select_sparse(exec, span_compressors_[s], static_cast<const float*>(nullptr),
+                                plan_[s].size, ctx, sparse_ws_);
+    sel_indices_.insert(sel_indices_.end(), sparse_ws_.indices.begin(), sparse_ws_.indices.end());
   }
-
-  template <class T>
-  void decode_sparse(const std::byte* src, std::size_t n, std::size_t s, detail::decode_mode mode,
-                     T* dst) const {
-    const auto k = static_cast<std::size_t>(detail::load_le<std::uint64_t>(src));
-    const unsigned w = encoding_type::index_bytes(n);
-    const bool implied =
-        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
-    const float scale = detail::load_le<float>(src + 12);
-    const std::byte* values = src + encoding_type::span_header_bytes + (implied ? 0 : k * w);
-    if (mode == detail::decode_mode::assign) {
-      for (std::size_t i = 0; i < n; ++i) {
-        dst[i] = from_float<T>(0.0f);
-      }
-    }
-    constexpr std::size_t vb = sizeof(typename encoding_type::value_type);
-    const detail::rounding_barrier keep; // the scaled value stays rounded before it is added
-    std::size_t j = 0;
-    for_each_sparse_index(src, n, s, [&](std::size_t i) {
-      const float v = keep(encoding_type::load_value(values + j++ * vb) * scale);
-      dst[i] = from_float<T>(mode == detail::decode_mode::add ? to_float(dst[i]) + v : v);
-    });
-  }
-
-  /// Calls f(i) for the span-local index of every value of a validated sparse span, in order.
-  template <class F>
-  void for_each_sparse_index(const std::byte* src, std::size_t n, std::size_t s, F&& f) const {
-    const auto k = static_cast<std::size_t>(detail::load_le<std::uint64_t>(src));
-    const unsigned w = encoding_type::index_bytes(n);
-    const bool implied =
-        (detail::load_le<std::uint8_t>(src + 9) & encoding_type::flag_implied) != 0;
-    const std::byte* q = src + encoding_type::span_header_bytes;
-    const std::size_t* regenerated = sel_indices_.data() + sel_offsets_[s];
-    for (std::size_t j = 0; j < k; ++j) {
-      f(implied ? regenerated[j]
-                : static_cast<std::size_t>(encoding_type::load_index(q + j * w, w)));
-    }
+  /// The regenerated indices of span s of the last validated message (implied spans only).
+  [[nodiscard]] const std::size_t* regenerated(std::size_t s) const noexcept {
+    return sel_indices_.data() + sel_offsets_[s];
   }
 
   std::vector<float> kept_; ///< composite spans: kept values (encode), decoded values (decode)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "compressor/selection_rule.hpp"
 #include "concepts.hpp"
 #include "encoding/code_encodings.hpp"
 #include "encoding/sparse_codes.hpp"
@@ -79,6 +80,11 @@ struct scheme {
   static_assert(Encoding::template accepts<typename Compressor::payload_kind>,
                 "gradcomp::scheme<C, G, E>: encoding E cannot carry the payload kind of "
                 "compressor C (e.g. TernGrad codes need ternary_2bit, not sparse_coo)");
+  static_assert(!std::is_same_v<typename Compressor::payload_kind, sparse_payload> ||
+                    sparsifier<Compressor>,
+                "gradcomp::scheme<C, G, E>: C has a sparse payload but does not model "
+                "gradcomp::sparsifier (rule(ctx), indices_implied(), value_scale(n, k), "
+                "max_selected(n), needs_span_max: compressor/selection_rule.hpp)");
 
   using compressor_type = Compressor;
   using granularity_type = Granularity;

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
+#include "../detail/bits.hpp"
 #include "common.hpp"
 #include "mixins.hpp"
 
@@ -29,18 +29,21 @@ struct adaptive_threshold : detail::without_parameter<adaptive_threshold> {
   [[nodiscard]] std::optional<double> omega(std::size_t) const { return 0.0; }
   [[nodiscard]] std::size_t max_selected(std::size_t n) const { return n; }
 
-  template <class Exec, gradient_value T>
-  sparse_selection select(const Exec& exec, const T* x, std::size_t n, const span_context& ctx,
-                          sparse_workspace& ws) const {
-    const float max_abs = detail::bits_float(ctx.max_abs_bits);
-    detail::run<detail::select_where>(
-        exec, n,
-        [x, max_abs](std::size_t i) {
-          const float a = detail::bits_float(detail::abs_bits(to_float(x[i])));
-          return a > 0.0f && 2.0f * a >= max_abs;
-        },
-        ws.indices);
-    return {};
+  [[nodiscard]] bool indices_implied() const noexcept { return false; }
+  [[nodiscard]] float value_scale(std::size_t, std::size_t) const noexcept { return 1.0f; }
+  static constexpr bool needs_span_max = true;
+
+  /// The selection rule: |x| > 0 and 2|x| >= the span's max |x|, in float.
+  struct half_max_rule {
+    float max_abs = 0.0f;
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE bool keep(const T* xs, std::uint64_t i) const noexcept {
+      const float a = detail::bits_float(detail::abs_bits(to_float(xs[i])));
+      return a > 0.0f && 2.0f * a >= max_abs;
+    }
+  };
+  [[nodiscard]] half_max_rule rule(const span_context& ctx) const noexcept {
+    return {detail::bits_float(ctx.max_abs_bits)};
   }
   friend bool operator==(const adaptive_threshold&, const adaptive_threshold&) = default;
 };

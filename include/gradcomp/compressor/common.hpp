@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/select_top_keys.hpp"
 #include "../concepts.hpp"
 #include "../detail/bits.hpp"
 #include "../error.hpp"
@@ -11,11 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 /// @file
-/// What compressors share: the per-span call context, the selection workspace of sparsifiers, and
-/// exact arithmetic for "k from a ratio".
+/// What compressors share: the per-span call context and exact arithmetic for "k from a ratio".
 
 namespace gradcomp {
 
@@ -34,18 +31,6 @@ struct span_context {
     const std::uint64_t rank_mask = std::uint64_t{stream_key::max_rank} << 4;
     return {seed, shared ? (stream_word & ~rank_mask) : stream_word, random_purpose::subset};
   }
-};
-
-/// Result of a sparsifier on one span; the indices are in the workspace.
-struct sparse_selection {
-  float value_scale = 1.0f;     ///< decoded value = stored value * value_scale
-  bool indices_implied = false; ///< the receiver regenerates indices (shared seed)
-};
-
-/// Scratch of sparsifiers, reused across calls.
-struct sparse_workspace {
-  std::vector<std::size_t> indices; ///< selected span-local indices, ascending
-  detail::cpu_select_scratch select;
 };
 
 namespace detail {

@@ -7,6 +7,7 @@
 #include "../error.hpp"
 #include "../payload.hpp"
 #include "common.hpp"
+#include "selection_rule.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -33,9 +34,9 @@ namespace gradcomp {
 
 template <class S, class Q>
 struct compose {
-  static_assert(std::is_same_v<typename S::payload_kind, sparse_payload>,
+  static_assert(std::is_same_v<typename S::payload_kind, sparse_payload> && sparsifier<S>,
                 "gradcomp::compose<S, Q>: S must be a sparsifier (topk, random_k, threshold_v, "
-                "adaptive_threshold)");
+                "adaptive_threshold; compressor/selection_rule.hpp)");
   static_assert(
       requires(const Q& q) { q.num_scales(std::size_t{}); },
       "gradcomp::compose<S, Q>: Q must be a quantizer with a fixed-width code "
@@ -55,11 +56,9 @@ struct compose {
   void validate() const {
     sparsifier.validate();
     quantizer.validate();
-    if constexpr (requires { sparsifier.shared_seed; }) {
-      detail::require(!sparsifier.shared_seed, errc::invalid_parameter,
-                      "compose: shared-seed random-k cannot be composed (its indices are "
-                      "implied, the composite sends them)");
-    }
+    detail::require(!sparsifier.indices_implied(), errc::invalid_parameter,
+                    "compose: a sparsifier whose indices are implied (shared-seed random-k) "
+                    "cannot be composed (the composite sends its indices)");
   }
   [[nodiscard]] compose with_parameter(double p) const {
     compose c{sparsifier.with_parameter(p), quantizer};
@@ -70,7 +69,7 @@ struct compose {
   [[nodiscard]] std::size_t max_selected(std::size_t n) const { return sparsifier.max_selected(n); }
   [[nodiscard]] std::optional<double> omega(std::size_t n) const {
     std::size_t k = n;
-    if constexpr (requires { sparsifier.count(n); }) {
+    if constexpr (keeps_fixed_count<S>) {
       k = sparsifier.count(n);
     }
     const std::optional<double> ws = sparsifier.omega(n), wq = quantizer.omega(k);

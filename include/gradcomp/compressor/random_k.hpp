@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
 #include "../random/philox_batch.hpp"
 #include "common.hpp"
@@ -61,34 +60,27 @@ struct random_k {
                              : 1.0f;
   }
 
-  /// The selection key of element i of a span: the complemented 64-bit Philox word at its global
-  /// index (the k largest keys are the k smallest words). fill() makes sixteen per generator call.
-  struct subset_key {
-    random_stream rs;
-    std::uint64_t g0 = 0;
-    [[nodiscard]] std::uint64_t operator()(std::size_t i) const noexcept {
-      return ~rs.bits64(g0 + i);
+  [[nodiscard]] bool indices_implied() const noexcept { return shared_seed; }
+  static constexpr bool needs_span_max = false;
+
+  /// The selection rule: the key of element i is the complemented 64-bit Philox word of the
+  /// subset stream at its global index (the k largest keys are the k smallest words). fill()
+  /// makes sixteen per generator call on the CPU.
+  struct subset_rule {
+    using key_type = std::uint64_t;
+    random_stream stream;
+    std::uint64_t global_begin = 0;
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE key_type key(const T*, std::uint64_t i) const noexcept {
+      return ~stream.bits64(global_begin + i);
     }
     void fill(std::size_t i, std::size_t len, std::uint64_t* out) const noexcept {
-      detail::complemented_bits64(rs, g0 + i, len, out);
+      detail::complemented_bits64(stream, global_begin + i, len, out);
     }
   };
-
-  /// The subset alone (also used by receivers to regenerate implied indices).
-  template <class Exec>
-  void select_subset(const Exec& exec, std::size_t n, std::size_t k, const span_context& ctx,
-                     sparse_workspace& ws) const {
-    const random_stream rs = ctx.subset(shared_seed);
-    const std::uint64_t g0 = ctx.global_begin;
-    // k smallest keys == k largest complemented keys
-    detail::run<detail::select_top_keys>(exec, n, k, subset_key{rs, g0}, ws.indices, ws.select);
-  }
-  template <class Exec, gradient_value T>
-  sparse_selection select(const Exec& exec, const T*, std::size_t n, const span_context& ctx,
-                          sparse_workspace& ws) const {
-    const std::size_t k = count(n);
-    select_subset(exec, n, k, ctx, ws);
-    return {value_scale(n, k), shared_seed};
+  /// The rule of one span; it reads no gradient, so receivers regenerate a shared-seed subset.
+  [[nodiscard]] subset_rule rule(const span_context& ctx) const noexcept {
+    return {ctx.subset(shared_seed), ctx.global_begin};
   }
   friend bool operator==(const random_k&, const random_k&) = default;
 };

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
+#include "../detail/bits.hpp"
 #include "common.hpp"
 
 #include <cmath>
@@ -51,15 +51,21 @@ struct threshold_v {
                : std::nextafter(f, std::numeric_limits<float>::infinity());
   }
 
-  template <class Exec, gradient_value T>
-  sparse_selection select(const Exec& exec, const T* x, std::size_t n, const span_context&,
-                          sparse_workspace& ws) const {
+  [[nodiscard]] bool indices_implied() const noexcept { return false; }
+  [[nodiscard]] float value_scale(std::size_t, std::size_t) const noexcept { return 1.0f; }
+  static constexpr bool needs_span_max = false;
+
+  /// The selection rule: |x| bits >= the lowest kept bits (at least 1: zeros are never kept).
+  struct at_least_rule {
+    std::uint32_t lowest_bits = 1;
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE bool keep(const T* xs, std::uint64_t i) const noexcept {
+      return detail::abs_bits(to_float(xs[i])) >= lowest_bits;
+    }
+  };
+  [[nodiscard]] at_least_rule rule(const span_context&) const noexcept {
     const std::uint32_t t = detail::float_bits(float_threshold());
-    const std::uint32_t lo = t == 0 ? 1u : t; // never keep zeros
-    detail::run<detail::select_where>(
-        exec, n, [x, lo](std::size_t i) { return detail::abs_bits(to_float(x[i])) >= lo; },
-        ws.indices);
-    return {};
+    return {t == 0 ? 1u : t};
   }
   friend bool operator==(const threshold_v&, const threshold_v&) = default;
 };

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/select_top_keys.hpp"
 #include "../core/float16.hpp"
+#include "../detail/bits.hpp"
 #include "common.hpp"
 
 #include <optional>
@@ -40,14 +40,19 @@ struct topk {
   }
   [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
 
-  template <class Exec, gradient_value T>
-  sparse_selection select(const Exec& exec, const T* x, std::size_t n, const span_context&,
-                          sparse_workspace& ws) const {
-    detail::run<detail::select_top_keys>(
-        exec, n, count(n), [x](std::size_t i) { return detail::abs_bits(to_float(x[i])); },
-        ws.indices, ws.select);
-    return {};
-  }
+  [[nodiscard]] bool indices_implied() const noexcept { return false; }
+  [[nodiscard]] float value_scale(std::size_t, std::size_t) const noexcept { return 1.0f; }
+  static constexpr bool needs_span_max = false;
+
+  /// The selection rule: |x| as bits, the larger key the larger magnitude (+0 and -0 tie).
+  struct magnitude_rule {
+    using key_type = std::uint32_t;
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE key_type key(const T* xs, std::uint64_t i) const noexcept {
+      return detail::abs_bits(to_float(xs[i]));
+    }
+  };
+  [[nodiscard]] magnitude_rule rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const topk&, const topk&) = default;
 };
 

@@ -43,6 +43,18 @@ struct code_layout {
   return packed_bytes(n, layout.magnitude_bits()) + (layout.sign_plane ? packed_bytes(n, 1) : 0);
 }
 
+/// Whether a coder's codes carry their sign in the top bit and travel as two planes
+/// (detail/bit_pack.hpp code_layout).
+template <class Coder>
+inline constexpr bool has_sign_plane = requires {
+  requires Coder::sign_plane;
+};
+
+template <class Coder>
+[[nodiscard]] code_layout coder_layout(const Coder& coder) noexcept {
+  return {coder.bits(), has_sign_plane<Coder>};
+}
+
 /// Widths that divide a byte or are whole bytes pack byte by byte: a form compilers vectorize.
 template <unsigned B>
 inline constexpr bool byte_packable = B == 1 || B == 2 || B == 4 || B == 8 || B == 16 || B == 32;

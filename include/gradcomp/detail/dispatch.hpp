@@ -3,6 +3,8 @@
 
 #include "../backend/tags.hpp"
 
+#include <cstddef>
+#include <cstdint>
 #include <utility>
 
 /// @file
@@ -17,6 +19,17 @@ struct select_top_keys {}; // exact k largest keys, ties to the lower index, ind
 struct select_where {};    // indices where a predicate holds, ascending
 struct encode_codes {};    // per-element coder + fixed-width bit packing
 struct decode_codes {};    // unpacking + per-element decoder (validate, or write)
+
+/// validate: check every code; measure: check, and find the largest |decoded value|; assign or
+/// add: write the decoded values (to a validated message's codes).
+enum class decode_mode { validate, measure, assign, add };
+
+/// What validating codes found: the index of the first invalid code (n when all are valid) and,
+/// with decode_mode::measure, the largest |decoded value| as fp32 bits.
+struct code_check {
+  std::size_t first_invalid = 0;
+  std::uint32_t max_abs_bits = 0;
+};
 
 template <class>
 inline constexpr bool dependent_false_v = false;

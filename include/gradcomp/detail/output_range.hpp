@@ -2,9 +2,12 @@
 #pragma once
 
 #include "../core/float16.hpp"
+#include "../error.hpp"
 #include "bits.hpp"
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 
 /// @file
 /// Whether decoded values are sure to fit an output type: the bound that lets a decode skip the
@@ -40,6 +43,21 @@ template <gradient_value T>
                                                                   bool add) noexcept {
   const float r = add ? held + v : v;
   return is_non_finite(to_float(from_float<T>(r))) && !(add && is_non_finite(held));
+}
+
+/// The exact check over n decoded values v written into `held` (assigned, or with `add` added):
+/// errc::value_out_of_range naming the first element that would overflow T in span_name().
+template <gradient_value T, class Name>
+void require_writes_fit(const T* held, const float* v, std::size_t n, bool add,
+                        const Name& span_name) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const float a = add ? to_float(held[i]) : 0.0f;
+    require(!write_overflows<T>(a, v[i], add), errc::value_out_of_range, [&] {
+      return std::string(add ? "the sum of a decoded value and the output" : "a decoded value") +
+             " in " + span_name() + " at element " + std::to_string(i) +
+             " overflows the output's " + std::string(value_traits<T>::name);
+    });
+  }
 }
 
 } // namespace gradcomp::detail

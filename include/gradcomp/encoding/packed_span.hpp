@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cpu/codes.hpp"
 #include "../detail/bit_pack.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/dispatch.hpp"

@@ -6,6 +6,7 @@
 #include "../payload.hpp"
 #include "packed_span.hpp"
 #include "sparse_coo.hpp"
+#include "sparse_span_header.hpp"
 
 #include <algorithm>
 #include <cstddef>
@@ -17,7 +18,7 @@
 /// @file
 /// The encoding of compositions (compose<S, Q>): the sparsifier's indices, then the kept values
 /// as the quantizer's fixed-width codes. A span of n elements with k kept is laid out as
-///     [k u64][index width W u8][flags u8 = 0][reserved u16 = 0][reserved f32 = 1.0]
+///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, W, flags 0, scale 1.0]
 ///     [k indices of W bytes, strictly increasing][Q's packed span for the k values]
 /// with W = 2, 4 or 8 as sparse_coo chooses it from n, and Q's packed span that of CodeEncoding
 /// (encoding/packed_span.hpp: its scales, then its codes). Bytes = 16 + k W + Q's bytes for k.
@@ -40,9 +41,9 @@ struct sparse_codes {
   template <class P>
   static constexpr bool accepts = detail::sparse_codes_accept<CodeEncoding, P>;
 
-  static constexpr std::size_t span_header_bytes = sparse_coo<float>::span_header_bytes;
+  static constexpr std::size_t span_header_bytes = detail::sparse_span_header::bytes;
   [[nodiscard]] static constexpr unsigned index_bytes(std::size_t n) noexcept {
-    return sparse_coo<float>::index_bytes(n);
+    return detail::sparse_index_bytes(n);
   }
   CodeEncoding codes{};
   friend constexpr bool operator==(const sparse_codes&, const sparse_codes&) = default;
@@ -52,12 +53,12 @@ namespace detail {
 
 /// One composite span: S's indices, then Q's packed span of the kept values (layout above).
 struct sparse_codes_span {
-  static constexpr std::size_t header = sparse_coo<float>::span_header_bytes;
+  static constexpr std::size_t header = sparse_span_header::bytes;
 
   template <class Q, class Coder>
   [[nodiscard]] static std::size_t bytes(const Q& q, const Coder& coder, std::size_t n,
                                          std::size_t k) {
-    return header + k * sparse_coo<float>::index_bytes(n) + packed_span::bytes(q, coder, k);
+    return header + k * sparse_index_bytes(n) + packed_span::bytes(q, coder, k);
   }
 
   /// Writes the span: `indices` (k, ascending, span-local) and the kept values already scaled
@@ -66,12 +67,8 @@ struct sparse_codes_span {
   static void write(const Exec& exec, const Q& q, const Coder& coder, const std::size_t* indices,
                     const float* kept, std::size_t k, std::size_t n, std::uint64_t global_begin,
                     const float* scales, const random_stream& rs, std::byte* dst) {
-    const unsigned w = sparse_coo<float>::index_bytes(n);
-    store_le<std::uint64_t>(dst, k);
-    store_le<std::uint8_t>(dst + 8, static_cast<std::uint8_t>(w));
-    store_le<std::uint8_t>(dst + 9, 0);
-    store_le<std::uint16_t>(dst + 10, 0);
-    store_le<float>(dst + 12, 1.0f);
+    const unsigned w = sparse_index_bytes(n);
+    sparse_span_header::make(n, k, false, 1.0f).write(dst);
     for (std::size_t j = 0; j < k; ++j) {
       sparse_coo<float>::store_index(dst + header + j * w, w, indices[j]);
     }
@@ -86,21 +83,20 @@ struct sparse_codes_span {
                                   std::size_t bytes_in, std::size_t n, const Where& where) {
     require(bytes_in >= header, errc::corrupt_payload,
             [&] { return std::string(where() + "composite span shorter than its header"); });
-    const auto k = load_le<std::uint64_t>(src);
-    const auto w = load_le<std::uint8_t>(src + 8);
+    const sparse_span_header head = sparse_span_header::read(src);
+    const std::uint64_t k = head.count;
     require(k <= c.max_selected(n), errc::corrupt_payload, [&] {
       return std::string(where() + "count " + std::to_string(k) +
                          " exceeds what the sparsifier keeps");
     });
-    if constexpr (requires { c.sparsifier.count(n); }) {
+    if constexpr (keeps_fixed_count<typename C::sparsifier_type>) {
       require(k == c.sparsifier.count(n), errc::corrupt_payload, [&] {
         return std::string(where() + "count " + std::to_string(k) + ", the sparsifier keeps " +
                            std::to_string(c.sparsifier.count(n)));
       });
     }
-    require(w == sparse_coo<float>::index_bytes(n) && load_le<std::uint8_t>(src + 9) == 0 &&
-                load_le<std::uint16_t>(src + 10) == 0 &&
-                float_bits(load_le<float>(src + 12)) == float_bits(1.0f),
+    require(head.index_bytes == sparse_index_bytes(n) && head.flags == 0 && head.reserved == 0 &&
+                float_bits(head.value_scale) == float_bits(1.0f),
             errc::corrupt_payload, [&] {
               return std::string(where() + "index width, flags or reserved fields are invalid");
             });
@@ -120,7 +116,7 @@ struct sparse_codes_span {
                               std::size_t span, float* scales, const Where& where,
                               std::uint32_t* max_abs_bits = nullptr) {
     const std::size_t k = check_header(c, coder, src, bytes_in, n, where);
-    const unsigned w = sparse_coo<float>::index_bytes(n);
+    const unsigned w = sparse_index_bytes(n);
     check_sparse_indices(src + header, k, w, n, where);
     const std::size_t codes_at = header + k * w;
     packed_span::validate(exec, c.quantizer, coder, src + codes_at, bytes_in - codes_at, k, span,
@@ -133,8 +129,8 @@ struct sparse_codes_span {
   template <class Exec, class Q, class Coder, class T>
   static void decode(const Exec& exec, const Q& q, const Coder& coder, const std::byte* src,
                      std::size_t n, const float* scales, decode_mode mode, float* kept, T* out) {
-    const auto k = static_cast<std::size_t>(load_le<std::uint64_t>(src));
-    const unsigned w = sparse_coo<float>::index_bytes(n);
+    const auto k = static_cast<std::size_t>(sparse_span_header::read(src).count);
+    const unsigned w = sparse_index_bytes(n);
     packed_span::decode(exec, q, coder, src + header + k * w, k, scales, decode_mode::assign, kept);
     if (mode == decode_mode::assign) {
       std::fill(out, out + n, from_float<T>(0.0f));

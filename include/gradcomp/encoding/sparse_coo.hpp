@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "../compressor/selection_rule.hpp"
 #include "../core/float16.hpp"
 #include "../detail/bits.hpp"
+#include "../detail/dispatch.hpp"
+#include "../detail/rounding_barrier.hpp"
 #include "../error.hpp"
 #include "../payload.hpp"
+#include "sparse_span_header.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -14,7 +19,7 @@
 
 /// @file
 /// Sparse index/value encoding. Span layout:
-///     u64 k | u8 index bytes W | u8 flags (bit 0: indices implied) | u16 0 | f32 value scale
+///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, W, flags, value scale]
 ///     [k indices, W bytes each, LE, strictly increasing, < n]   (absent when implied)
 ///     [k values of V, LE]
 /// W = 2 if n <= 65536, 4 if n <= 2^32, else 8. bytes = 16 + k W + k sizeof(V) (k W omitted when
@@ -36,11 +41,11 @@ struct sparse_coo {
   static constexpr bool accepts = std::is_same_v<P, sparse_payload>;
   friend constexpr bool operator==(sparse_coo, sparse_coo) = default;
 
-  static constexpr std::size_t span_header_bytes = 16;
-  static constexpr std::uint8_t flag_implied = 1;
+  static constexpr std::size_t span_header_bytes = detail::sparse_span_header::bytes;
+  static constexpr std::uint8_t flag_implied = detail::sparse_span_header::flag_implied;
 
   [[nodiscard]] static constexpr unsigned index_bytes(std::size_t n) noexcept {
-    return n <= 65536u ? 2u : (static_cast<std::uint64_t>(n) <= (std::uint64_t{1} << 32) ? 4u : 8u);
+    return detail::sparse_index_bytes(n);
   }
   [[nodiscard]] static constexpr std::size_t bytes(std::size_t n, std::size_t k,
                                                    bool implied) noexcept {
@@ -78,50 +83,42 @@ struct sparse_coo {
 
 namespace detail {
 /// Checks the 16-byte header of a sparse span of `bytes` payload bytes for n elements against
-/// the compressor c that should have written it (count, index width, flags, value scale, size);
+/// the sparsifier c that should have written it (count, index width, flags, value scale, size);
 /// returns k. Every violation is errc::corrupt_payload, prefixed by where(). The CPU and CUDA
 /// decoders share it.
 template <class E, class C, class Where>
 std::size_t check_sparse_header(const C& c, const std::byte* h, std::size_t bytes, std::size_t n,
                                 const Where& where) {
-  require(bytes >= E::span_header_bytes, errc::corrupt_payload,
+  static_assert(require_sparsifier<C>());
+  require(bytes >= sparse_span_header::bytes, errc::corrupt_payload,
           [&] { return std::string(where() + "sparse span shorter than its 16-byte header"); });
-  const auto k = load_le<std::uint64_t>(h);
-  const auto w = load_le<std::uint8_t>(h + 8);
-  const auto flags = load_le<std::uint8_t>(h + 9);
-  const auto scale = load_le<float>(h + 12);
+  const sparse_span_header head = sparse_span_header::read(h);
+  const std::uint64_t k = head.count;
   require(k <= n, errc::corrupt_payload, [&] {
     return std::string(where() + "count " + std::to_string(k) + " exceeds the span size " +
                        std::to_string(n));
   });
-  require(w == E::index_bytes(n), errc::corrupt_payload, [&] {
-    return std::string(where() + "index width " + std::to_string(w) +
+  require(head.index_bytes == E::index_bytes(n), errc::corrupt_payload, [&] {
+    return std::string(where() + "index width " + std::to_string(head.index_bytes) +
                        " is not the width for n = " + std::to_string(n));
   });
-  require((flags & ~E::flag_implied) == 0 && load_le<std::uint16_t>(h + 10) == 0,
+  require((head.flags & ~sparse_span_header::flag_implied) == 0 && head.reserved == 0,
           errc::corrupt_payload,
           [&] { return std::string(where() + "unknown flags or non-zero reserved bits"); });
-  const bool implied = (flags & E::flag_implied) != 0;
-  bool expect_implied = false;
-  float expect_scale = 1.0f;
-  if constexpr (requires { c.shared_seed; }) {
-    expect_implied = c.shared_seed;
-    expect_scale = c.value_scale(n, k);
-  }
-  require(implied == expect_implied, errc::corrupt_payload, [&] {
+  require(head.implied() == c.indices_implied(), errc::corrupt_payload, [&] {
     return std::string(where() + "indices-implied flag does not match the compressor");
   });
-  require(float_bits(scale) == float_bits(expect_scale), errc::corrupt_payload,
+  require(float_bits(head.value_scale) == float_bits(c.value_scale(n, k)), errc::corrupt_payload,
           [&] { return std::string(where() + "value scale is not the one the compressor uses"); });
-  if constexpr (requires { c.count(n); }) {
+  if constexpr (keeps_fixed_count<C>) {
     require(k == c.count(n), errc::corrupt_payload, [&] {
       return std::string(where() + "count " + std::to_string(k) + ", the compressor keeps " +
                          std::to_string(c.count(n)));
     });
   }
-  require(bytes == E::bytes(n, k, implied), errc::corrupt_payload, [&] {
+  require(bytes == E::bytes(n, k, head.implied()), errc::corrupt_payload, [&] {
     return std::string(where() + std::to_string(bytes) + " payload bytes, the format needs " +
-                       std::to_string(E::bytes(n, k, implied)));
+                       std::to_string(E::bytes(n, k, head.implied())));
   });
   return static_cast<std::size_t>(k);
 }
@@ -141,6 +138,109 @@ void check_sparse_indices(const std::byte* q, std::size_t k, unsigned w, std::si
     prev = i;
   }
 }
+
+/// One sparse_coo span of n elements (layout above): what the codec writes, validates and
+/// decodes. Indices of an implied span are the ones the receiver regenerated (`regenerated`).
+template <class E>
+struct sparse_coo_span {
+  static constexpr std::size_t value_bytes = sizeof(typename E::value_type);
+
+  /// Throws value_out_of_range unless every kept value x[idx[j]] fits the stored value type and,
+  /// times the value scale (unbiased random-k's n/k), stays finite.
+  template <class T, class Where>
+  static void require_values_fit(const T* x, const std::size_t* idx, std::size_t k,
+                                 float value_scale, const Where& where) {
+    using V = typename E::value_type;
+    for (std::size_t j = 0; j < k; ++j) {
+      const float v = to_float(x[idx[j]]);
+      // the decoder scales the stored value, so the product is checked on that value
+      if (abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
+          is_non_finite(to_float(from_float<V>(v)) * value_scale)) {
+        fail(errc::value_out_of_range, "kept value " + std::to_string(v) + " in " + where() +
+                                           " at element " + std::to_string(idx[j]) +
+                                           " overflows the encoding's value type or scale");
+      }
+    }
+  }
+
+  /// Writes the span keeping x[idx[j]] for the k ascending span-local indices idx.
+  template <class T>
+  static void write(std::byte* dst, const T* x, std::size_t n, const std::size_t* idx,
+                    std::size_t k, bool implied, float value_scale) {
+    const sparse_span_header head = sparse_span_header::make(n, k, implied, value_scale);
+    head.write(dst);
+    std::byte* q = dst + sparse_span_header::bytes;
+    if (!implied) {
+      for (std::size_t j = 0; j < k; ++j) {
+        E::store_index(q + j * head.index_bytes, head.index_bytes, idx[j]);
+      }
+      q += k * head.index_bytes;
+    }
+    for (std::size_t j = 0; j < k; ++j) {
+      E::store_value(q + j * value_bytes, to_float(x[idx[j]]));
+    }
+  }
+
+  /// Validates the span of `bytes` bytes against sparsifier c: header, stored indices, values
+  /// (finite, and finite times the value scale). Returns the largest |decoded value| (fp32 bits).
+  template <class C, class Where>
+  static std::uint32_t validate(const C& c, const std::byte* src, std::size_t bytes, std::size_t n,
+                                const Where& where) {
+    const std::size_t k = check_sparse_header<E>(c, src, bytes, n, where);
+    const sparse_span_header head = sparse_span_header::read(src);
+    if (!head.implied()) {
+      check_sparse_indices(src + sparse_span_header::bytes, k, head.index_bytes, n, where);
+    }
+    const std::byte* values = values_of(src, head);
+    std::uint32_t max_bits = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+      const float v = E::load_value(values + j * value_bytes);
+      const std::uint32_t bits = abs_bits(v * head.value_scale);
+      require(!is_non_finite(v) && bits < inf_abs_bits, errc::corrupt_payload, [&] {
+        return std::string(
+            where() + "value " + std::to_string(j) +
+            (is_non_finite(v) ? " is not finite" : " times the value scale overflows"));
+      });
+      max_bits = std::max(max_bits, bits);
+    }
+    return max_bits;
+  }
+
+  /// Calls f(i) for the span-local index of every value of a validated span, in order.
+  template <class F>
+  static void for_each_index(const std::byte* src, const std::size_t* regenerated, F&& f) {
+    const sparse_span_header head = sparse_span_header::read(src);
+    const std::byte* q = src + sparse_span_header::bytes;
+    for (std::size_t j = 0; j < head.count; ++j) {
+      f(head.implied()
+            ? regenerated[j]
+            : static_cast<std::size_t>(E::load_index(q + j * head.index_bytes, head.index_bytes)));
+    }
+  }
+
+  /// Writes a validated span into dst[0, n): assigned (zeros elsewhere) or added.
+  template <class T>
+  static void decode(const std::byte* src, std::size_t n, const std::size_t* regenerated,
+                     decode_mode mode, T* dst) {
+    const sparse_span_header head = sparse_span_header::read(src);
+    const std::byte* values = values_of(src, head);
+    if (mode == decode_mode::assign) {
+      std::fill(dst, dst + n, from_float<T>(0.0f));
+    }
+    const rounding_barrier keep; // the scaled value stays rounded before it is added
+    std::size_t j = 0;
+    for_each_index(src, regenerated, [&](std::size_t i) {
+      const float v = keep(E::load_value(values + j++ * value_bytes) * head.value_scale);
+      dst[i] = from_float<T>(mode == decode_mode::add ? to_float(dst[i]) + v : v);
+    });
+  }
+
+private:
+  [[nodiscard]] static const std::byte* values_of(const std::byte* src,
+                                                  const sparse_span_header& head) {
+    return src + sparse_span_header::bytes + (head.implied() ? 0 : head.count * head.index_bytes);
+  }
+};
 } // namespace detail
 
 } // namespace gradcomp

@@ -44,6 +44,7 @@ namespace gradcomp {
 
 inline constexpr std::size_t wire_header_bytes = 56;
 inline constexpr std::size_t wire_directory_entry_bytes = 24;
+inline constexpr std::size_t wire_checksum_offset = 48; ///< the u64 checksum field of the header
 inline constexpr std::uint8_t span_mode_compressed = 0;
 inline constexpr std::uint8_t span_mode_raw = 1;
 
@@ -79,16 +80,21 @@ inline constexpr std::byte wire_magic[4] = {std::byte{'G'}, std::byte{'C'}, std:
   for (std::size_t b = 0; b * checksum_block_bytes < msg.size(); ++b) {
     const std::size_t begin = b * checksum_block_bytes;
     const std::size_t n = std::min(checksum_block_bytes, msg.size() - begin);
-    if (b == 0 && n >= 56) {
+    if (b == 0 && n >= wire_header_bytes) {
       std::byte first[checksum_block_bytes];
       std::memcpy(first, msg.data(), n);
-      std::memset(first + 48, 0, 8);
+      std::memset(first + wire_checksum_offset, 0, 8);
       sum += checksum_block(first, n, 0);
     } else {
       sum += checksum_block(msg.data() + begin, n, b);
     }
   }
   return checksum_finish(sum, msg.size());
+}
+
+/// Stores the checksum of a complete message (header, directory, payloads) in its header.
+inline void seal_message(std::span<std::byte> msg) noexcept {
+  store_le<std::uint64_t>(msg.data() + wire_checksum_offset, message_checksum(msg));
 }
 
 /// Digest of a sequence of 64-bit words (FNV-1a over words, then avalanche).
@@ -186,7 +192,7 @@ inline message_info parse_frame_fields(std::span<const std::byte> prefix, std::s
 /// Span contents are validated by the encodings. Every failure is a named gradcomp::error.
 inline message_info parse_frame(std::span<const std::byte> msg) {
   check_frame_start(msg, msg.size());
-  check_checksum(load_le<std::uint64_t>(msg.data() + 48), message_checksum(msg));
+  check_checksum(load_le<std::uint64_t>(msg.data() + wire_checksum_offset), message_checksum(msg));
   return parse_frame_fields(msg, msg.size());
 }
 
@@ -208,7 +214,7 @@ inline void write_frame_header(std::byte* p, compressor_id c, encoding_id e, gra
   store_le<std::uint64_t>(p + 24, seed);
   store_le<std::uint64_t>(p + 32, stream_word);
   store_le<std::uint64_t>(p + 40, digest);
-  store_le<std::uint64_t>(p + 48, 0);
+  store_le<std::uint64_t>(p + wire_checksum_offset, 0);
 }
 inline void write_directory_entry(std::byte* e, std::uint64_t elements, std::uint64_t bytes,
                                   std::uint8_t mode) noexcept {
@@ -218,6 +224,45 @@ inline void write_directory_entry(std::byte* e, std::uint64_t elements, std::uin
     e[z] = std::byte{0};
   }
   store_le<std::uint8_t>(e + 16, mode);
+}
+
+/// Throws the frame-level error of a parsed message that a codec with these ids, total size,
+/// span plan and plan digest did not write: scheme_mismatch (an id, a span's raw or compressed
+/// mode, the digest) or layout_mismatch (the total, the span count, a span's size). span_name(s)
+/// names span s in the errors.
+template <class SpanName>
+void check_frame_matches(const message_info& info, compressor_id compressor, encoding_id encoding,
+                         granularity_id granularity, std::uint64_t total_elements,
+                         const std::vector<span_desc>& plan, std::uint64_t digest,
+                         const SpanName& span_name) {
+  auto same_id = [](const char* what, auto got, auto want) {
+    require(got == want, errc::scheme_mismatch, [&] {
+      return std::string("message ") + what + " id " + std::to_string(static_cast<int>(got)) +
+             ", this codec expects " + std::to_string(static_cast<int>(want));
+    });
+  };
+  same_id("compressor", info.compressor, compressor);
+  same_id("encoding", info.encoding, encoding);
+  same_id("granularity", info.granularity, granularity);
+  require(info.total_elements == total_elements, errc::layout_mismatch,
+          "message has " + std::to_string(info.total_elements) + " elements, layout has " +
+              std::to_string(total_elements));
+  require(info.spans.size() == plan.size(), errc::layout_mismatch,
+          "message has " + std::to_string(info.spans.size()) + " spans, plan has " +
+              std::to_string(plan.size()));
+  for (std::size_t s = 0; s < plan.size(); ++s) {
+    require(info.spans[s].elements == plan[s].size, errc::layout_mismatch, [&] {
+      return span_name(s) + " has " + std::to_string(info.spans[s].elements) +
+             " elements in the message, " + std::to_string(plan[s].size) + " in this layout";
+    });
+    const bool raw = info.spans[s].mode == span_mode_raw;
+    require(raw == !plan[s].compressed, errc::scheme_mismatch, [&] {
+      return span_name(s) + (raw ? " is raw in the message but compressed here"
+                                 : " is compressed in the message but raw here");
+    });
+  }
+  require(info.plan_digest == digest, errc::scheme_mismatch,
+          "compressor parameters or per-layer rules differ from this codec's");
 }
 
 } // namespace detail

@@ -98,18 +98,6 @@ decltype(auto) with_coder_width(const Coder& coder, F&& f) {
   }
 }
 
-/// Whether a coder's codes carry their sign in the top bit and travel as two planes
-/// (detail/bit_pack.hpp code_layout).
-template <class Coder>
-inline constexpr bool has_sign_plane = requires {
-  requires Coder::sign_plane;
-};
-
-template <class Coder>
-[[nodiscard]] code_layout coder_layout(const Coder& coder) noexcept {
-  return {coder.bits(), has_sign_plane<Coder>};
-}
-
 /// The codes of one block of len <= 64 elements. Random coders decide each element by its high
 /// random byte; the rare ties (probability <= 1/256 each) read the low 24 bits of the word
 /// (math/rounding.hpp). One pass in 32-bit lanes (it vectorizes), then the ties.
@@ -261,17 +249,6 @@ private:
       }
     }
   }
-};
-
-/// validate: check every code; measure: check, and find the largest |decoded value|; assign or
-/// add: write the decoded values (to a validated message's codes).
-enum class decode_mode { validate, measure, assign, add };
-
-/// What validating codes found: the index of the first invalid code (n when all are valid) and,
-/// with decode_mode::measure, the largest |decoded value| as fp32 bits.
-struct code_check {
-  std::size_t first_invalid = 0;
-  std::uint32_t max_abs_bits = 0;
 };
 
 /// Unpack n codes and either validate them, or decode them into out (assign, or add to what is

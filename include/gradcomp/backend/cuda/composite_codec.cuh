@@ -119,7 +119,7 @@ public:
     // 3. the kept values, Q's reductions over them, Q's scales on the host
     upload(host_value_scales_, value_scales_, S_, st);
     if (selection_.tile_count() > 0) {
-      detail::cuda::gather_kept<typename selection_type::key_type, T>
+      detail::cuda::gather_kept<typename selection_type::rule_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
              st>>>(grad.data(), selection_.spans(), selection_.tiles(), selection_.tile_count(),
                    selection_.flags(), selection_.positions(), value_scales_.data(), kept_.data());
@@ -196,12 +196,11 @@ private:
         continue;
       }
       const std::size_t k = selection_.count(s);
-      const unsigned w = encoding_type::index_bytes(n);
       const std::size_t bytes = detail::sparse_codes_span::bytes(quantizer(s), coder_, n, k);
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
                                     bytes, span_mode_compressed);
       counts_[s] = k;
-      tables_.set_encoded(s, total, k, w, false, 0, 1.0f);
+      tables_.set_encoded(s, total, n, k, false, 1.0f);
       host_value_scales_[s] = selection_.value_scale(s, k);
       total += bytes;
     }
@@ -320,7 +319,7 @@ private:
     ++launches_;
     tables_.write_headers(st, msg, launches_);
     if (selection_.tile_count() > 0) { // indices only: the values travel as Q's codes
-      detail::cuda::write_sparse<void, typename selection_type::key_type, T>
+      detail::cuda::write_sparse<void, typename selection_type::rule_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
              st>>>(x, selection_.spans(), selection_.tiles(), selection_.tile_count(),
                    selection_.flags(), selection_.positions(), tables_.outs(), msg);

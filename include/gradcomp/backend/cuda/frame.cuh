@@ -56,7 +56,7 @@ message_info read_device_frame(cudaStream_t stream, const codec<Scheme>& host,
   cuda_check(cudaStreamSynchronize(stream), "decode frame");
   const std::span<const std::byte> prefix(buf.prefix.data(), prefix_bytes);
   check_frame_start(prefix, message.size());
-  check_checksum(load_le<std::uint64_t>(prefix.data() + 48), buf.checksum[0]);
+  check_checksum(load_le<std::uint64_t>(prefix.data() + wire_checksum_offset), buf.checksum[0]);
   const auto span_count = load_le<std::uint32_t>(prefix.data() + 12);
   require(span_count == S, errc::layout_mismatch,
           "message has " + std::to_string(span_count) + " spans, plan has " + std::to_string(S));

@@ -6,7 +6,9 @@
 #include "../../detail/bits.hpp"
 #include "../../detail/checksum.hpp"
 #include "../../detail/output_range.hpp"
+#include "../../encoding/wire_header.hpp"
 #include "../../math/canonical_sum.hpp"
+#include "../../math/rounding.hpp"
 #include "../../random/stream_key.hpp"
 
 #include <algorithm>
@@ -510,7 +512,7 @@ __global__ void checksum_blocks(const std::uint8_t* __restrict__ msg, std::uint6
         size - begin < checksum_block_bytes ? size - begin : checksum_block_bytes;
     const std::uint8_t* p = msg + begin;
     const auto word = [&](std::uint64_t i) -> std::uint64_t {
-      if (b == 0 && i == 48) {
+      if (b == 0 && i == wire_checksum_offset) {
         return 0;
       }
       if (Aligned && i + 8 <= n) {
@@ -548,7 +550,7 @@ __global__ void checksum_finish_kernel(const unsigned long long* sum, std::uint6
   *result = c;
   if (msg_or_null != nullptr) {
     for (unsigned b = 0; b < 8; ++b) {
-      msg_or_null[48 + b] = static_cast<std::uint8_t>(c >> (8 * b));
+      msg_or_null[wire_checksum_offset + b] = static_cast<std::uint8_t>(c >> (8 * b));
     }
   }
 }

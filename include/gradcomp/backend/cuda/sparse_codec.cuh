@@ -100,8 +100,7 @@ public:
       const std::size_t bytes = encoding_type::bytes(n, k, implied);
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
                                     bytes, span_mode_compressed);
-      tables_.set_encoded(s, total, k, encoding_type::index_bytes(n), implied,
-                          implied ? encoding_type::flag_implied : 0, selection_.value_scale(s, k));
+      tables_.set_encoded(s, total, n, k, implied, selection_.value_scale(s, k));
       total += bytes;
     }
     detail::require(out.size() >= total, errc::buffer_too_small,
@@ -115,7 +114,7 @@ public:
     ++launches_;
     tables_.write_headers(st, msg, launches_);
     if (selection_.tile_count() > 0) {
-      detail::cuda::write_sparse<value_type, typename selection_type::key_type, T>
+      detail::cuda::write_sparse<value_type, typename selection_type::rule_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
              st>>>(grad.data(), selection_.spans(), selection_.tiles(), selection_.tile_count(),
                    selection_.flags(), selection_.positions(), tables_.outs(), msg);
@@ -166,23 +165,20 @@ private:
       }
       const std::byte* h = tables_.header(s);
       const std::size_t k = validate_header(s, n, h, info.spans[s].bytes);
-      const bool implied =
-          (detail::load_le<std::uint8_t>(h + 9) & encoding_type::flag_implied) != 0;
-      any_implied = any_implied || implied;
-      tables_.set_decoded(s, info.spans[s].offset, k, encoding_type::index_bytes(n), implied,
-                          entries, n, plan[s].begin, detail::load_le<float>(h + 12));
+      const detail::sparse_span_header head = detail::sparse_span_header::read(h);
+      any_implied = any_implied || head.implied();
+      tables_.set_decoded(s, info.spans[s].offset, k, head.index_bytes, head.implied(), entries, n,
+                          plan[s].begin, head.value_scale);
       entries += k;
     }
     tables_.upload_decoded(st, launches_);
-    if constexpr (std::is_same_v<compressor_type, random_k>) {
-      if (any_implied) { // regenerate the shared subset from the message's seed and step
-        selection_.upload(st, launches_);
-        selection_.select(st, static_cast<const T*>(nullptr), launches_);
-        detail::cuda::
-            compact_indices<<<detail::cuda::grid_for(layout().total_size(), 256), 256, 0, st>>>(
-                selection_.flags(), selection_.positions(), layout().total_size(), implied_.data());
-        ++launches_;
-      }
+    if (any_implied) { // regenerate the shared subset from the message's seed and step
+      selection_.upload(st, launches_);
+      selection_.select(st, static_cast<const T*>(nullptr), launches_);
+      detail::cuda::
+          compact_indices<<<detail::cuda::grid_for(layout().total_size(), 256), 256, 0, st>>>(
+              selection_.flags(), selection_.positions(), layout().total_size(), implied_.data());
+      ++launches_;
     }
     detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 3 * sizeof(unsigned long long), st),
                        "memset");

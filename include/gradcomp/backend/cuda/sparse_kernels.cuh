@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "../../compressor/selection_rule.hpp"
 #include "../../core/float16.hpp"
 #include "../../detail/bits.hpp"
 #include "../../random/stream_key.hpp"
@@ -14,8 +15,8 @@
 /// @file
 /// Kernels of the sparse device codec (backend/cuda/sparse_codec.cuh), every one over all spans
 /// in one launch (one block per tile of one span). Selection is exact and matches the CPU:
-///  - predicate sparsifiers (threshold-v, adaptive threshold) flag x_i by the same test;
-///  - top-key sparsifiers (top-k on |x| bits, random-k on complemented Philox words) find the k-th
+///  - predicate rules (threshold-v, adaptive threshold) flag x_i by the same test;
+///  - top-key rules (top-k on |x| bits, random-k on complemented Philox words) find the k-th
 ///    largest key of every span by a segmented radix select (8-bit digits, most significant
 ///    first), then keep the keys above it and, of the keys equal to it, the lowest indices;
 /// flags become positions by an exclusive scan over the whole buffer (CUB), so the kept indices
@@ -23,60 +24,49 @@
 
 namespace gradcomp::detail::cuda {
 
-/// One span of a sparse scheme on the device.
-template <class Key>
-struct sparse_span {
-  std::uint64_t global_begin = 0;
-  std::uint64_t n = 0;
-  std::uint64_t k = 0;       ///< top-key sparsifiers: how many to keep
-  std::uint32_t param = 0;   ///< threshold-v: lowest kept |x| bits; adaptive: max |x| bits
-  std::uint32_t implied = 0; ///< random-k with a shared seed: no indices on the wire
-  random_stream subset{};    ///< random-k: the subset stream of this span
-  Key prefix = 0;            ///< radix select: the k-th key's digits found so far
-  std::uint64_t need = 0;    ///< radix select: keys still to take among those matching prefix
+/// The key type of a rule's radix select (a predicate rule has none; its spans carry a u32).
+template <class Rule>
+struct rule_key {
+  using type = std::uint32_t;
+};
+template <top_keys_rule Rule>
+struct rule_key<Rule> {
+  using type = typename Rule::key_type;
 };
 
-/// Top-k's key: |x| as bits (ties: +0 and -0 share key 0).
-struct magnitude_key {
-  using key_type = std::uint32_t;
+/// One span of a sparse scheme on the device: its sparsifier's rule for this call
+/// (compressor/selection_rule.hpp), evaluated on the span's values as on the CPU.
+template <class Rule>
+struct sparse_span {
+  using key_type = typename rule_key<Rule>::type;
+  Rule rule{};
+  std::uint64_t global_begin = 0;
+  std::uint64_t n = 0;
+  std::uint64_t k = 0;       ///< top-key rules: how many to keep
+  std::uint32_t implied = 0; ///< indices implied by the seed: none on the wire
+  key_type prefix = 0;       ///< radix select: the k-th key's digits found so far
+  std::uint64_t need = 0;    ///< radix select: keys still to take among those matching prefix
+
+  /// The rule on element i of the span; x is the whole gradient (null for a rule that reads no
+  /// values: regenerating a shared subset).
   template <class T>
-  __device__ static key_type key(const T* x, const sparse_span<key_type>& sp, std::uint64_t i) {
-    return abs_bits(to_float(x[sp.global_begin + i]));
+  [[nodiscard]] __device__ key_type key(const T* x, std::uint64_t i) const {
+    return rule.key(x != nullptr ? x + global_begin : x, i);
   }
-};
-/// Random-k's key: the complemented 64-bit Philox word of the element (k smallest words).
-struct random_key {
-  using key_type = std::uint64_t;
   template <class T>
-  __device__ static key_type key(const T*, const sparse_span<key_type>& sp, std::uint64_t i) {
-    return ~sp.subset.bits64(sp.global_begin + i);
-  }
-};
-/// Threshold-v: |x| bits >= param (param > 0: zeros are never kept).
-struct threshold_predicate {
-  template <class T, class Key>
-  __device__ static bool keep(const T* x, const sparse_span<Key>& sp, std::uint64_t i) {
-    return abs_bits(to_float(x[sp.global_begin + i])) >= sp.param;
-  }
-};
-/// Adaptive threshold: |x| > 0 and 2|x| >= max |x| of the span (param), in float.
-struct adaptive_predicate {
-  template <class T, class Key>
-  __device__ static bool keep(const T* x, const sparse_span<Key>& sp, std::uint64_t i) {
-    const float a = bits_float(abs_bits(to_float(x[sp.global_begin + i])));
-    return a > 0.0f && 2.0f * a >= bits_float(sp.param);
+  [[nodiscard]] __device__ bool keep(const T* x, std::uint64_t i) const {
+    return rule.keep(x + global_begin, i);
   }
 };
 
 /// Radix select pass: histogram of the digit at `shift` of the keys that match the span's prefix
 /// above it (block-local in shared memory, then added to the span's 256 bins).
-template <class Selector, class T>
+template <class Rule, class T>
 __global__ void __launch_bounds__(tile_threads)
-    key_histogram(const T* __restrict__ x,
-                  const sparse_span<typename Selector::key_type>* __restrict__ spans,
+    key_histogram(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                   const code_tile* __restrict__ tiles, std::uint64_t tile_count, unsigned shift,
                   unsigned* __restrict__ hist) {
-  using Key = typename Selector::key_type;
+  using Key = typename sparse_span<Rule>::key_type;
   __shared__ unsigned bins[256];
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     for (unsigned b = threadIdx.x; b < 256; b += blockDim.x) {
@@ -84,10 +74,10 @@ __global__ void __launch_bounds__(tile_threads)
     }
     __syncthreads();
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     const unsigned above = shift + 8;
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
-      const Key key = Selector::key(x, sp, tile.base + j);
+      const Key key = sp.key(x, tile.base + j);
       const bool match = above >= sizeof(Key) * 8 || (key >> above) == (sp.prefix >> above);
       if (match) {
         atomicAdd(&bins[(key >> shift) & 0xffu], 1u);
@@ -104,12 +94,13 @@ __global__ void __launch_bounds__(tile_threads)
 }
 
 /// Radix select pass: each span takes the digit where its k-th key lies (one thread per span).
-template <class Key>
-__global__ void pick_digit(sparse_span<Key>* spans, std::uint32_t count, unsigned shift,
+template <class Rule>
+__global__ void pick_digit(sparse_span<Rule>* spans, std::uint32_t count, unsigned shift,
                            const unsigned* __restrict__ hist) {
+  using Key = typename sparse_span<Rule>::key_type;
   for (std::uint32_t s = blockIdx.x * blockDim.x + threadIdx.x; s < count;
        s += gridDim.x * blockDim.x) {
-    sparse_span<Key>& sp = spans[s];
+    sparse_span<Rule>& sp = spans[s];
     if (sp.n == 0 || sp.k == 0) {
       continue;
     }
@@ -127,19 +118,18 @@ __global__ void pick_digit(sparse_span<Key>* spans, std::uint32_t count, unsigne
 
 /// Flags of a top-key selection, stage 1: 1 where the key equals the span's k-th key (for the
 /// tie ranks); stage 2 (with the scanned tie flags): 1 where the element is kept.
-template <class Selector, class T, bool Final>
+template <class Rule, class T, bool Final>
 __global__ void __launch_bounds__(tile_threads)
-    top_key_flags(const T* __restrict__ x,
-                  const sparse_span<typename Selector::key_type>* __restrict__ spans,
+    top_key_flags(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                   const code_tile* __restrict__ tiles, std::uint64_t tile_count,
                   const unsigned* __restrict__ tie_rank, unsigned* __restrict__ flags) {
-  using Key = typename Selector::key_type;
+  using Key = typename sparse_span<Rule>::key_type;
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
       const std::uint64_t g = sp.global_begin + tile.base + j;
-      const Key key = Selector::key(x, sp, tile.base + j);
+      const Key key = sp.key(x, tile.base + j);
       if constexpr (!Final) {
         flags[g] = key == sp.prefix ? 1u : 0u;
       } else {
@@ -151,28 +141,28 @@ __global__ void __launch_bounds__(tile_threads)
 }
 
 /// Flags of a predicate selection.
-template <class Predicate, class Key, class T>
+template <class Rule, class T>
 __global__ void __launch_bounds__(tile_threads)
-    predicate_flags(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+    predicate_flags(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                     const code_tile* __restrict__ tiles, std::uint64_t tile_count,
                     unsigned* __restrict__ flags) {
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
-      flags[sp.global_begin + tile.base + j] = Predicate::keep(x, sp, tile.base + j) ? 1u : 0u;
+      flags[sp.global_begin + tile.base + j] = sp.keep(x, tile.base + j) ? 1u : 0u;
     }
   }
 }
 
 /// Kept count of every span from the scanned positions (positions has n + 1 entries).
-template <class Key>
-__global__ void span_counts(const sparse_span<Key>* __restrict__ spans, std::uint32_t count,
+template <class Rule>
+__global__ void span_counts(const sparse_span<Rule>* __restrict__ spans, std::uint32_t count,
                             const unsigned* __restrict__ positions,
                             unsigned long long* __restrict__ counts) {
   for (std::uint32_t s = blockIdx.x * blockDim.x + threadIdx.x; s < count;
        s += gridDim.x * blockDim.x) {
-    const sparse_span<Key> sp = spans[s];
+    const sparse_span<Rule> sp = spans[s];
     counts[s] = positions[sp.global_begin + sp.n] - positions[sp.global_begin];
   }
 }
@@ -216,15 +206,15 @@ inline constexpr unsigned stored_value_bytes<void> = 0;
 
 /// Writes the kept indices (span-local, index_bytes each, unless implied) and values (as V;
 /// none for V = void).
-template <class V, class Key, class T>
+template <class V, class Rule, class T>
 __global__ void __launch_bounds__(tile_threads)
-    write_sparse(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+    write_sparse(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                  const code_tile* __restrict__ tiles, std::uint64_t tile_count,
                  const unsigned* __restrict__ flags, const unsigned* __restrict__ positions,
                  const sparse_out* __restrict__ outs, std::uint8_t* msg) {
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     const sparse_out o = outs[tile.span];
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
       const std::uint64_t g = sp.global_begin + tile.base + j;
@@ -247,15 +237,15 @@ __global__ void __launch_bounds__(tile_threads)
 /// Gathers the kept values of every span, times the span's value scale, to
 /// kept[global_begin + rank]: the composite codec quantizes them there (as the CPU does over its
 /// gathered values), so code j of a span is keyed by the span's offset plus j.
-template <class Key, class T>
+template <class Rule, class T>
 __global__ void __launch_bounds__(tile_threads)
-    gather_kept(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+    gather_kept(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                 const code_tile* __restrict__ tiles, std::uint64_t tile_count,
                 const unsigned* __restrict__ flags, const unsigned* __restrict__ positions,
                 const float* __restrict__ value_scales, float* __restrict__ kept) {
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     const float scale = value_scales[tile.span];
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
       const std::uint64_t g = sp.global_begin + tile.base + j;
@@ -420,14 +410,14 @@ __global__ void compact_indices(const unsigned* __restrict__ flags,
 }
 
 /// Max |x| bits of every span (the finiteness check), one block per tile.
-template <class Key, class T>
+template <class Rule, class T>
 __global__ void __launch_bounds__(tile_threads)
-    span_max_bits(const T* __restrict__ x, const sparse_span<Key>* __restrict__ spans,
+    span_max_bits(const T* __restrict__ x, const sparse_span<Rule>* __restrict__ spans,
                   const code_tile* __restrict__ tiles, std::uint64_t tile_count,
                   std::uint32_t* __restrict__ max_bits) {
   for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
     const code_tile tile = tiles[t];
-    const sparse_span<Key> sp = spans[tile.span];
+    const sparse_span<Rule> sp = spans[tile.span];
     std::uint32_t m = 0;
     for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
       const std::uint32_t b = abs_bits(to_float(x[sp.global_begin + tile.base + j]));

@@ -2,10 +2,7 @@
 #pragma once
 
 #include "../../codec.hpp"
-#include "../../compressor/adaptive_threshold.hpp"
-#include "../../compressor/random_k.hpp"
-#include "../../compressor/threshold_v.hpp"
-#include "../../compressor/topk.hpp"
+#include "../../compressor/selection_rule.hpp"
 #include "kernels.cuh"
 #include "runtime.cuh"
 #include "sparse_kernels.cuh"
@@ -30,39 +27,13 @@
 
 namespace gradcomp::detail::cuda {
 
-template <class C>
-struct sparse_selector; // how a sparsifier selects on the device
-template <>
-struct sparse_selector<topk> {
-  static constexpr bool top_keys = true;
-  using key = magnitude_key;
-  using key_type = std::uint32_t;
-};
-template <>
-struct sparse_selector<random_k> {
-  static constexpr bool top_keys = true;
-  using key = random_key;
-  using key_type = std::uint64_t;
-};
-template <>
-struct sparse_selector<threshold_v> {
-  static constexpr bool top_keys = false;
-  using predicate = threshold_predicate;
-  using key_type = std::uint32_t;
-};
-template <>
-struct sparse_selector<adaptive_threshold> {
-  static constexpr bool top_keys = false;
-  using predicate = adaptive_predicate;
-  using key_type = std::uint32_t;
-};
-
 template <class Sparsifier>
 class device_selection {
 public:
-  using selector = sparse_selector<Sparsifier>;
-  using key_type = typename selector::key_type;
-  using span_type = sparse_span<key_type>;
+  static_assert(require_sparsifier<Sparsifier>());
+  using rule_type = selection_rule_t<Sparsifier>;
+  using span_type = sparse_span<rule_type>;
+  static constexpr bool top_keys = top_keys_rule<rule_type>;
 
   /// The spans of `host`'s plan and the sparsifier of each, get(the span's compressor). Spans a
   /// per-layer rule sends raw get their max |x| (the finiteness check) and nothing else: their
@@ -124,28 +95,22 @@ public:
     scan_temp_ = device_array<std::byte>(std::max<std::size_t>(temp, 1));
   }
 
-  /// The per-call span table: sizes, counts, random streams, thresholds (`max_bits`: the span
-  /// maxima, adaptive threshold only; null before they are known). Then upload().
+  /// The per-call span table: sizes, counts, and each span's rule for this call (`max_bits`:
+  /// the span maxima, for rules that need them; null before they are known). Then upload().
   void fill(std::uint64_t seed, std::uint64_t stream_word, const std::uint32_t* max_bits) {
     for (std::size_t s = 0; s < S_; ++s) {
       const Sparsifier& c = sparsifiers_[s];
       span_type sp;
       sp.global_begin = plan_[s].begin;
       sp.n = plan_[s].size;
-      if (!plan_[s].compressed) {
-        sp.k = 0; // raw: no tiles in the selection, nothing kept
-      } else if constexpr (std::is_same_v<Sparsifier, topk>) {
-        sp.k = c.count(sp.n);
-      } else if constexpr (std::is_same_v<Sparsifier, random_k>) {
-        sp.k = c.count(sp.n);
-        const span_context ctx{plan_[s].begin, seed, stream_word, 0};
-        sp.subset = ctx.subset(c.shared_seed);
-        sp.implied = c.shared_seed ? 1u : 0u;
-      } else if constexpr (std::is_same_v<Sparsifier, threshold_v>) {
-        const std::uint32_t t = float_bits(c.float_threshold());
-        sp.param = t == 0 ? 1u : t; // never keep zeros
-      } else {
-        sp.param = max_bits != nullptr ? max_bits[s] : 0u;
+      const span_context ctx{plan_[s].begin, seed, stream_word,
+                             max_bits != nullptr ? max_bits[s] : 0u};
+      sp.rule = c.rule(ctx);
+      if (plan_[s].compressed) { // raw: no tiles in the selection, nothing kept
+        if constexpr (top_keys) {
+          sp.k = c.count(sp.n);
+        }
+        sp.implied = c.indices_implied() ? 1u : 0u;
       }
       sp.prefix = 0;
       sp.need = sp.k;
@@ -175,7 +140,7 @@ public:
     if (!values_fit(overflow_abs_bits)) {
       return false;
     }
-    if constexpr (std::is_same_v<Sparsifier, adaptive_threshold>) {
+    if constexpr (Sparsifier::needs_span_max) {
       fill(key.seed, key.stream_word(), host_max_bits());
       upload(st, launches);
     }
@@ -190,7 +155,7 @@ public:
       return;
     }
     cuda_check(cudaMemsetAsync(max_bits_.data(), 0, S_ * 4, st), "memset");
-    span_max_bits<key_type, T><<<grid_for(all_tile_count_, 1), tile_threads, 0, st>>>(
+    span_max_bits<rule_type, T><<<grid_for(all_tile_count_, 1), tile_threads, 0, st>>>(
         x, spans_.data(), tiles_.data(), all_tile_count_, max_bits_.data());
     cuda_check(cudaMemcpyAsync(host_max_bits_.data(), max_bits_.data(), S_ * 4,
                                cudaMemcpyDeviceToHost, st),
@@ -207,18 +172,17 @@ public:
     cuda_check(cudaMemsetAsync(ties_.data() + n_, 0, sizeof(unsigned), st), "memset");
     launches += 2;
     if (tile_count_ > 0) {
-      if constexpr (selector::top_keys) {
+      if constexpr (top_keys) {
         select_top_keys(st, x, launches);
       } else {
-        predicate_flags<typename selector::predicate, key_type, T>
-            <<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(x, spans_.data(), tiles_.data(),
-                                                                tile_count_, flags_.data());
+        predicate_flags<rule_type, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+            x, spans_.data(), tiles_.data(), tile_count_, flags_.data());
         ++launches;
       }
     }
     scan(flags_.data(), positions_.data(), st, launches);
     if (S_ > 0) {
-      span_counts<key_type><<<grid_for(S_, 128), 128, 0, st>>>(
+      span_counts<rule_type><<<grid_for(S_, 128), 128, 0, st>>>(
           spans_.data(), static_cast<std::uint32_t>(S_), positions_.data(), counts_.data());
       cuda_check(cudaMemcpyAsync(host_counts_.data(), counts_.data(),
                                  S_ * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
@@ -231,12 +195,7 @@ public:
 
   /// The scale the sparsifier applies to span s's kept values (n/k for unbiased random-k).
   [[nodiscard]] float value_scale(std::size_t s, std::size_t k) const {
-    if constexpr (std::is_same_v<Sparsifier, random_k>) {
-      return sparsifiers_[s].value_scale(plan_[s].size, k);
-    } else {
-      (void)s, (void)k;
-      return 1.0f;
-    }
+    return sparsifiers_[s].value_scale(plan_[s].size, k);
   }
   /// Whether every kept value surely stays finite and below `overflow_abs_bits` (a value type's
   /// limit) once scaled, and every raw span is finite, judged from the span maxima: when not,
@@ -281,23 +240,22 @@ private:
   /// above it, and of the keys equal to it the lowest indices, by their scanned tie ranks).
   template <class T>
   void select_top_keys(cudaStream_t st, const T* x, std::size_t& launches) {
-    using K = typename selector::key;
-    constexpr unsigned key_bits = sizeof(key_type) * 8;
+    constexpr unsigned key_bits = sizeof(typename span_type::key_type) * 8;
     for (unsigned shift = key_bits - 8;; shift -= 8) {
       cuda_check(cudaMemsetAsync(hist_.data(), 0, S_ * 256 * sizeof(unsigned), st), "memset");
-      key_histogram<K, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+      key_histogram<rule_type, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
           x, spans_.data(), tiles_.data(), tile_count_, shift, hist_.data());
-      pick_digit<key_type><<<grid_for(S_, 128), 128, 0, st>>>(
+      pick_digit<rule_type><<<grid_for(S_, 128), 128, 0, st>>>(
           spans_.data(), static_cast<std::uint32_t>(S_), shift, hist_.data());
       launches += 3;
       if (shift == 0) {
         break;
       }
     }
-    top_key_flags<K, T, false><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+    top_key_flags<rule_type, T, false><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
         x, spans_.data(), tiles_.data(), tile_count_, nullptr, ties_.data());
     scan(ties_.data(), positions_.data(), st, launches);
-    top_key_flags<K, T, true><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+    top_key_flags<rule_type, T, true><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
         x, spans_.data(), tiles_.data(), tile_count_, positions_.data(), flags_.data());
     launches += 2;
   }

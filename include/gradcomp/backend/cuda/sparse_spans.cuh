@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../../detail/bits.hpp"
+#include "../../encoding/sparse_span_header.hpp"
 #include "../../encoding/wire_header.hpp"
 #include "../../error.hpp"
 #include "../../granularity/span_plan.hpp"
@@ -18,8 +19,8 @@
 
 /// @file
 /// sparse_span_tables: the per-span tables of a sparse or a composite message on the device. Both
-/// start every span with the 16-byte header of encoding/sparse_coo.hpp ([k u64][index width u8]
-/// [flags u8][reserved u16][scale f32]) followed by the indices. The tables say where each span's
+/// start every span with the 16-byte header of encoding/sparse_span_header.hpp (k, index width,
+/// flags, value scale) followed by the indices. The tables say where each span's
 /// payload is (sparse_out), hold the headers (built on the host when encoding, copied back to be
 /// checked when decoding) and, when decoding, number the entries of all spans. O(spans) bytes,
 /// pinned on the host.
@@ -32,8 +33,8 @@ public:
   /// entries (index width 0 in their sparse_out).
   explicit sparse_span_tables(const std::vector<span_desc>& plan)
       : S_(plan.size()), outs_(std::max<std::size_t>(S_, 1)), host_outs_(outs_.size()),
-        headers_(outs_.size() * 16), host_headers_(headers_.size()), entries_(outs_.size()),
-        host_entries_(outs_.size()) {
+        headers_(outs_.size() * header_bytes), host_headers_(headers_.size()),
+        entries_(outs_.size()), host_entries_(outs_.size()) {
     for (const span_desc& d : plan) {
       raw_.push_back(!d.compressed);
     }
@@ -47,17 +48,13 @@ public:
     host_entries_[s] = {entry_begin, n, global_begin, 1.0f, static_cast<std::uint32_t>(s)};
   }
 
-  /// Encode: span s's payload starts at `offset` and keeps k values with `index_bytes`-byte
-  /// indices (none on the wire when `implied`); its header carries `flags` and `scale`.
-  void set_encoded(std::size_t s, std::uint64_t offset, std::uint64_t k, unsigned index_bytes,
-                   bool implied, std::uint8_t flags, float scale) {
-    host_outs_[s] = {offset, k, index_bytes, implied ? 1u : 0u};
-    std::byte* h = header(s);
-    store_le<std::uint64_t>(h, k);
-    store_le<std::uint8_t>(h + 8, static_cast<std::uint8_t>(index_bytes));
-    store_le<std::uint8_t>(h + 9, flags);
-    store_le<std::uint16_t>(h + 10, 0);
-    store_le<float>(h + 12, scale);
+  /// Encode: span s (n elements) has its payload at `offset` and keeps k values (no indices on
+  /// the wire when `implied`), stored times 1 / `scale`.
+  void set_encoded(std::size_t s, std::uint64_t offset, std::uint64_t n, std::uint64_t k,
+                   bool implied, float scale) {
+    const sparse_span_header head = sparse_span_header::make(n, k, implied, scale);
+    host_outs_[s] = {offset, k, head.index_bytes, implied ? 1u : 0u};
+    head.write(header(s));
   }
   /// Encode: the headers into the message (after set_encoded of every span).
   void write_headers(cudaStream_t st, std::uint8_t* msg, std::size_t& launches) {
@@ -65,11 +62,11 @@ public:
       return;
     }
     upload_outs(st);
-    cuda_check(
-        cudaMemcpyAsync(headers_.data(), host_headers_.data(), S_ * 16, cudaMemcpyHostToDevice, st),
-        "copy span headers");
-    scatter_headers<<<grid_for(S_ * 16, 256), 256, 0, st>>>(headers_.data(), outs_.data(),
-                                                            static_cast<std::uint32_t>(S_), msg);
+    cuda_check(cudaMemcpyAsync(headers_.data(), host_headers_.data(), S_ * header_bytes,
+                               cudaMemcpyHostToDevice, st),
+               "copy span headers");
+    scatter_headers<<<grid_for(S_ * header_bytes, 256), 256, 0, st>>>(
+        headers_.data(), outs_.data(), static_cast<std::uint32_t>(S_), msg);
     launches += 3;
   }
 
@@ -83,15 +80,15 @@ public:
         host_outs_[s] = {0, 0, 0, 0}; // width 0: no header to gather
         continue;
       }
-      require(info.spans[s].bytes >= 16, errc::corrupt_payload,
+      require(info.spans[s].bytes >= header_bytes, errc::corrupt_payload,
               [&] { return name(s) + too_short; });
-      host_outs_[s] = {info.spans[s].offset, 0, 16, 0}; // any width but 0: gather its header
+      host_outs_[s] = {info.spans[s].offset, 0, 2, 0}; // any width but 0: gather its header
     }
     if (S_ > 0) {
       upload_outs(st);
-      gather_headers<<<grid_for(S_ * 16, 256), 256, 0, st>>>(
+      gather_headers<<<grid_for(S_ * header_bytes, 256), 256, 0, st>>>(
           msg, outs_.data(), static_cast<std::uint32_t>(S_), headers_.data());
-      cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * 16,
+      cuda_check(cudaMemcpyAsync(host_headers_.data(), headers_.data(), S_ * header_bytes,
                                  cudaMemcpyDeviceToHost, st),
                  "copy span headers");
       launches += 3;
@@ -125,13 +122,15 @@ public:
   }
 
   [[nodiscard]] std::byte* header(std::size_t s) const {
-    return reinterpret_cast<std::byte*>(host_headers_.data() + 16 * s);
+    return reinterpret_cast<std::byte*>(host_headers_.data() + header_bytes * s);
   }
   [[nodiscard]] const sparse_out* outs() const noexcept { return outs_.data(); }
   [[nodiscard]] const sparse_entry_span* entries() const noexcept { return entries_.data(); }
   [[nodiscard]] std::uint32_t span_count() const noexcept { return static_cast<std::uint32_t>(S_); }
 
 private:
+  static constexpr std::size_t header_bytes = sparse_span_header::bytes;
+
   void upload_outs(cudaStream_t st) {
     cuda_check(cudaMemcpyAsync(outs_.data(), host_outs_.data(), S_ * sizeof(sparse_out),
                                cudaMemcpyHostToDevice, st),

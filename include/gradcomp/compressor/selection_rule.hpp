@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "common.hpp"
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+/// @file
+/// What a sparsifier keeps, said once for every backend. A sparsifier's rule(ctx) gives, for one
+/// span and one call, a small value type with GRADCOMP_HOST_DEVICE members that the CPU selection
+/// and the CUDA kernels evaluate alike, on `xs` (the span's first element) and a span-local index:
+/// - a top-keys rule (`key_type`, `key(xs, i)`): the span keeps the count(n) elements of largest
+///   key, ties to the lower index (top-k: |x| bits; random-k: complemented Philox words);
+/// - a predicate rule (`keep(xs, i)`): the span keeps every element where it holds.
+/// Beside the rule a sparsifier states its traits: whether receivers regenerate the indices
+/// (indices_implied), the scale its decoded values carry (value_scale), and whether its rule
+/// needs the span's max |x| in ctx.max_abs_bits (needs_span_max).
+
+namespace gradcomp {
+
+template <class R>
+concept top_keys_rule = requires(const R& r, const float* xs, std::uint64_t i) {
+  typename R::key_type;
+  { r.key(xs, i) } -> std::same_as<typename R::key_type>;
+};
+template <class R>
+concept predicate_rule = requires(const R& r, const float* xs, std::uint64_t i) {
+  { r.keep(xs, i) } -> std::same_as<bool>;
+};
+
+template <class C>
+using selection_rule_t = decltype(std::declval<const C&>().rule(span_context{}));
+
+/// A sparsifier as both backends use it; a top-keys sparsifier also gives count(n).
+template <class C>
+concept sparsifier = requires(const C& c, const span_context& ctx, std::size_t n) {
+  {c.rule(ctx)};
+  { c.indices_implied() } -> std::same_as<bool>;
+  { c.value_scale(n, n) } -> std::same_as<float>;
+  { c.max_selected(n) } -> std::same_as<std::size_t>;
+  { C::needs_span_max } -> std::convertible_to<bool>;
+}
+&&((top_keys_rule<selection_rule_t<C>> &&
+    requires(const C& c, std::size_t n) {
+      { c.count(n) } -> std::same_as<std::size_t>;
+    }) ||
+   predicate_rule<selection_rule_t<C>>);
+
+/// Whether C keeps a fixed count(n) per span (top keys) rather than a data-dependent one.
+template <class C>
+inline constexpr bool keeps_fixed_count = top_keys_rule<selection_rule_t<C>>;
+
+namespace detail {
+
+/// The readable error of a policy used as a sparsifier that is not one.
+template <class C>
+constexpr bool require_sparsifier() {
+  static_assert(sparsifier<C>,
+                "gradcomp: not a sparsifier. It needs rule(ctx) giving a top-keys rule (with "
+                "count(n)) or a predicate rule (compressor/selection_rule.hpp), indices_implied(), "
+                "value_scale(n, k), max_selected(n) and needs_span_max");
+  return true;
+}
+
+} // namespace detail
+} // namespace gradcomp

@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: Apache-2.0
+// The sparsifier contract (compressor/selection_rule.hpp): each built-in rule against a direct
+// reference of its definition, and sparsifiers written outside the library (one top-keys, one
+// predicate) running through codec<Scheme> with nothing else added: selection, wire header
+// checks, decode.
+
+#include "../support/generators.hpp"
+
+#include <gradcomp/gradcomp.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <optional>
+#include <vector>
+
+using namespace gradcomp;
+
+namespace {
+
+static_assert(sparsifier<topk> && sparsifier<random_k> && sparsifier<threshold_v> &&
+              sparsifier<adaptive_threshold>);
+static_assert(keeps_fixed_count<topk> && keeps_fixed_count<random_k>);
+static_assert(!keeps_fixed_count<threshold_v> && !keeps_fixed_count<adaptive_threshold>);
+static_assert(!sparsifier<terngrad> && !sparsifier<qsgd>);
+
+/// What every test sparsifier below shares but its rule: no parameter, no scale, indices sent.
+template <class Self>
+struct plain_sparsifier {
+  using payload_kind = sparse_payload;
+  static constexpr bool is_unbiased = false;
+  static constexpr bool is_elementwise = false;
+  static constexpr bool needs_span_max = false;
+  void validate() const {}
+  [[nodiscard]] Self with_parameter(double) const { return static_cast<const Self&>(*this); }
+  [[nodiscard]] std::optional<double> omega(std::size_t) const { return std::nullopt; }
+  [[nodiscard]] std::uint64_t parameter_word() const { return 7; }
+  [[nodiscard]] bool indices_implied() const noexcept { return false; }
+  [[nodiscard]] float value_scale(std::size_t, std::size_t) const noexcept { return 1.0f; }
+  friend bool operator==(const plain_sparsifier&, const plain_sparsifier&) = default;
+};
+
+/// Keeps the k = ceil(n / 4) entries of smallest magnitude (a top-keys rule on ~|x| bits).
+struct smallest_quarter : plain_sparsifier<smallest_quarter> {
+  static constexpr compressor_id id = compressor_id::topk;
+  static constexpr std::string_view name = "smallest_quarter";
+  [[nodiscard]] std::size_t count(std::size_t n) const { return (n + 3) / 4; }
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
+  struct rule_type {
+    using key_type = std::uint32_t;
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE key_type key(const T* xs, std::uint64_t i) const noexcept {
+      return ~detail::abs_bits(to_float(xs[i]));
+    }
+  };
+  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
+  friend bool operator==(const smallest_quarter&, const smallest_quarter&) = default;
+};
+
+/// Keeps every positive entry (a predicate rule).
+struct positives : plain_sparsifier<positives> {
+  static constexpr compressor_id id = compressor_id::threshold_v;
+  static constexpr std::string_view name = "positives";
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return n; }
+  struct rule_type {
+    template <class T>
+    [[nodiscard]] GRADCOMP_HOST_DEVICE bool keep(const T* xs, std::uint64_t i) const noexcept {
+      return to_float(xs[i]) > 0.0f;
+    }
+  };
+  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
+  friend bool operator==(const positives&, const positives&) = default;
+};
+static_assert(sparsifier<smallest_quarter> && keeps_fixed_count<smallest_quarter>);
+static_assert(sparsifier<positives> && !keeps_fixed_count<positives>);
+
+std::vector<float> gradient(std::size_t n, std::uint64_t seed) {
+  std::vector<float> x = test::make_input(n, test::distribution::normal, seed);
+  for (std::size_t i = 0; i < n; i += 7) {
+    x[i] = x[i / 2]; // magnitude ties
+  }
+  return x;
+}
+
+template <class S>
+std::vector<float> apply(S s, const model_layout& l, const std::vector<float>& x) {
+  codec c(s, l);
+  std::vector<float> out(x.size());
+  c.apply(cpu, std::span<const float>(x), std::span<float>(out), stream_key{11, 2, 0});
+  return out;
+}
+
+} // namespace
+
+TEST_CASE("built-in rules compute their definitions", "[selection_rule]") {
+  const std::vector<float> x = gradient(1000, 3);
+  const span_context ctx{4096, 11, stream_key{11, 2, 0}.stream_word(), detail::float_bits(2.5f)};
+  const auto mag = topk{0.1}.rule(ctx);
+  const auto sub = random_k{0.1}.rule(ctx);
+  const auto at_least = threshold_v{0.5}.rule(ctx);
+  const auto half_max = adaptive_threshold{}.rule(ctx);
+  const random_stream stream = ctx.subset(false);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const float a = std::fabs(x[i]);
+    CHECK(mag.key(x.data(), i) == detail::float_bits(a));
+    CHECK(sub.key(x.data(), i) == ~stream.bits64(4096 + i));
+    CHECK(at_least.keep(x.data(), i) == (a >= threshold_v{0.5}.float_threshold()));
+    CHECK(half_max.keep(x.data(), i) == (a > 0.0f && 2.0f * a >= 2.5f));
+  }
+}
+
+TEST_CASE("a top-keys sparsifier from outside the library runs through the codec",
+          "[selection_rule]") {
+  const model_layout l = model_layout::from_sizes({37, 1, 300, 64});
+  const std::vector<float> x = gradient(l.total_size(), 5);
+  const std::vector<float> out = apply(scheme<smallest_quarter, layer_span>{}, l, x);
+  for (std::size_t s = 0; s < l.num_layers(); ++s) {
+    const std::size_t b = l[s].offset, n = l[s].size, k = (n + 3) / 4;
+    std::vector<std::size_t> order(n);
+    std::iota(order.begin(), order.end(), std::size_t{0});
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t i, std::size_t j) {
+      return std::fabs(x[b + i]) < std::fabs(x[b + j]);
+    });
+    std::vector<float> want(n, 0.0f);
+    for (std::size_t j = 0; j < k; ++j) {
+      want[order[j]] = x[b + order[j]];
+    }
+    for (std::size_t i = 0; i < n; ++i) {
+      CHECK(out[b + i] == want[i]);
+    }
+  }
+}
+
+TEST_CASE("a predicate sparsifier from outside the library runs through the codec",
+          "[selection_rule]") {
+  const model_layout l = model_layout::from_sizes({100, 3, 513});
+  const std::vector<float> x = gradient(l.total_size(), 9);
+  const std::vector<float> out = apply(scheme<positives, flat_span>{}, l, x);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    CHECK(out[i] == (x[i] > 0.0f ? x[i] : 0.0f));
+  }
+}
+
+TEST_CASE("the wire header is checked against the custom sparsifier's traits", "[selection_rule]") {
+  const model_layout l = model_layout::from_sizes({256});
+  const std::vector<float> x = gradient(256, 1);
+  codec c(scheme<smallest_quarter, flat_span>{}, l);
+  std::vector<std::byte> msg(c.max_encoded_bytes());
+  msg.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
+  // the span header starts after the frame and its one directory entry: claim one value fewer
+  const std::size_t h = wire_header_bytes + wire_directory_entry_bytes;
+  detail::store_le<std::uint64_t>(msg.data() + h, 63);
+  detail::seal_message(msg);
+  std::vector<float> out(256);
+  try {
+    c.decode(cpu, std::span<const std::byte>(msg), std::span<float>(out));
+    FAIL("a count other than the sparsifier's was accepted");
+  } catch (const gradcomp::error& e) {
+    CHECK(e.code() == errc::corrupt_payload);
+    CHECK(std::string(e.what()).find("the compressor keeps 64") != std::string::npos);
+  }
+}
