@@ -18,13 +18,15 @@
 
 using namespace gradcomp;
 
-namespace {
-
 static_assert(sparsifier<topk> && sparsifier<random_k> && sparsifier<threshold_v> &&
               sparsifier<adaptive_threshold>);
 static_assert(keeps_fixed_count<topk> && keeps_fixed_count<random_k>);
 static_assert(!keeps_fixed_count<threshold_v> && !keeps_fixed_count<adaptive_threshold>);
 static_assert(!sparsifier<terngrad> && !sparsifier<qsgd>);
+
+// The custom sparsifiers live in a named namespace, as a user's would: their defaulted
+// comparisons then have external linkage (clang warns about unused internal ones).
+namespace user_sparsifiers {
 
 /// What every test sparsifier below shares but its rule: no parameter, no scale, indices sent.
 template <class Self>
@@ -73,8 +75,14 @@ struct positives : plain_sparsifier<positives> {
   [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const positives&, const positives&) = default;
 };
+} // namespace user_sparsifiers
+
+using user_sparsifiers::positives;
+using user_sparsifiers::smallest_quarter;
 static_assert(sparsifier<smallest_quarter> && keeps_fixed_count<smallest_quarter>);
 static_assert(sparsifier<positives> && !keeps_fixed_count<positives>);
+
+namespace {
 
 std::vector<float> gradient(std::size_t n, std::uint64_t seed) {
   std::vector<float> x = test::make_input(n, test::distribution::normal, seed);
