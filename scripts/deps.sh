@@ -13,3 +13,10 @@ ensure_packages() {
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
+# use_ccache: when ccache is installed, CMake configures compile through it (C++ and CUDA). Paths
+# are hashed relative to the checkout, so a fresh clone elsewhere (CI) reuses the cache.
+use_ccache() {
+  command -v ccache >/dev/null 2>&1 || return 0
+  export CMAKE_CXX_COMPILER_LAUNCHER=ccache CMAKE_CUDA_COMPILER_LAUNCHER=ccache
+  export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
+}

@@ -7,7 +7,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
-ensure_packages cmake ninja-build clang libclang-rt-14-dev || exit 1
+ensure_packages cmake ninja-build clang libclang-rt-14-dev ccache || exit 1
+use_ccache
 SECONDS_PER_TARGET=${1:-30}
 DIR=${FUZZ_DIR:-build/fuzz}
 mkdir -p "$DIR"

@@ -18,13 +18,15 @@
 #   5. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 10 s of fuzzing each
 #      (scripts/fuzz.sh; run it with more seconds for a nightly campaign);
 #   6. clang-format check of every source file.
+# Compiles go through ccache (scripts/deps.sh: use_ccache), so a rerun rebuilds what changed only.
 # Ends with one summary line "summary: N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/deps.sh
 ensure_packages cmake ninja-build g++ clang clang-format catch2 libbenchmark-dev libclang-rt-14-dev \
   libopenmpi-dev openmpi-bin zlib1g-dev dataset-fashion-mnist libtorch-dev python3-torch \
-  pybind11-dev python3-dev python3-pytest || exit 1
+  pybind11-dev python3-dev python3-pytest ccache || exit 1
+use_ccache
 
 ROOT=${BUILD_ROOT:-build/test}
 passed=0
