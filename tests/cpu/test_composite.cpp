@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -175,4 +176,42 @@ TEST_CASE("a composite works inside Algorithm 1 with error feedback", "[composit
   auto& mem = cl.worker_at(0).memory();
   for (std::size_t i = 0; i < update.size(); ++i)
     REQUIRE(mem.residual()[i] == mem.last_input()[i] - mem.last_sent()[i]);
+}
+
+TEST_CASE("a composite's sent elements are S's kept set; raw spans are sent whole",
+          "[composite][framework]") {
+  const auto check = [](auto s, auto q) {
+    using S = decltype(s);
+    using Q = decltype(q);
+    layer_rules rules;
+    rules.identity_below = 6; // layer "c" (5 elements) travels raw
+    const scheme<compose<S, Q>, layer_span> cs{{s, q}, {}, {}, rules};
+    const scheme<S, layer_span> ss{s, {}, {}, rules};
+    codec cc(cs, layout);
+    codec sc(ss, layout);
+    for (std::uint64_t seed : test::seeds()) {
+      const auto x = test::make_input(layout.total_size(), test::distribution::normal, seed);
+      const stream_key key{seed, 2, 1};
+      const auto sent = [&](auto& c) {
+        std::vector<std::byte> msg(c.template max_encoded_bytes<float>());
+        const std::size_t bytes =
+            c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), key);
+        std::vector<std::uint8_t> mask(x.size(), 7);
+        c.sent_elements(cpu, std::span<const std::byte>(msg.data(), bytes),
+                        std::span<std::uint8_t>(mask));
+        return mask;
+      };
+      const auto got = sent(cc);
+      REQUIRE(got == sent(sc));
+      const span_desc& raw = cc.spans()[3];
+      REQUIRE_FALSE(raw.compressed);
+      for (std::size_t i = raw.begin; i < raw.begin + raw.size; ++i)
+        REQUIRE(got[i] == 1);
+      // top-k keeps ceil(0.1 n) of each compressed layer: the mask is not all ones
+      REQUIRE(std::count(got.begin(), got.end(), std::uint8_t{1}) < static_cast<long>(x.size()));
+    }
+  };
+  check(topk{0.1}, terngrad{});
+  check(random_k{0.2, true}, qsgd{15});
+  check(threshold_v{0.5}, natural{});
 }

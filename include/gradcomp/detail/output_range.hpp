@@ -3,15 +3,19 @@
 
 #include "../core/float16.hpp"
 #include "../error.hpp"
+#include "../granularity/span_plan.hpp"
 #include "bits.hpp"
+#include "scan.hpp"
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 /// @file
 /// Whether decoded values are sure to fit an output type: the bound that lets a decode skip the
-/// element-by-element overflow check (codec::check_output_range).
+/// element-by-element overflow check (check_output_range, below).
 
 namespace gradcomp::detail {
 
@@ -57,6 +61,30 @@ void require_writes_fit(const T* held, const float* v, std::size_t n, bool add,
              " in " + span_name() + " at element " + std::to_string(i) +
              " overflows the output's " + std::string(value_traits<T>::name);
     });
+  }
+}
+
+/// Before a decode into T writes anything: every decoded value (or, with `add`, its fp32 sum
+/// with what out holds) must be finite in T. The magnitudes measured while validating
+/// (decoded_max[s], fp32 bits) and max |out| for a sum settle almost every span of the plan; a
+/// span they cannot settle is decoded by decode_span(s, dst) into `scratch` and checked element
+/// by element. Errors: value_out_of_range naming the span and element (an element of out that
+/// is already NaN or Inf is not the message's doing and is let through).
+template <class Exec, gradient_value T, class DecodeSpan, class Name>
+void check_output_range(const Exec& exec, const std::vector<span_desc>& plan,
+                        const std::vector<std::uint32_t>& decoded_max, std::span<const T> out,
+                        bool add, std::vector<float>& scratch, const DecodeSpan& decode_span,
+                        const Name& span_name) {
+  for (std::size_t s = 0; s < plan.size(); ++s) {
+    const span_desc& d = plan[s];
+    const T* held = out.data() + d.begin;
+    const std::uint32_t held_bits = add ? scan_max_abs(exec, held, d.size) : 0;
+    if (surely_fits<T>(decoded_max[s], held_bits)) {
+      continue;
+    }
+    scratch.resize(d.size);
+    decode_span(s, scratch.data());
+    require_writes_fit(held, scratch.data(), d.size, add, [&] { return span_name(s); });
   }
 }
 

@@ -135,10 +135,20 @@ struct sparse_codes_span {
     if (mode == decode_mode::assign) {
       std::fill(out, out + n, from_float<T>(0.0f));
     }
-    for (std::size_t j = 0; j < k; ++j) {
-      const auto i =
-          static_cast<std::size_t>(sparse_coo<float>::load_index(src + header + j * w, w));
+    std::size_t j = 0;
+    for_each_index(src, n, [&](std::size_t i) {
       out[i] = from_float<T>(mode == decode_mode::add ? to_float(out[i]) + kept[j] : kept[j]);
+      ++j;
+    });
+  }
+
+  /// Calls f(i) for the span-local index of every kept value of a validated span, in order.
+  template <class F>
+  static void for_each_index(const std::byte* src, std::size_t n, F&& f) {
+    const auto k = static_cast<std::size_t>(sparse_span_header::read(src).count);
+    const unsigned w = sparse_index_bytes(n);
+    for (std::size_t j = 0; j < k; ++j) {
+      f(static_cast<std::size_t>(sparse_coo<float>::load_index(src + header + j * w, w)));
     }
   }
 };

@@ -107,6 +107,21 @@ struct digest_builder {
   [[nodiscard]] std::uint64_t value() const noexcept { return avalanche64(h); }
 };
 
+/// The plan digest a message carries: the scheme compressor's parameter word, then per span its
+/// size, whether it is compressed and its own compressor's parameter word (span_compressors[s]).
+template <class C>
+[[nodiscard]] std::uint64_t plan_digest(const C& compressor, const std::vector<span_desc>& plan,
+                                        const std::vector<C>& span_compressors) {
+  digest_builder digest;
+  digest.add(compressor.parameter_word());
+  for (std::size_t s = 0; s < plan.size(); ++s) {
+    digest.add(plan[s].size);
+    digest.add(plan[s].compressed ? 1 : 0);
+    digest.add(span_compressors[s].parameter_word());
+  }
+  return digest.value();
+}
+
 /// The first checks of every message: its size covers the header, the magic, the version.
 inline void check_frame_start(std::span<const std::byte> prefix, std::size_t msg_size) {
   require(msg_size >= wire_header_bytes && prefix.size() >= wire_header_bytes,

@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../error.hpp"
+#include "sparse_selection.hpp"
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+/// @file
+/// What a codec keeps of one encode or decode call, span by span, reused between calls (no
+/// allocation on the hot path once warm): the scales and the selected indices of every span,
+/// concatenated in span order, with the offsets where each span's part begins. A span coder
+/// appends to the span being planned or validated; the codec closes each span with end_span().
+
+namespace gradcomp::detail {
+
+struct codec_workspace {
+  std::vector<float> scales;                ///< every span's scales, in span order
+  std::vector<std::size_t> scale_offsets;   ///< span s's scales are [offsets[s], offsets[s+1])
+  std::vector<std::size_t> indices;         ///< every span's selected span-local indices
+  std::vector<std::size_t> index_offsets;   ///< span s's indices are [offsets[s], offsets[s+1])
+  std::vector<sparse_selection> selections; ///< sparse spans: value scale, implied indices
+  std::vector<float> kept;  ///< composite spans: kept values (encode), decoded values (decode)
+  sparse_workspace sparse;  ///< scratch of one span's selection
+  std::vector<double> sums; ///< scratch of the scale reductions
+
+  /// Starts a call over `spans` spans.
+  void begin(std::size_t spans) {
+    scales.clear();
+    indices.clear();
+    kept.clear();
+    scale_offsets.assign(1, 0);
+    index_offsets.assign(1, 0);
+    selections.assign(spans, sparse_selection{});
+  }
+  /// Closes the span being planned or validated.
+  void end_span() {
+    scale_offsets.push_back(scales.size());
+    index_offsets.push_back(indices.size());
+  }
+
+  /// The span being planned or validated.
+  [[nodiscard]] std::size_t open_span() const noexcept { return index_offsets.size() - 1; }
+  /// Room for `count` scales of the open span; returns where they go.
+  [[nodiscard]] float* add_scales(std::size_t count) {
+    scales.resize(scales.size() + count);
+    return scales.data() + (scales.size() - count);
+  }
+  /// Appends the indices the last selection left in `sparse`; returns where they begin.
+  std::size_t add_selected() {
+    const std::size_t at = indices.size();
+    indices.insert(indices.end(), sparse.indices.begin(), sparse.indices.end());
+    return at;
+  }
+
+  /// Replaces the planned scales by scales the workers share (the same layout): the same count,
+  /// and valid(s, value) for each scale of span s, else invalid_parameter naming the scale and
+  /// name(s) (the planned scales then stay).
+  template <class Valid, class Name>
+  void take_shared_scales(std::span<const float> shared, const Valid& valid, const Name& name) {
+    require(shared.size() == scales.size(), errc::invalid_parameter, [&] {
+      return std::to_string(shared.size()) + " shared scales given, the scheme uses " +
+             std::to_string(scales.size());
+    });
+    for (std::size_t s = 0; s + 1 < scale_offsets.size(); ++s) {
+      for (std::size_t i = scale_offsets[s]; i < scale_offsets[s + 1]; ++i) {
+        require(valid(s, shared[i]), errc::invalid_parameter, [&] {
+          return "shared scale " + std::to_string(i) + " of " + name(s) +
+                 " is negative or not finite";
+        });
+      }
+    }
+    std::copy(shared.begin(), shared.end(), scales.begin());
+  }
+
+  [[nodiscard]] float* span_scales(std::size_t s) noexcept {
+    return scales.data() + scale_offsets[s];
+  }
+  [[nodiscard]] std::size_t span_scale_count(std::size_t s) const noexcept {
+    return scale_offsets[s + 1] - scale_offsets[s];
+  }
+  [[nodiscard]] const std::size_t* span_indices(std::size_t s) const noexcept {
+    return indices.data() + index_offsets[s];
+  }
+  [[nodiscard]] std::size_t span_index_count(std::size_t s) const noexcept {
+    return index_offsets[s + 1] - index_offsets[s];
+  }
+};
+
+} // namespace gradcomp::detail
