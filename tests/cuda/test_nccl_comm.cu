@@ -5,7 +5,7 @@
 // too small for the announced messages is a named error before anything is sent.
 #include "device_test_support.cuh"
 
-#include <gradcomp/comm/nccl.cuh>
+#include <gradcomp/backend/cuda/nccl.cuh>
 
 using namespace gradcomp;
 

@@ -17,7 +17,7 @@
 /// @file
 /// raw_span_group: the spans a per-layer identity rule sends raw in a sparse or composite
 /// message (the gradient's own values, little-endian, in its value type V), as one group of
-/// cast_coder<V> code spans for the code kernels of kernels.cuh: written, checked finite and
+/// cast_coder<V> code spans for the code kernels of codes.cuh: written, checked finite and
 /// decoded in one launch each, whatever their number. Planned per message, since their payload
 /// offsets follow compressed spans whose sizes change from call to call.
 

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-#include "../backend/cuda/runtime.cuh"
-#include "../error.hpp"
-#include "exchange_envelope.hpp"
+#include "../../comm/exchange_envelope.hpp"
+#include "../../error.hpp"
+#include "runtime.cuh"
 
 #include <chrono>
 #include <cstddef>
