@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The prepared GPU check (one H200, under 8 minutes): builds the CUDA tests and benchmark for
 # sm_90 (or uses a build folder given as second argument, e.g. one built on a CPU machine with
-# -DGRADCOMP_ENABLE_CUDA=ON and carried over), runs the CUDA tests, a reduced run under
+# -DGRADCOMP_ENABLE_CUDA=ON and carried over), runs the CUDA tests and the package consumer, a reduced run under
 # compute-sanitizer memcheck where the machine supports it, the CUDA benchmark, and the
 # torch.topk reference; logs and JSON go to the folder given as first argument.
 #
@@ -32,7 +32,7 @@ if [ -z "$build" ]; then
   build=build-gpu
   step configure 300 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DGRADCOMP_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DGRADCOMP_BUILD_BENCHMARKS=OFF \
-    -DGRADCOMP_BUILD_EXAMPLES=OFF
+    -DGRADCOMP_BUILD_EXAMPLES=OFF -DGRADCOMP_BUILD_RUNTIME=OFF
   step build 900 cmake --build "$build" --target gradcomp_cuda_checks
 fi
 bench=$(find "$build" -name bench_device -type f | head -n 1)
@@ -48,6 +48,8 @@ if command -v compute-sanitizer >/dev/null; then # reduced runs: robustness and 
   step memcheck_composite 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     "$build/tests/test_device_composite" "[robust]"
 fi
+# the installed `cuda` component: a find_package consumer's device message equals the CPU's
+step cuda_package 300 ctest --test-dir "$build" -R package.cuda_component --output-on-failure
 step bench_device 90 "$bench" --json "$out/bench_device.json"
 if python3 -c 'import torch' 2>/dev/null; then
   step torch_topk 60 python3 bench/cuda/torch_topk.py
