@@ -29,9 +29,9 @@ int main() {
   device_codec<decltype(s)> dev(s, layout);
   detail::device_array<float> d_grad(grad.size());
   detail::device_array<std::byte> d_msg(want.size());
-  detail::cuda_check(cudaMemcpy(d_grad.data(), grad.data(), grad.size() * sizeof(float),
-                                cudaMemcpyHostToDevice),
-                     "cudaMemcpy");
+  detail::cuda_check(
+      cudaMemcpy(d_grad.data(), grad.data(), grad.size() * sizeof(float), cudaMemcpyHostToDevice),
+      "cudaMemcpy");
   const std::size_t bytes =
       dev.encode(cuda_policy{}, std::span<const float>(d_grad.data(), grad.size()),
                  std::span<std::byte>(d_msg.data(), want.size()), key);
