@@ -4,12 +4,7 @@
 # links (it prints "no CUDA device", which CTest reports as skipped). Also checks that a
 # consumer asking for an unknown component gets a clear "not found".
 # Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, CXX, CUDA_COMPILER, CUDA_ARCHITECTURES.
-file(REMOVE_RECURSE ${WORK_DIR})
-execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
-                RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "install failed")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/install_tree.cmake)
 execute_process(COMMAND ${CMAKE_COMMAND} -S ${SOURCE_DIR}/tests/package/cuda -B ${WORK_DIR}/build
                         -G ${GENERATOR} -DCMAKE_CXX_COMPILER=${CXX}
                         -DCMAKE_CUDA_COMPILER=${CUDA_COMPILER}

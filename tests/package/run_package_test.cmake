@@ -9,12 +9,7 @@
 # FLAG_MATRIX=OFF builds only -O2 and the direct one (the clang++ stage of scripts/test.sh: the
 # g++ stage runs the whole matrix).
 # Variables: BUILD_DIR, SOURCE_DIR, WORK_DIR, GENERATOR, CXX, WITH_RUNTIME, FLAG_MATRIX.
-file(REMOVE_RECURSE ${WORK_DIR})
-execute_process(COMMAND ${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${WORK_DIR}/prefix
-                RESULT_VARIABLE rc)
-if(rc)
-  message(FATAL_ERROR "install failed")
-endif()
+include(${CMAKE_CURRENT_LIST_DIR}/install_tree.cmake)
 
 set(variants "O2" "O3_native")
 set(flags_O2 "-O2")

@@ -80,9 +80,6 @@ struct codec_workspace {
   [[nodiscard]] float* span_scales(std::size_t s) noexcept {
     return scales.data() + scale_offsets[s];
   }
-  [[nodiscard]] std::size_t span_scale_count(std::size_t s) const noexcept {
-    return scale_offsets[s + 1] - scale_offsets[s];
-  }
   [[nodiscard]] const std::size_t* span_indices(std::size_t s) const noexcept {
     return indices.data() + index_offsets[s];
   }
