@@ -70,7 +70,7 @@ struct bench_context {
 template <class S>
 void bench_scheme(const bench_context& ctx, const std::string& op, const std::string& layout_name,
                   const model_layout& layout, const S& s) {
-  device_codec<S> dev(s, layout);
+  codec<S> dev(s, layout);
   detail::device_array<std::byte> msg(dev.max_encoded_bytes());
   detail::device_array<float> out(ctx.n);
   const cuda_policy gpu{};
@@ -82,7 +82,7 @@ void bench_scheme(const bench_context& ctx, const std::string& op, const std::st
                            std::span<std::byte>(msg.data(), msg.size()), key);
       },
       ctx.reps);
-  const std::size_t enc_launches = dev.last_launch_count();
+  const std::size_t enc_launches = cuda_stats(dev).last_launch_count;
   const double dec = time_ms(
       [&] {
         dev.decode(gpu, std::span<const std::byte>(msg.data(), bytes),
@@ -94,7 +94,7 @@ void bench_scheme(const bench_context& ctx, const std::string& op, const std::st
   ctx.out->push_back({op, layout_name, g, "encode", ctx.n, enc, in_bytes / enc / 1e6,
                       ctx.copy_ms / enc, enc_launches, bytes});
   ctx.out->push_back({op, layout_name, g, "decode", ctx.n, dec, in_bytes / dec / 1e6,
-                      ctx.copy_ms / dec, dev.last_launch_count(), bytes});
+                      ctx.copy_ms / dec, cuda_stats(dev).last_launch_count, bytes});
 }
 
 template <class G>

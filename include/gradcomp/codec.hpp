@@ -6,7 +6,10 @@
 #include "compressor/compose.hpp"
 #include "core/float16.hpp"
 #include "detail/bits.hpp"
+#include "detail/codec_plan.hpp"
 #include "detail/codec_workspace.hpp"
+#include "detail/dispatch.hpp"
+#include "detail/engine_slot.hpp"
 #include "detail/input_checks.hpp"
 #include "detail/output_range.hpp"
 #include "detail/scan.hpp"
@@ -33,62 +36,25 @@
 /// enough, the message is written. Decoding validates the whole message before it writes a single
 /// output element. So a failing call leaves the caller's buffers untouched (failure atomicity).
 /// A codec reuses its workspace between calls: no allocation on the hot path once warm; one codec
-/// must not be used from two threads at once.
+/// must not be used from two threads at once. The backend is the policy at the call: `cpu` (or
+/// cpu_threads(n)) on host buffers, cuda_policy{stream} on device buffers (<gradcomp/cuda.cuh>),
+/// with the same bytes; the CUDA backend builds its device tables on the codec's first CUDA call.
 
 namespace gradcomp {
 
 template <class Scheme>
-class codec {
-public:
-  using scheme_type = Scheme;
-  using compressor_type = typename Scheme::compressor_type;
-  using encoding_type = typename Scheme::encoding_type;
-  using granularity_type = typename Scheme::granularity_type;
-  static constexpr bool is_sparse = Scheme::is_sparse;
-  static constexpr bool is_composite = Scheme::is_composite;
-
-private:
+class codec : public detail::codec_plan<Scheme> {
+  using base = detail::codec_plan<Scheme>;
+  using base::digest_, base::layout_, base::plan_, base::scheme_, base::span_compressors_;
   using span_coder = detail::span_coder_for<Scheme>;
 
 public:
+  using base::ids, base::span_name, base::check_frame;
+  using typename base::compressor_type, typename base::encoding_type;
+
+public:
   /// Validates the scheme's parameters and plans its spans over the layout.
-  codec(Scheme scheme, model_layout layout)
-      : scheme_(std::move(scheme)), layout_(std::move(layout)) {
-    scheme_.compressor.validate();
-    plan_ = scheme_.granularity.plan(layout_, scheme_.rules);
-    detail::require(plan_.size() <= 0xffffffffu, errc::invalid_parameter, "more than 2^32-1 spans");
-    span_compressors_.reserve(plan_.size());
-    for (const span_desc& s : plan_) {
-      span_compressors_.push_back(s.parameter ? scheme_.compressor.with_parameter(*s.parameter)
-                                              : scheme_.compressor);
-    }
-    digest_ = detail::plan_digest(scheme_.compressor, plan_, span_compressors_);
-  }
-
-  [[nodiscard]] const Scheme& scheme() const noexcept { return scheme_; }
-  /// The compressor, encoding and granularity ids every message of this codec carries.
-  [[nodiscard]] scheme_ids ids() const noexcept {
-    return {compressor_type::id, encoding_type::id, detail::granularity_id_of(scheme_.granularity)};
-  }
-  /// The compressor's name (error messages).
-  [[nodiscard]] std::string_view compressor_name() const noexcept { return compressor_type::name; }
-  [[nodiscard]] const model_layout& layout() const noexcept { return layout_; }
-  [[nodiscard]] const std::vector<span_desc>& spans() const noexcept { return plan_; }
-  /// The compressor used for span s (the scheme's, or its per-layer override).
-  [[nodiscard]] const compressor_type& span_compressor(std::size_t s) const {
-    return span_compressors_.at(s);
-  }
-
-  /// An upper bound on encode()'s output for gradients of type T, for any input.
-  template <gradient_value T = float>
-  [[nodiscard]] std::size_t max_encoded_bytes() const {
-    std::size_t total = wire_header_bytes + plan_.size() * wire_directory_entry_bytes;
-    for (std::size_t s = 0; s < plan_.size(); ++s) {
-      const std::size_t n = plan_[s].size;
-      total += plan_[s].compressed ? coder().max_bytes(span_compressors_[s], n) : n * sizeof(T);
-    }
-    return total;
-  }
+  codec(Scheme scheme, model_layout layout) : base(std::move(scheme), std::move(layout)) {}
 
   /// Compresses and encodes `grad` (the whole flat buffer) into `out`; returns the bytes written.
   /// Errors: size_mismatch, non_finite_input, value_out_of_range, buffer_too_small,
@@ -96,7 +62,11 @@ public:
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    return encode_impl(exec, grad, out, key, nullptr);
+    if constexpr (detail::offloaded_v<Exec>) {
+      return engine<Exec>().encode(exec, grad, out, key);
+    } else {
+      return encode_impl(exec, grad, out, key, nullptr);
+    }
   }
 
   /// The per-span scales encode() would send for `grad` (TernGrad's max, QSGD's norms, scaled
@@ -105,6 +75,7 @@ public:
   template <class Exec, gradient_value T>
   std::vector<float> local_scales(const Exec& exec, std::span<const T> grad,
                                   const stream_key& key) {
+    host_only<Exec>();
     (void)plan_encode(exec, grad, key);
     return ws_.scales;
   }
@@ -116,6 +87,7 @@ public:
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key, std::span<const float> scales) {
+    host_only<Exec>();
     return encode_impl(exec, grad, out, key, &scales);
   }
 
@@ -125,6 +97,7 @@ public:
   template <class Exec>
   void sent_elements(const Exec& exec, std::span<const std::byte> message,
                      std::span<std::uint8_t> sent) {
+    host_only<Exec>();
     const message_info info = validate_message(exec, message, sent.size());
     for (std::size_t s = 0; s < plan_.size(); ++s) {
       const span_desc& d = plan_[s];
@@ -141,12 +114,20 @@ public:
   /// flat buffer). Errors: any errc of the wire format; out is untouched on error.
   template <class Exec, gradient_value T>
   void decode(const Exec& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl(exec, message, out, detail::decode_mode::assign);
+    if constexpr (detail::offloaded_v<Exec>) {
+      engine<Exec>().decode(exec, message, out);
+    } else {
+      decode_impl(exec, message, out, detail::decode_mode::assign);
+    }
   }
   /// As decode(), but adds the decompressed gradient to what `out` holds (aggregation).
   template <class Exec, gradient_value T>
   void decode_add(const Exec& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl(exec, message, out, detail::decode_mode::add);
+    if constexpr (detail::offloaded_v<Exec>) {
+      engine<Exec>().decode_add(exec, message, out);
+    } else {
+      decode_impl(exec, message, out, detail::decode_mode::add);
+    }
   }
 
   /// Q(grad) as a dense buffer: encode into the codec's own buffer, then decode into out.
@@ -154,33 +135,31 @@ public:
   std::size_t apply(const Exec& exec, std::span<const T> grad, std::span<T> out,
                     const stream_key& key) {
     detail::require_elements("output", out.size(), layout_.total_size());
-    message_.resize(max_encoded_bytes<T>());
-    const std::size_t bytes = encode(exec, grad, std::span<std::byte>(message_), key);
-    decode(exec, std::span<const std::byte>(message_.data(), bytes), out);
-    return bytes;
-  }
-
-  /// The digest of the plan (compressor parameters, span sizes, rules) that messages carry.
-  [[nodiscard]] std::uint64_t plan_digest() const noexcept { return digest_; }
-
-  /// Throws the frame-level error (scheme_mismatch, layout_mismatch) of a parsed message that
-  /// this codec did not write, or whose plan differs.
-  void check_frame(const message_info& info) const {
-    detail::check_frame_matches(info, compressor_type::id, encoding_type::id, ids().granularity,
-                                layout_.total_size(), plan_, digest_,
-                                [&](std::size_t s) { return span_name(s); });
-  }
-
-  /// "layer 'name' (span s)" or "span s": how error messages name a span.
-  [[nodiscard]] std::string span_name(std::size_t s) const {
-    const span_desc& d = plan_[s];
-    return d.layer != span_desc::no_layer
-               ? "layer '" + layout_[d.layer].name + "' (span " + std::to_string(s) + ")"
-               : "span " + std::to_string(s);
+    if constexpr (detail::offloaded_v<Exec>) {
+      return engine<Exec>().apply(exec, grad, out, key, this->template max_encoded_bytes<T>());
+    } else {
+      message_.resize(this->template max_encoded_bytes<T>());
+      const std::size_t bytes = encode(exec, grad, std::span<std::byte>(message_), key);
+      decode(exec, std::span<const std::byte>(message_.data(), bytes), out);
+      return bytes;
+    }
   }
 
 private:
-  [[nodiscard]] span_coder coder() const noexcept { return {scheme_.encoding}; }
+  template <class>
+  friend struct detail::codec_offload;
+  /// The state of an offloading backend (CUDA), built on its first call.
+  template <class Exec>
+  auto& engine() {
+    return detail::codec_offload<typename Exec::backend_tag>::engine(*this);
+  }
+  template <class Exec>
+  static void host_only() {
+    static_assert(!detail::offloaded_v<Exec>, "gradcomp: local_scales, encode with shared scales "
+                                              "and sent_elements run on the CPU backend only");
+  }
+
+  [[nodiscard]] span_coder coder() const noexcept { return base::coder(); }
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key) const {
     return {plan_[s].begin, key.seed, key.stream_word(), 0};
   }
@@ -328,17 +307,13 @@ private:
     }
   }
 
-  Scheme scheme_;
-  model_layout layout_;
-  std::vector<span_desc> plan_;
-  std::vector<compressor_type> span_compressors_;
-  std::uint64_t digest_ = 0;
   // workspace, reused between calls
   detail::codec_workspace ws_;
   std::vector<std::size_t> span_bytes_;
   std::vector<std::uint32_t> decoded_max_; ///< per span: largest |decoded value| (fp32 bits)
   std::vector<float> range_scratch_;       ///< a span decoded to check it element by element
   std::vector<std::byte> message_;
+  detail::engine_slot engine_; ///< an offloading backend's state (last: built from the rest)
 };
 
 /// Convenience: make_codec(scheme, layout).

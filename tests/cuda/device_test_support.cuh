@@ -56,7 +56,7 @@ template <class S, class T = float>
 void check_scheme(const S& s, const model_layout& layout, const std::vector<T>& grad,
                   const stream_key& key) {
   codec<S> host(s, layout);
-  device_codec<S> dev(s, layout);
+  codec<S> dev(s, layout);
   // CPU
   std::vector<std::byte> cpu_msg(host.template max_encoded_bytes<T>());
   cpu_msg.resize(host.encode(cpu, std::span<const T>(grad), std::span<std::byte>(cpu_msg), key));

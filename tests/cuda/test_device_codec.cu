@@ -35,10 +35,10 @@ TEST_CASE("the launch count does not grow with the number of layers", "[cuda][la
   const auto x = test::make_input(many.total_size(), test::distribution::normal, 1);
   on_device<float> g(x);
   const auto launches = [&](const model_layout& layout) {
-    device_codec<scheme<qsgd, layer_span>> dev({{255}}, layout);
+    codec<scheme<qsgd, layer_span>> dev({{255}}, layout);
     on_device<std::byte> m(dev.max_encoded_bytes());
     dev.encode(cuda_policy{}, std::span<const float>(g.d.data(), g.n), m.span(), {});
-    return dev.last_launch_count();
+    return cuda_stats(dev).last_launch_count;
   };
   CAPTURE(many.num_layers());
   REQUIRE(launches(many) == launches(one));
@@ -49,7 +49,7 @@ TEST_CASE("hostile device messages get the CPU's errors, output untouched", "[cu
   const model_layout layout = test::odd_layout();
   const auto x = test::make_input(layout.total_size(), test::distribution::normal, 4);
   codec<S> host({{7}}, layout);
-  device_codec<S> dev({{7}}, layout);
+  codec<S> dev({{7}}, layout);
   std::vector<std::byte> msg(host.max_encoded_bytes());
   msg.resize(host.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
   const auto reseal = [](std::vector<std::byte>& m) {
@@ -80,7 +80,7 @@ TEST_CASE("non-finite and out-of-range gradients: the CPU's errors", "[cuda][rob
   auto x = test::make_input(layout.total_size(), test::distribution::normal, 4);
   x[700] = std::numeric_limits<float>::quiet_NaN();
   const auto error_of = [&](auto s, const std::vector<float>& v) {
-    device_codec<decltype(s)> dev(s, layout);
+    codec<decltype(s)> dev(s, layout);
     on_device<float> g(v);
     on_device<std::byte> m(dev.max_encoded_bytes());
     try {
@@ -120,7 +120,7 @@ TEST_CASE("a decode that would overflow a 16-bit output or a sum: the CPU's erro
     using S = decltype(s);
     using T = decltype(out_value);
     codec<S> host(s, layout);
-    device_codec<S> dev(s, layout);
+    codec<S> dev(s, layout);
     std::vector<std::byte> msg(host.max_encoded_bytes());
     msg.resize(host.encode(cpu, std::span<const float>(g), std::span<std::byte>(msg), {}));
     on_device<std::byte> m(msg);

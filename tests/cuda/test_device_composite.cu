@@ -33,7 +33,7 @@ TEST_CASE("compositions with per-layer rules: ratios, raw layers", "[cuda][compo
   check_scheme(TQ{{{0.5}, {}}, {}, {}, rules}, layout, x, {5, 6, 7, role::master});
   check_scheme(TQ{{{0.5}, {}}, {}, {}, rules}, layout, convert<gradcomp::half>(x), {1, 2, 3});
   codec<TQ> host({{{0.5}, {}}, {}, {}, rules}, layout);
-  device_codec<TQ> dev({{{0.5}, {}}, {}, {}, rules}, layout);
+  codec<TQ> dev({{{0.5}, {}}, {}, {}, rules}, layout);
   check_resealed_edits(host, dev, x); // raw values and sizes edited too
 }
 
@@ -48,10 +48,10 @@ TEST_CASE("compositions on ResNet-50; launches independent of the layers",
   const model_layout one = model_layout::from_sizes({layout.total_size()});
   on_device<float> g(x);
   const auto launches = [&](const model_layout& l) {
-    device_codec<scheme<compose<topk, qsgd>, layer_span>> dev({{{0.01}, {15}}}, l);
+    codec<scheme<compose<topk, qsgd>, layer_span>> dev({{{0.01}, {15}}}, l);
     on_device<std::byte> m(dev.max_encoded_bytes());
     dev.encode(cuda_policy{}, std::span<const float>(g.d.data(), g.n), m.span(), key);
-    return dev.last_launch_count();
+    return cuda_stats(dev).last_launch_count;
   };
   REQUIRE(launches(layout) == launches(one));
 }
@@ -63,7 +63,7 @@ TEST_CASE("hostile composite messages: the CPU's errors, output untouched",
   const auto x = make_input(layout.total_size(), distribution::normal, 4);
   const S s{{{0.25}, {7}}};
   codec<S> host(s, layout);
-  device_codec<S> dev(s, layout);
+  codec<S> dev(s, layout);
   check_resealed_edits(host, dev, x);
   // a non-finite gradient: the CPU's error
   auto nan_x = x;

@@ -46,7 +46,7 @@ TEST_CASE("sparse schemes with per-layer rules: ratios, raw layers", "[cuda][spa
                convert<gradcomp::half>(x), {1, 2, 3});
   using S = scheme<threshold_v, layer_span>;
   codec<S> host({{0.5}, {}, {}, rules}, layout);
-  device_codec<S> dev({{0.5}, {}, {}, rules}, layout);
+  codec<S> dev({{0.5}, {}, {}, rules}, layout);
   check_resealed_edits(host, dev, x); // raw values and sizes edited too
 }
 
@@ -55,7 +55,7 @@ TEST_CASE("hostile sparse messages: the CPU's errors, output untouched", "[cuda]
   const model_layout layout = odd_layout();
   const auto x = make_input(layout.total_size(), distribution::normal, 4);
   codec<S> host({{0.25}}, layout);
-  device_codec<S> dev({{0.25}}, layout);
+  codec<S> dev({{0.25}}, layout);
   check_resealed_edits(host, dev, x);
 }
 

@@ -41,6 +41,16 @@ struct backend_impl {
                 "For gradcomp::cuda, include <gradcomp/cuda.cuh> in a .cu file.");
 };
 
+/// A backend that runs whole codec calls on its own buffers (CUDA: device memory) specializes
+/// codec_offload<Tag> with `enabled = true` and `engine(codec)`, the state it keeps in the
+/// codec's engine slot; codec<Scheme> forwards its calls under such a policy there.
+template <class BackendTag>
+struct codec_offload {
+  static constexpr bool enabled = false;
+};
+template <class Exec>
+inline constexpr bool offloaded_v = codec_offload<typename Exec::backend_tag>::enabled;
+
 template <class Primitive, class Exec, class... Args>
 decltype(auto) run(const Exec& exec, Args&&... args) {
   return backend_impl<typename Exec::backend_tag, Primitive>::run(exec,

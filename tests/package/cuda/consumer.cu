@@ -26,7 +26,7 @@ int main() {
   std::vector<std::byte> want(host.max_encoded_bytes<float>());
   want.resize(host.encode(cpu, std::span<const float>(grad), std::span<std::byte>(want), key));
 
-  device_codec<decltype(s)> dev(s, layout);
+  codec<decltype(s)> dev(s, layout);
   detail::device_array<float> d_grad(grad.size());
   detail::device_array<std::byte> d_msg(want.size());
   detail::cuda_check(

@@ -111,19 +111,17 @@ void check_output_range(const codec<Scheme>& host, cudaStream_t st, unsigned lon
   }
 }
 
-/// The rare path of a device encode (a value that may not fit, a non-finite input): the gradient
-/// goes to the host, the CPU codec encodes it, or throws its exact error, and the message comes
-/// back. The bytes are the CPU's by definition. Returns the message size.
+/// The rare path of a sparse device encode (a span whose max |x| may not fit the value type once
+/// scaled, or is not finite): the gradient goes to the host and the owning codec's CPU backend
+/// encodes it, or throws its exact error, and the message comes back. Returns its size.
 template <class Scheme, class T>
-std::size_t encode_on_host(const codec<Scheme>& host, const cuda_policy& exec,
-                           std::span<const T> grad, std::span<std::byte> out,
-                           const stream_key& key) {
+std::size_t encode_on_host(codec<Scheme>& host, const cuda_policy& exec, std::span<const T> grad,
+                           std::span<std::byte> out, const stream_key& key) {
   std::vector<T> x(grad.size());
   cuda_check(cudaMemcpy(x.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
              "copy gradient");
-  codec<Scheme> cpu_codec(host.scheme(), host.layout());
-  std::vector<std::byte> msg(cpu_codec.template max_encoded_bytes<T>());
-  msg.resize(cpu_codec.encode(cpu, std::span<const T>(x), std::span<std::byte>(msg), key));
+  std::vector<std::byte> msg(host.template max_encoded_bytes<T>());
+  msg.resize(host.encode(cpu, std::span<const T>(x), std::span<std::byte>(msg), key));
   require(out.size() >= msg.size(), errc::buffer_too_small,
           "message needs " + std::to_string(msg.size()) + " bytes, output has " +
               std::to_string(out.size()));

@@ -7,7 +7,7 @@
 #include "reduce_groups.cuh"
 
 /// @file
-/// The CUDA kernels of the batched codec (backend/cuda/device_codec.cuh), one header each as on
+/// The CUDA kernels of the batched codec (backend/cuda/dense_engine.cuh), one header each as on
 /// the CPU: launch.cuh (tiles, grids, span lookup), reduce_groups.cuh (canonical reductions),
 /// codes.cuh (code packing, unpacking, validation; scales), checksum.cuh. The per-element math is
 /// the shared __host__ __device__ code of math/ and the coders, the reductions follow the

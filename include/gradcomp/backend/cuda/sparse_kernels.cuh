@@ -13,7 +13,7 @@
 #include <type_traits>
 
 /// @file
-/// Kernels of the sparse device codec (backend/cuda/sparse_codec.cuh), every one over all spans
+/// Kernels of the sparse device codec (backend/cuda/sparse_engine.cuh), every one over all spans
 /// in one launch (one block per tile of one span). Selection is exact and matches the CPU:
 ///  - predicate rules (threshold-v, adaptive threshold) flag x_i by the same test;
 ///  - top-key rules (top-k on |x| bits, random-k on complemented Philox words) find the k-th

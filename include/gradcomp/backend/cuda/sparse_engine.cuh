@@ -18,7 +18,7 @@
 #include <vector>
 
 /// @file
-/// sparse_device_codec<Scheme>: the CUDA backend of codec<Scheme> for sparse schemes (top-k,
+/// sparse_engine<Scheme>: what codec<Scheme> runs under cuda_policy for sparse schemes (top-k,
 /// random-k incl. unbiased and shared-seed, threshold-v, adaptive threshold; sparse_coo with
 /// fp32/fp16/bf16 values) on every granularity. Messages are byte for byte the CPU's.
 ///
@@ -29,10 +29,10 @@
 /// scattering. Spans a per-layer identity rule sends raw go through the code kernels as cast
 /// codes (raw_spans.cuh). Limit: gradients of fewer than 2^32 elements (32-bit positions).
 
-namespace gradcomp {
+namespace gradcomp::detail::cuda {
 
 template <class Scheme>
-class sparse_device_codec {
+class sparse_engine {
 public:
   using scheme_type = Scheme;
   using compressor_type = typename Scheme::compressor_type;
@@ -40,11 +40,11 @@ public:
   using value_type = typename encoding_type::value_type;
   using selection_type = detail::cuda::device_selection<compressor_type>;
 
-  sparse_device_codec(Scheme scheme, model_layout layout)
-      : host_(std::move(scheme), std::move(layout)),
-        selection_(host_, [](const compressor_type& c) { return c; }), tables_(host_.spans()) {
-    const std::size_t n = host_.layout().total_size();
-    S_ = host_.spans().size();
+  explicit sparse_engine(codec<Scheme>& owner)
+      : codec_(owner), selection_(codec_, [](const compressor_type& c) { return c; }),
+        tables_(codec_.spans()) {
+    const std::size_t n = codec_.layout().total_size();
+    S_ = codec_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
     implied_ = detail::device_array<std::uint64_t>(n + 1);
     scratch_ = detail::device_array<unsigned long long>(4);
@@ -53,12 +53,11 @@ public:
     workspace_bytes_ = selection_.bytes() + (n + 1) * 8 + S1 * 64;
   }
 
-  [[nodiscard]] const codec<Scheme>& host_codec() const noexcept { return host_; }
-  [[nodiscard]] const model_layout& layout() const noexcept { return host_.layout(); }
+  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
   /// An upper bound on encode()'s output (the CPU codec's bound).
   template <gradient_value T = float>
   [[nodiscard]] std::size_t max_encoded_bytes() const {
-    return host_.template max_encoded_bytes<T>();
+    return codec_.template max_encoded_bytes<T>();
   }
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
@@ -70,12 +69,12 @@ public:
     detail::cuda::require_gradient_size(grad.size(), layout());
     key.validate();
     launches_ = 0;
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     const cudaStream_t st = exec.stream;
     // 1. the selection (the span maxima first: finiteness, adaptive threshold's max)
     if (!selection_.run(st, grad.data(), key, value_traits<value_type>::overflow_abs_bits,
                         launches_)) {
-      return detail::cuda::encode_on_host(host_, exec, grad, out, key);
+      return detail::cuda::encode_on_host(codec_, exec, grad, out, key);
     }
     // 2. sizes on the host
     std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
@@ -83,7 +82,7 @@ public:
     detail::write_frame_header(p, compressor_type::id, encoding_type::id,
                                Scheme::granularity_type::id, value_traits<T>::id,
                                static_cast<std::uint32_t>(S_), layout().total_size(), key.seed,
-                               key.stream_word(), host_.plan_digest());
+                               key.stream_word(), codec_.plan_digest());
     raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
@@ -142,13 +141,13 @@ private:
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     const message_info info =
-        detail::cuda::read_device_frame(st, host_, message, frame_, launches_);
+        detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
     detail::cuda::require_output_size(out.size(), layout());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     tables_.read_headers(
-        st, info, msg, [&](std::size_t s) { return host_.span_name(s); },
+        st, info, msg, [&](std::size_t s) { return codec_.span_name(s); },
         ": sparse span shorter than its 16-byte header", launches_);
     // validate the headers as the CPU does; build the entry table
     std::uint64_t entries = 0;
@@ -158,7 +157,7 @@ private:
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
       if (selection_.raw(s)) {
-        detail::cuda::check_raw_span(host_, s, info);
+        detail::cuda::check_raw_span(codec_, s, info);
         tables_.set_raw(s, entries, n, plan[s].begin);
         raw_.add(plan[s].begin, n, info.spans[s].offset);
         continue;
@@ -200,12 +199,12 @@ private:
     if (host_scratch_[0] != ~0ull) {
       const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
       detail::fail(errc::corrupt_payload,
-                   host_.span_name(s) + ": index or value " + std::to_string(rank) +
+                   codec_.span_name(s) + ": index or value " + std::to_string(rank) +
                        " is out of range, not strictly increasing or not finite");
     }
-    detail::cuda::check_raw_values(host_, host_scratch_[1]);
+    detail::cuda::check_raw_values(codec_, host_scratch_[1]);
     detail::cuda::check_output_range<T, Add>(
-        host_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
+        codec_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
         [&](unsigned long long* flag) {
           write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
         });
@@ -237,11 +236,11 @@ private:
   /// The CPU decoder's checks of a sparse span header (encoding/sparse_coo.hpp); returns k.
   std::size_t validate_header(std::size_t s, std::size_t n, const std::byte* h,
                               std::size_t bytes) const {
-    return detail::check_sparse_header<encoding_type>(host_.span_compressor(s), h, bytes, n,
-                                                      [&] { return host_.span_name(s) + ": "; });
+    return detail::check_sparse_header<encoding_type>(codec_.span_compressor(s), h, bytes, n,
+                                                      [&] { return codec_.span_name(s) + ": "; });
   }
 
-  codec<Scheme> host_;
+  codec<Scheme>& codec_; ///< the codec that owns this engine
   selection_type selection_;
   std::size_t S_ = 0;
   detail::cuda::sparse_span_tables tables_;
@@ -255,4 +254,4 @@ private:
   std::size_t launches_ = 0;
 };
 
-} // namespace gradcomp
+} // namespace gradcomp::detail::cuda

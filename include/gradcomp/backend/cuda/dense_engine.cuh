@@ -19,8 +19,8 @@
 #include <vector>
 
 /// @file
-/// dense_device_codec<Scheme>: the CUDA backend of codec<Scheme> for fixed-width code schemes
-/// (device_codec<Scheme> picks it; backend/cuda/sparse_codec.cuh has the sparse one). Gradients,
+/// dense_engine<Scheme>: what codec<Scheme> runs under cuda_policy for fixed-width code schemes
+/// (backend/cuda/codec_engine.cuh picks it; sparse_engine.cuh has the sparse one). Gradients,
 /// messages and outputs are device buffers; the messages are byte for byte those of the CPU codec
 /// (same scheme, layout, inputs and stream key), so a CPU receiver decodes a GPU sender's message
 /// and vice versa.
@@ -36,10 +36,10 @@
 /// Scope: schemes with fixed-width code encodings (identity/dense casts, sign, scaled sign,
 /// TernGrad, QSGD, natural, stochastic rounding) on every granularity, with per-layer rules.
 ///
-/// Workspaces are allocated when the codec is built (and, once, per gradient value type); encode
-/// and decode do not allocate. workspace_bytes() reports the device memory held. Each call
-/// synchronizes the stream once to read the reductions (encode) or the validation (decode). One
-/// device_codec must not be used from two threads at once.
+/// Workspaces are allocated when the engine is built, on the codec's first CUDA call (and, once,
+/// per gradient value type); later calls do not allocate. workspace_bytes() reports the device
+/// memory held. Each call synchronizes the stream once to read the reductions (encode) or the
+/// validation (decode). The plan, span names and error text are the owning codec's.
 
 namespace gradcomp {
 
@@ -53,27 +53,23 @@ struct code_group {
   device_array<code_tile> tiles;
   std::uint64_t tile_count = 0;
 };
-} // namespace detail::cuda
-
 template <class Scheme>
-class dense_device_codec {
+class dense_engine {
 public:
   using scheme_type = Scheme;
   using compressor_type = typename Scheme::compressor_type;
   using encoding_type = typename Scheme::encoding_type;
   static_assert(!Scheme::is_sparse && !Scheme::is_composite,
-                "gradcomp: dense_device_codec takes fixed-width code schemes; use device_codec, "
-                "which picks the sparse or composite codec for the others");
+                "gradcomp: dense_engine takes fixed-width code schemes; codec_engine picks the "
+                "sparse or composite engine for the others");
 
-  dense_device_codec(Scheme scheme, model_layout layout)
-      : host_(std::move(scheme), std::move(layout)) {
+  explicit dense_engine(codec<Scheme>& owner) : codec_(owner) {
     plan_reductions();
     build_scales();
   }
 
   /// The CPU codec of the same scheme and layout (its plan, spans and compressors).
-  [[nodiscard]] const codec<Scheme>& host_codec() const noexcept { return host_; }
-  [[nodiscard]] const model_layout& layout() const noexcept { return host_.layout(); }
+  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
 
   /// The exact size of every message for gradients of type T (fixed-width codes: it does not
   /// depend on the values).
@@ -169,7 +165,7 @@ private:
   /// Plans the reductions every span's scan() asks for (the finiteness check of raw spans
   /// included).
   void plan_reductions() {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     std::vector<detail::cuda::reduction_target> targets;
     for (const span_desc& d : plan) {
       targets.push_back({d.begin, d.size});
@@ -183,7 +179,7 @@ private:
             (void)detail::scan_max_abs(policy, static_cast<const float*>(nullptr), plan[s].size);
             return;
           }
-          const compressor_type& c = host_.span_compressor(s);
+          const compressor_type& c = codec_.span_compressor(s);
           scales.assign(c.num_scales(plan[s].size), 0.0f);
           (void)c.scan(policy, static_cast<const float*>(nullptr), plan[s].size, scales.data(),
                        sums);
@@ -193,12 +189,12 @@ private:
   }
 
   void build_scales() {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     // scales: the CPU codec's concatenation, span by span
     std::vector<std::uint64_t> scale_begin;
     for (std::size_t s = 0; s < plan.size(); ++s) {
       const std::size_t ns =
-          plan[s].compressed ? host_.span_compressor(s).num_scales(plan[s].size) : 0;
+          plan[s].compressed ? codec_.span_compressor(s).num_scales(plan[s].size) : 0;
       span_scale_begin_.push_back(total_scales_);
       if (ns > 0) {
         scale_begin.push_back(total_scales_);
@@ -235,15 +231,15 @@ private:
   }
 
   message_plan build_plan(value_type_id vt) {
-    const auto& plan = host_.spans();
-    const auto& enc = host_.scheme().encoding;
+    const auto& plan = codec_.spans();
+    const auto& enc = codec_.scheme().encoding;
     message_plan mp;
     const std::size_t S = plan.size();
     std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;
     mp.directory.resize(S * wire_directory_entry_bytes);
     std::vector<std::uint64_t> scale_payload;
     for (std::size_t s = 0; s < S; ++s) {
-      const compressor_type& c = host_.span_compressor(s);
+      const compressor_type& c = codec_.span_compressor(s);
       const std::size_t n = plan[s].size;
       const std::size_t bytes =
           plan[s].compressed ? detail::packed_span::bytes(c, c.coder(enc), n) : n * value_size(vt);
@@ -262,7 +258,7 @@ private:
     std::vector<unsigned> widths;
     for (std::size_t s = 0; s < S; ++s) {
       if (plan[s].compressed && plan[s].size > 0) {
-        const unsigned b = host_.span_compressor(s).coder(enc).bits();
+        const unsigned b = codec_.span_compressor(s).coder(enc).bits();
         if (std::find(widths.begin(), widths.end(), b) == widths.end()) {
           widths.push_back(b);
         }
@@ -270,7 +266,7 @@ private:
     }
     for (unsigned b : widths) {
       mp.groups.push_back(build_group<span_coder>(
-          mp, b, true, [&](std::size_t s) { return host_.span_compressor(s).coder(enc); }));
+          mp, b, true, [&](std::size_t s) { return codec_.span_compressor(s).coder(enc); }));
     }
     mp.raw_f32 = build_group<detail::cast_coder<float>>(
         mp, 32, false, [](std::size_t) { return detail::cast_coder<float>{}; });
@@ -285,15 +281,15 @@ private:
   template <class Coder, class MakeCoder>
   code_group<Coder> build_group(const message_plan& mp, unsigned bits, bool compressed,
                                 MakeCoder make_coder) {
-    const auto& plan = host_.spans();
-    const auto& enc = host_.scheme().encoding;
+    const auto& plan = codec_.spans();
+    const auto& enc = codec_.scheme().encoding;
     std::vector<detail::cuda::code_span<Coder>> spans;
     std::vector<detail::cuda::code_tile> tiles;
     for (std::size_t s = 0; s < plan.size(); ++s) {
       if (plan[s].compressed != compressed || plan[s].size == 0) {
         continue;
       }
-      const compressor_type& c = host_.span_compressor(s);
+      const compressor_type& c = codec_.span_compressor(s);
       if (compressed && c.coder(enc).bits() != bits) {
         continue;
       }
@@ -339,7 +335,7 @@ private:
   template <class T>
   void compute_scales(const cuda_policy&, std::span<const T> grad, const stream_key& key,
                       const message_plan&) {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     bool bad = false;
     for (std::size_t s = 0; s < plan.size(); ++s) {
       const std::uint32_t mb = reductions_.max_bits(s);
@@ -350,7 +346,7 @@ private:
       if (!plan[s].compressed) {
         continue;
       }
-      const compressor_type& c = host_.span_compressor(s);
+      const compressor_type& c = codec_.span_compressor(s);
       if constexpr (requires { span_coder::overflow_abs_bits; }) {
         if (mb >= span_coder::overflow_abs_bits) {
           bad = true;
@@ -365,8 +361,8 @@ private:
       detail::cuda_check(
           cudaMemcpy(host.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
           "copy gradient for the error report");
-      codec<Scheme> reporter(host_.scheme(), host_.layout());
-      (void)reporter.local_scales(cpu, std::span<const T>(host), key);
+      // the codec's CPU scan of the same values names the element and the error
+      (void)codec_.local_scales(cpu, std::span<const T>(host), key);
       detail::fail(errc::non_finite_input, "non-finite or out-of-range gradient value");
     }
   }
@@ -376,8 +372,8 @@ private:
     std::byte* p = prefix_.data();
     detail::write_frame_header(
         p, compressor_type::id, encoding_type::id, Scheme::granularity_type::id, vt,
-        static_cast<std::uint32_t>(host_.spans().size()), layout().total_size(), key.seed,
-        key.stream_word(), host_.plan_digest());
+        static_cast<std::uint32_t>(codec_.spans().size()), layout().total_size(), key.seed,
+        key.stream_word(), codec_.plan_digest());
     std::copy(mp.directory.begin(), mp.directory.end(), p + wire_header_bytes);
     detail::cuda_check(cudaMemcpyAsync(msg, p, wire_header_bytes + mp.directory.size(),
                                        cudaMemcpyHostToDevice, exec.stream),
@@ -409,20 +405,20 @@ private:
   template <class T, bool Add>
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
-    const std::size_t S = host_.spans().size();
+    const std::size_t S = codec_.spans().size();
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const message_info info =
-        detail::cuda::read_device_frame(exec.stream, host_, message, frame_, launches_);
+        detail::cuda::read_device_frame(exec.stream, codec_, message, frame_, launches_);
     detail::cuda::require_output_size(out.size(), layout());
     message_plan& mp = plan_for(info.value_type);
     for (std::size_t s = 0; s < S; ++s) {
       detail::require(info.spans[s].bytes == mp.bytes[s], errc::corrupt_payload,
-                      host_.span_name(s) + ": " + std::to_string(info.spans[s].bytes) +
+                      codec_.span_name(s) + ": " + std::to_string(info.spans[s].bytes) +
                           " payload bytes, the format needs " + std::to_string(mp.bytes[s]));
     }
     validate_payload(exec, mp, info.value_type, msg);
     detail::cuda::check_output_range<T, Add>(
-        host_, exec.stream, flags_.data() + 3, host_flags_.data() + 3, launches_,
+        codec_, exec.stream, flags_.data() + 3, host_flags_.data() + 3, launches_,
         [&](unsigned long long* flag) {
           launch_all_decodes<T, Add, true>(exec, mp, info.value_type, msg, out.data(), flag);
         });
@@ -511,8 +507,8 @@ private:
     if (host_flags_[1] != none) {
       const std::size_t g = host_flags_[1];
       const std::size_t s = span_of_element(g);
-      detail::fail(errc::corrupt_payload, host_.span_name(s) + ": invalid code at element " +
-                                              std::to_string(g - host_.spans()[s].begin));
+      detail::fail(errc::corrupt_payload, codec_.span_name(s) + ": invalid code at element " +
+                                              std::to_string(g - codec_.spans()[s].begin));
     }
     if (host_flags_[2] != none) {
       detail::fail(errc::corrupt_payload,
@@ -522,7 +518,7 @@ private:
   }
 
   [[nodiscard]] std::size_t span_of_element(std::size_t g) const {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     for (std::size_t s = 0; s < plan.size(); ++s) {
       if (g >= plan[s].begin && g < plan[s].begin + plan[s].size) {
         return s;
@@ -544,7 +540,7 @@ private:
     ++launches_;
   }
 
-  codec<Scheme> host_;
+  codec<Scheme>& codec_; ///< the codec that owns this engine
   detail::cuda::span_reductions reductions_;
   std::vector<double> scan_sums_;
   std::vector<std::size_t> span_scale_begin_;
@@ -562,4 +558,5 @@ private:
   std::size_t launches_ = 0;
 };
 
+} // namespace detail::cuda
 } // namespace gradcomp

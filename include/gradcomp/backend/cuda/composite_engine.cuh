@@ -20,7 +20,7 @@
 #include <vector>
 
 /// @file
-/// composite_device_codec<Scheme>: the CUDA backend of codec<Scheme> for compositions
+/// composite_engine<Scheme>: what codec<Scheme> runs under cuda_policy for compositions
 /// (compose<S, Q> with sparse_codes<code encoding>: Top-k + TernGrad, Random-k + QSGD, ...) on
 /// every granularity. Messages are byte for byte the CPU's.
 ///
@@ -39,13 +39,13 @@
 ///
 /// Spans a per-layer identity rule sends raw go through the code kernels as cast codes, as in the
 /// sparse codec. Limit: gradients below 2^32 - 1 elements. Buffers
-/// are sized when the codec is built for the most values S keeps; a call needing more (never for
+/// are sized when the engine is built for the most values S keeps; a call needing more (never for
 /// counted sparsifiers) grows them once.
 
-namespace gradcomp {
+namespace gradcomp::detail::cuda {
 
 template <class Scheme>
-class composite_device_codec {
+class composite_engine {
 public:
   using scheme_type = Scheme;
   using compressor_type = typename Scheme::compressor_type;
@@ -57,13 +57,12 @@ public:
       std::declval<const typename encoding_type::code_encoding&>()));
   static constexpr bool sign_plane = detail::has_sign_plane<coder_type>;
 
-  composite_device_codec(Scheme scheme, model_layout layout)
-      : host_(std::move(scheme), std::move(layout)),
-        selection_(host_, [](const compressor_type& c) { return c.sparsifier; }),
-        coder_(host_.scheme().compressor.quantizer.coder(host_.scheme().encoding.codes)),
-        tables_(host_.spans()) {
-    const std::size_t n = host_.layout().total_size();
-    S_ = host_.spans().size();
+  explicit composite_engine(codec<Scheme>& owner)
+      : codec_(owner), selection_(codec_, [](const compressor_type& c) { return c.sparsifier; }),
+        coder_(codec_.scheme().compressor.quantizer.coder(codec_.scheme().encoding.codes)),
+        tables_(codec_.spans()) {
+    const std::size_t n = codec_.layout().total_size();
+    S_ = codec_.spans().size();
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
     kept_ = detail::device_array<float>(std::max<std::size_t>(n, 1));
     value_scales_ = detail::device_array<float>(S1);
@@ -76,7 +75,7 @@ public:
     // size the quantizer's buffers for the most values S keeps
     for (std::size_t s = 0; s < S_; ++s) {
       counts_[s] =
-          selection_.raw(s) ? 0 : host_.span_compressor(s).max_selected(host_.spans()[s].size);
+          selection_.raw(s) ? 0 : codec_.span_compressor(s).max_selected(codec_.spans()[s].size);
     }
     plan_reductions(nullptr); // always once, even for no spans: sizes the reduction buffers
     reduced_counts_ = counts_;
@@ -84,12 +83,11 @@ public:
     detail::cuda_check(cudaStreamSynchronize(nullptr), "composite codec tables");
   }
 
-  [[nodiscard]] const codec<Scheme>& host_codec() const noexcept { return host_; }
-  [[nodiscard]] const model_layout& layout() const noexcept { return host_.layout(); }
+  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
   /// An upper bound on encode()'s output (the CPU codec's bound).
   template <gradient_value T = float>
   [[nodiscard]] std::size_t max_encoded_bytes() const {
-    return host_.template max_encoded_bytes<T>();
+    return codec_.template max_encoded_bytes<T>();
   }
   [[nodiscard]] std::size_t workspace_bytes() const noexcept {
     return selection_.bytes() + kept_.size() * 4 + reductions_.bytes() +
@@ -108,7 +106,7 @@ public:
     const cudaStream_t st = exec.stream;
     // 1. S's selection (the span maxima first: finiteness, adaptive threshold's max)
     if (!selection_.run(st, grad.data(), key, detail::inf_abs_bits, launches_)) {
-      return detail::cuda::encode_on_host(host_, exec, grad, out, key);
+      return detail::cuda::encode_on_host(codec_, exec, grad, out, key);
     }
     // 2. the message layout for this call's counts
     const std::size_t total = lay_out_message(key, value_traits<T>::id);
@@ -167,19 +165,19 @@ private:
   }
 
   [[nodiscard]] const quantizer_type& quantizer(std::size_t s) const {
-    return host_.span_compressor(s).quantizer;
+    return codec_.span_compressor(s).quantizer;
   }
 
   /// From the counts of the selection: the frame header and directory (in prefix_), the span
   /// headers and where every span goes (tables_), and S's value scales. Returns the size.
   std::size_t lay_out_message(const stream_key& key, value_type_id vt) {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
     std::byte* p = prefix_.data();
     detail::write_frame_header(p, compressor_type::id, encoding_type::id,
                                Scheme::granularity_type::id, vt, static_cast<std::uint32_t>(S_),
                                layout().total_size(), key.seed, key.stream_word(),
-                               host_.plan_digest());
+                               codec_.plan_digest());
     raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
@@ -213,7 +211,7 @@ private:
   /// counts or offsets differ from those of the tables already there (never again, after the
   /// first call, for top-k and random-k, whose counts are fixed).
   void plan_quantizer(cudaStream_t st, bool reductions) {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     if (reductions && counts_ != reduced_counts_) {
       plan_reductions(st);
       reduced_counts_ = counts_;
@@ -256,7 +254,7 @@ private:
       sp.scale_begin = span_scale_begin_[s];
       sp.group = q.scale_group(k);
       sp.has_scales = ns > 0 ? 1u : 0u;
-      sp.coder = q.coder(host_.scheme().encoding.codes);
+      sp.coder = q.coder(codec_.scheme().encoding.codes);
       for (std::size_t base = 0; base < k; base += detail::cuda::tile_elements) {
         host_tiles_.push_back({static_cast<std::uint32_t>(host_code_spans_.size()),
                                static_cast<std::uint32_t>(
@@ -276,7 +274,7 @@ private:
 
   /// The canonical reductions Q's scan() asks for over the kept values of every span.
   void plan_reductions(cudaStream_t st) {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     targets_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       targets_.push_back({plan[s].begin, counts_[s]});
@@ -304,7 +302,7 @@ private:
           quantizer(s).scan(reductions_.replay(s), static_cast<const float*>(nullptr), counts_[s],
                             host_scales_.data() + span_scale_begin_[s], scan_sums_);
       detail::require(kept_bits < detail::inf_abs_bits, errc::value_out_of_range, [&] {
-        return host_.span_name(s) + ": a kept value times the sparsifier's scale overflows";
+        return codec_.span_name(s) + ": a kept value times the sparsifier's scale overflows";
       });
     }
   }
@@ -350,7 +348,7 @@ private:
     launches_ = 0;
     const cudaStream_t st = exec.stream;
     const message_info info =
-        detail::cuda::read_device_frame(st, host_, message, frame_, launches_);
+        detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
     detail::cuda::require_output_size(out.size(), layout());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const std::uint64_t entries = read_span_headers(st, info, msg);
@@ -365,7 +363,7 @@ private:
       ++launches_;
     }
     detail::cuda::check_output_range<T, Add>(
-        host_, st, scratch_.data() + 5, host_scratch_.data() + 5, launches_,
+        codec_, st, scratch_.data() + 5, host_scratch_.data() + 5, launches_,
         [&](unsigned long long* flag) {
           write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
         });
@@ -398,16 +396,16 @@ private:
   /// the entry tables. Returns the number of entries (kept values) of the message.
   std::uint64_t read_span_headers(cudaStream_t st, const message_info& info,
                                   const std::uint8_t* msg) {
-    const auto& plan = host_.spans();
+    const auto& plan = codec_.spans();
     tables_.read_headers(
-        st, info, msg, [&](std::size_t s) { return host_.span_name(s); },
+        st, info, msg, [&](std::size_t s) { return codec_.span_name(s); },
         ": composite span shorter than its header", launches_);
     std::uint64_t entries = 0;
     raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
       if (selection_.raw(s)) {
-        detail::cuda::check_raw_span(host_, s, info);
+        detail::cuda::check_raw_span(codec_, s, info);
         counts_[s] = 0;
         offsets_[s] = info.spans[s].offset;
         tables_.set_raw(s, entries, n, plan[s].begin);
@@ -416,8 +414,8 @@ private:
       }
       const std::byte* h = tables_.header(s);
       const std::size_t k = detail::sparse_codes_span::check_header(
-          host_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
-          [&] { return host_.span_name(s) + ": "; });
+          codec_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
+          [&] { return codec_.span_name(s) + ": "; });
       counts_[s] = k;
       offsets_[s] = info.spans[s].offset;
       tables_.set_decoded(s, info.spans[s].offset, k, encoding_type::index_bytes(n), false, entries,
@@ -470,32 +468,32 @@ private:
     const auto none = ~0ull;
     if (host_scratch_[0] != none) {
       const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
-      detail::fail(errc::corrupt_payload, host_.span_name(s) + ": index " + std::to_string(rank) +
+      detail::fail(errc::corrupt_payload, codec_.span_name(s) + ": index " + std::to_string(rank) +
                                               " is out of range or not strictly increasing");
     }
     if (host_scratch_[1] != none) {
       const std::size_t s = detail::cuda::last_span_at(
           S_, host_scratch_[1], [&](std::size_t i) { return span_scale_begin_[i]; });
       detail::fail(errc::corrupt_payload,
-                   host_.span_name(s) + ": scale " +
+                   codec_.span_name(s) + ": scale " +
                        std::to_string(host_scratch_[1] - span_scale_begin_[s]) +
                        " is invalid (non-finite or negative)");
     }
     if (host_scratch_[2] != none) {
       const std::size_t s = detail::cuda::last_span_at(
-          S_, host_scratch_[2], [&](std::size_t i) { return host_.spans()[i].begin; });
+          S_, host_scratch_[2], [&](std::size_t i) { return codec_.spans()[i].begin; });
       detail::fail(errc::corrupt_payload,
-                   host_.span_name(s) + ": invalid code at kept value " +
-                       std::to_string(host_scratch_[2] - host_.spans()[s].begin));
+                   codec_.span_name(s) + ": invalid code at kept value " +
+                       std::to_string(host_scratch_[2] - codec_.spans()[s].begin));
     }
     if (host_scratch_[3] != none) {
       detail::fail(errc::corrupt_payload,
                    "a composite span's padding bits after the last code are not zero");
     }
-    detail::cuda::check_raw_values(host_, host_scratch_[4]);
+    detail::cuda::check_raw_values(codec_, host_scratch_[4]);
   }
 
-  codec<Scheme> host_;
+  codec<Scheme>& codec_; ///< the codec that owns this engine
   selection_type selection_;
   coder_type coder_;
   detail::cuda::sparse_span_tables tables_;
@@ -527,4 +525,4 @@ private:
   std::size_t launches_ = 0;
 };
 
-} // namespace gradcomp
+} // namespace gradcomp::detail::cuda
