@@ -47,6 +47,8 @@ if command -v compute-sanitizer >/dev/null; then # reduced runs: robustness and 
     "$build/tests/test_device_sparse" "[robust]"
   step memcheck_composite 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
     "$build/tests/test_device_composite" "[robust]"
+  step memcheck_framework 120 compute-sanitizer --tool memcheck --error-exitcode 9 \
+    "$build/tests/test_device_framework"
 fi
 # the installed `cuda` component: a find_package consumer's device message equals the CPU's
 step cuda_package 300 ctest --test-dir "$build" -R package.cuda_component --output-on-failure

@@ -12,6 +12,7 @@
 #endif
 
 #include "backend/cuda/codec_engine.cuh"
+#include "backend/cuda/elementwise.cuh"
 #include "backend/cuda/kernels.cuh"
 #include "backend/cuda/runtime.cuh"
 #include "gradcomp.hpp"

@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Algorithm 1 (SPECS.md §2.5 E and F): exact aggregation of encoded messages in any arrival order,
-// majority vote, shared-seed random-k, error feedback that loses nothing, DGC masking, and named
-// errors for every protocol mistake with nothing partially applied.
+// majority vote, shared-seed random-k, error feedback that loses nothing, DGC masking, named
+// errors for every protocol mistake with nothing partially applied, and the backend-generic
+// Algorithm 1 (support/algorithm1_cases.hpp, also run by the CUDA suite) against codec calls.
 
+#include "../support/algorithm1_cases.hpp"
 #include "../support/generators.hpp"
 
 #include <gradcomp/gradcomp.hpp>
@@ -374,4 +376,79 @@ TEST_CASE("the in-process cluster counts bytes and errors exactly", "[framework]
   REQUIRE_THROWS_AS(cl.step(cpu, std::span<const std::span<const float>>(views.data(), 2), 1, 1.0f,
                             std::span<float>(update)),
                     gradcomp::error);
+}
+
+namespace {
+
+std::vector<std::uint32_t> bits_of(const std::vector<float>& v) {
+  std::vector<std::uint32_t> b(v.size());
+  std::transform(v.begin(), v.end(), b.begin(), [](float x) { return detail::float_bits(x); });
+  return b;
+}
+
+/// Algorithm 1 with error feedback on both sides, computed directly from codec calls: the
+/// messages, broadcasts, updates and residuals a backend's run must have produced.
+template <class W, class M>
+void check_against_reference(const W& q_w, const M& q_m, const model_layout& layout,
+                             const test::algorithm1_setup& setup,
+                             const test::algorithm1_record& rec) {
+  const std::size_t n = layout.total_size();
+  codec<W> cw(q_w, layout);
+  codec<M> cm(q_m, layout);
+  std::vector<std::vector<float>> e(setup.workers, std::vector<float>(n, 0.0f));
+  std::vector<float> em(n, 0.0f), p(n), d(n), sum(n), pm(n), dm(n);
+  for (std::uint64_t step = 0; step < setup.steps; ++step) {
+    std::fill(sum.begin(), sum.end(), 0.0f);
+    for (std::size_t r = 0; r < setup.workers; ++r) {
+      const std::size_t at = step * setup.workers + r;
+      for (std::size_t i = 0; i < n; ++i)
+        p[i] = setup.lr * rec.grads[at][i] + e[r][i]; // dyadic g, lr 2^-3: the product is exact
+      std::vector<std::byte> msg(cw.max_encoded_bytes());
+      const stream_key key{setup.seed, step, static_cast<std::uint32_t>(r), role::worker};
+      msg.resize(cw.encode(cpu, std::span<const float>(p), std::span<std::byte>(msg), key));
+      REQUIRE(msg == rec.worker_messages[at]);
+      cw.decode(cpu, std::span<const std::byte>(msg), std::span<float>(d));
+      for (std::size_t i = 0; i < n; ++i) {
+        e[r][i] = p[i] - d[i];
+        sum[i] += d[i];
+      }
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      pm[i] = sum[i] / static_cast<float>(setup.workers) + em[i];
+    std::vector<std::byte> bc(cm.max_encoded_bytes());
+    const stream_key mkey{setup.seed, step, 0, role::master};
+    bc.resize(cm.encode(cpu, std::span<const float>(pm), std::span<std::byte>(bc), mkey));
+    REQUIRE(bc == rec.broadcasts[step]);
+    cm.decode(cpu, std::span<const std::byte>(bc), std::span<float>(dm));
+    REQUIRE(bits_of(dm) == bits_of(rec.updates[step]));
+    for (std::size_t i = 0; i < n; ++i)
+      em[i] = pm[i] - dm[i];
+  }
+  for (std::size_t r = 0; r < setup.workers; ++r)
+    REQUIRE(bits_of(e[r]) == bits_of(rec.worker_residuals[r]));
+  REQUIRE(bits_of(em) == bits_of(rec.master_residual));
+}
+
+template <class W, class M>
+void check_cpu_algorithm1(const W& q_w, const M& q_m) {
+  test::cpu_fixture fx;
+  const test::algorithm1_setup setup;
+  const test::algorithm1_record rec = test::run_algorithm1(fx, q_w, q_m, small_layout, setup);
+  check_against_reference(q_w, q_m, small_layout, setup, rec);
+}
+
+} // namespace
+
+TEST_CASE("Algorithm 1 with error feedback on both sides equals its codec-call reference",
+          "[framework][backends]") {
+  SECTION("top-k layer-wise up, QSGD down") {
+    check_cpu_algorithm1(scheme<topk, layer_span>{{0.1}}, scheme<qsgd, layer_span>{{15}});
+  }
+  SECTION("TernGrad entire-model up, identity down") {
+    check_cpu_algorithm1(scheme<terngrad, flat_span>{}, scheme<identity, flat_span>{});
+  }
+  SECTION("top-k + QSGD composition up, random-k down") {
+    check_cpu_algorithm1(scheme<compose<topk, qsgd>, layer_span>{{{0.2}, {7}}},
+                         scheme<random_k, flat_span>{{0.3}});
+  }
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "cpu/codes.hpp"
+#include "cpu/elementwise.hpp"
 #include "cpu/parallel.hpp"
 #include "cpu/reduce_groups.hpp"
 #include "cpu/select_top_keys.hpp"

@@ -14,11 +14,13 @@
 namespace gradcomp::detail {
 
 // Primitive ids.
-struct reduce_groups {};   // canonical per-group sums (double) + max |x| bits
-struct select_top_keys {}; // exact k largest keys, ties to the lower index, indices ascending
-struct select_where {};    // indices where a predicate holds, ascending
-struct encode_codes {};    // per-element coder + fixed-width bit packing
-struct decode_codes {};    // unpacking + per-element decoder (validate, or write)
+struct reduce_groups {};    // canonical per-group sums (double) + max |x| bits
+struct select_top_keys {};  // exact k largest keys, ties to the lower index, indices ascending
+struct select_where {};     // indices where a predicate holds, ascending
+struct encode_codes {};     // per-element coder + fixed-width bit packing
+struct decode_codes {};     // unpacking + per-element decoder (validate, or write)
+struct for_each_element {}; // f(i) for i in [0, n), f a GRADCOMP_HOST_DEVICE functor (may be async)
+struct copy_bytes {};       // bytes between the backend's memory and the host (returns when done)
 
 /// validate: check every code; measure: check, and find the largest |decoded value|; assign or
 /// add: write the decoded values (to a validated message's codes).

@@ -34,7 +34,10 @@ namespace gradcomp {
 
 enum class aggregation : std::uint8_t { mean, majority_vote };
 
-template <class WorkerScheme, class MasterScheme>
+/// Backend: cpu_tag (host buffers, the default) or cuda_tag (<gradcomp/cuda.cuh>: messages, sum,
+/// aggregate and Q_M's residual in device memory, cuda_policy at the calls; the same bytes).
+/// begin() clears on the backend's default policy (CUDA's default stream).
+template <class WorkerScheme, class MasterScheme, class Backend = cpu_tag>
 class master {
 public:
   struct options {
@@ -59,14 +62,17 @@ public:
 
   [[nodiscard]] std::size_t workers() const noexcept { return workers_; }
   [[nodiscard]] std::size_t received() const noexcept { return received_; }
-  [[nodiscard]] error_feedback<MasterScheme>& memory() noexcept { return down_; }
+  [[nodiscard]] error_feedback<MasterScheme, Backend>& memory() noexcept { return down_; }
 
   /// Starts step `step`: clears the sum and the record of who has sent.
   void begin(std::uint64_t step) {
     step_ = step;
     received_ = 0;
-    std::fill(sum_.begin(), sum_.end(), 0.0f);
-    std::fill(votes_.begin(), votes_.end(), 0);
+    const detail::default_policy_t<Backend> exec{};
+    detail::run<detail::for_each_element>(exec, sum_.size(),
+                                          detail::fill_value<float>{sum_.data(), 0.0f});
+    detail::run<detail::for_each_element>(exec, votes_.size(),
+                                          detail::fill_value<std::int32_t>{votes_.data(), 0});
     std::fill(seen_.begin(), seen_.end(), std::uint8_t{0});
   }
 
@@ -75,7 +81,7 @@ public:
   /// (duplicate_message), and every decode error.
   template <class Exec>
   void receive(const Exec& exec, std::span<const std::byte> msg) {
-    const stream_key key = detail::check_message_key(msg, opt_.seed, step_, role::worker);
+    const stream_key key = detail::check_message_key(exec, msg, opt_.seed, step_, role::worker);
     detail::require(key.rank < workers_, errc::invalid_parameter,
                     "message from rank " + std::to_string(key.rank) + ", the master has " +
                         std::to_string(workers_) + " workers");
@@ -83,12 +89,11 @@ public:
                     "a second message from rank " + std::to_string(key.rank) + " for step " +
                         std::to_string(step_));
     if (opt_.rule == aggregation::majority_vote) {
-      up_.decode(exec, msg, std::span<float>(decoded_));
-      for (std::size_t i = 0; i < decoded_.size(); ++i) {
-        votes_[i] += decoded_[i] > 0.0f ? 1 : -1;
-      }
+      up_.decode(exec, msg, detail::view(decoded_));
+      detail::run<detail::for_each_element>(exec, decoded_.size(),
+                                            detail::count_vote{decoded_.data(), votes_.data()});
     } else {
-      up_.decode_add(exec, msg, std::span<float>(sum_));
+      up_.decode_add(exec, msg, detail::view(sum_));
     }
     seen_[key.rank] = 1;
     ++received_;
@@ -102,39 +107,39 @@ public:
                     "broadcast after " + std::to_string(received_) + " of " +
                         std::to_string(workers_) + " workers' messages");
     if (opt_.rule == aggregation::majority_vote) {
-      for (std::size_t i = 0; i < aggregate_.size(); ++i) {
-        aggregate_[i] = votes_[i] >= 0 ? 1.0f : -1.0f;
-      }
+      detail::run<detail::for_each_element>(exec, aggregate_.size(),
+                                            detail::vote_result{votes_.data(), aggregate_.data()});
     } else {
-      const auto n = static_cast<float>(workers_);
-      for (std::size_t i = 0; i < aggregate_.size(); ++i) {
-        aggregate_[i] = sum_[i] / n;
-      }
+      detail::run<detail::for_each_element>(
+          exec, aggregate_.size(),
+          detail::mean_of_sum{sum_.data(), static_cast<float>(workers_), aggregate_.data()});
     }
     const std::size_t bytes =
-        down_.encode(exec, std::span<const float>(aggregate_), 1.0f, std::span<std::byte>(message_),
-                     stream_key{opt_.seed, step_, 0, role::master});
+        down_.encode(exec, std::span<const float>(detail::view(aggregate_)), 1.0f,
+                     detail::view(message_), stream_key{opt_.seed, step_, 0, role::master});
     if (!opt_.error_feedback) {
-      down_.reset();
+      down_.reset(exec);
     }
     return {message_.data(), bytes};
   }
 
   /// The sum of the decoded worker messages (mean aggregation) and the aggregate Q_M compressed.
-  [[nodiscard]] std::span<const float> sum() const noexcept { return sum_; }
-  [[nodiscard]] std::span<const float> aggregate() const noexcept { return aggregate_; }
+  [[nodiscard]] std::span<const float> sum() const noexcept { return detail::view(sum_); }
+  [[nodiscard]] std::span<const float> aggregate() const noexcept {
+    return detail::view(aggregate_);
+  }
 
 private:
   codec_for_t<WorkerScheme> up_;
-  error_feedback<MasterScheme> down_;
+  error_feedback<MasterScheme, Backend> down_;
   std::size_t workers_;
   options opt_;
-  std::vector<float> sum_;
-  std::vector<std::int32_t> votes_;
-  std::vector<float> decoded_;
-  std::vector<float> aggregate_;
+  detail::buffer_t<Backend, float> sum_;
+  detail::buffer_t<Backend, std::int32_t> votes_;
+  detail::buffer_t<Backend, float> decoded_;
+  detail::buffer_t<Backend, float> aggregate_;
   std::vector<std::uint8_t> seen_;
-  std::vector<std::byte> message_;
+  detail::buffer_t<Backend, std::byte> message_;
   std::uint64_t step_ = 0;
   std::size_t received_ = 0;
 };

@@ -8,6 +8,7 @@
 #include "../memory/error_feedback.hpp"
 #include "../random/stream_key.hpp"
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,9 +25,8 @@ namespace gradcomp {
 
 /// The key checks shared by workers and the master: the message's seed, step and role.
 namespace detail {
-inline stream_key check_message_key(std::span<const std::byte> msg, std::uint64_t seed,
+inline stream_key check_message_key(const message_info& info, std::uint64_t seed,
                                     std::uint64_t step, role expected_role) {
-  const message_info info = parse_frame(msg);
   const stream_key key = stream_key::unpack(info.seed, info.stream_word);
   require(key.seed == seed, errc::scheme_mismatch,
           "message seed " + std::to_string(key.seed) + ", expected " + std::to_string(seed));
@@ -38,9 +38,33 @@ inline stream_key check_message_key(std::span<const std::byte> msg, std::uint64_
               ", expected a " + (expected_role == role::master ? "master" : "worker"));
   return key;
 }
+
+/// The same checks on a message in the memory of exec's backend. On the CPU the whole frame is
+/// parsed first (a corrupt message fails its checksum before its key is read); an offloading
+/// backend (CUDA) copies the fixed header to the host and checks its start and key fields, and
+/// the decode that follows validates the rest on the device.
+template <class Exec>
+stream_key check_message_key(const Exec& exec, std::span<const std::byte> msg, std::uint64_t seed,
+                             std::uint64_t step, role expected_role) {
+  if constexpr (offloaded_v<Exec>) {
+    std::array<std::byte, wire_header_bytes> header{};
+    require(msg.size() >= header.size(), errc::truncated_message,
+            "message of " + std::to_string(msg.size()) + " bytes, shorter than its header");
+    copy_to(exec, header.data(), msg.data(), header.size());
+    check_frame_start(header, msg.size());
+    message_info info;
+    info.seed = load_le<std::uint64_t>(header.data() + 24);
+    info.stream_word = load_le<std::uint64_t>(header.data() + 32);
+    return check_message_key(info, seed, step, expected_role);
+  } else {
+    return check_message_key(parse_frame(msg), seed, step, expected_role);
+  }
+}
 } // namespace detail
 
-template <class WorkerScheme, class MasterScheme>
+/// Backend: cpu_tag (host buffers, the default) or cuda_tag (<gradcomp/cuda.cuh>: gradients,
+/// messages, residual and update in device memory, cuda_policy at the calls; the same bytes).
+template <class WorkerScheme, class MasterScheme, class Backend = cpu_tag>
 class worker {
 public:
   struct options {
@@ -55,7 +79,7 @@ public:
 
   [[nodiscard]] std::uint32_t rank() const noexcept { return rank_; }
   [[nodiscard]] const model_layout& layout() const noexcept { return up_.layout(); }
-  [[nodiscard]] error_feedback<WorkerScheme>& memory() noexcept { return up_; }
+  [[nodiscard]] error_feedback<WorkerScheme, Backend>& memory() noexcept { return up_; }
   [[nodiscard]] codec_for_t<WorkerScheme>& worker_codec() noexcept { return up_.codec(); }
   [[nodiscard]] codec_for_t<MasterScheme>& master_codec() noexcept { return down_; }
 
@@ -79,9 +103,9 @@ public:
                                       std::uint64_t step, float scale = 1.0f,
                                       std::span<const float> shared_scales = {}) {
     const std::size_t bytes =
-        up_.encode(exec, grad, scale, std::span<std::byte>(message_), key(step), shared_scales);
+        up_.encode(exec, grad, scale, detail::view(message_), key(step), shared_scales);
     if (!opt_.error_feedback) {
-      up_.reset();
+      up_.reset(exec);
     }
     return {message_.data(), bytes};
   }
@@ -92,16 +116,16 @@ public:
   template <class Exec>
   void decompress(const Exec& exec, std::span<const std::byte> broadcast, std::uint64_t step,
                   std::span<float> update) {
-    (void)detail::check_message_key(broadcast, opt_.seed, step, role::master);
+    (void)detail::check_message_key(exec, broadcast, opt_.seed, step, role::master);
     down_.decode(exec, broadcast, update);
   }
 
 private:
-  error_feedback<WorkerScheme> up_;
+  error_feedback<WorkerScheme, Backend> up_;
   codec_for_t<MasterScheme> down_;
   std::uint32_t rank_;
   options opt_;
-  std::vector<std::byte> message_;
+  detail::buffer_t<Backend, std::byte> message_;
 };
 
 } // namespace gradcomp

@@ -2,7 +2,8 @@
 #pragma once
 
 #include "../codec.hpp"
-#include "../detail/rounding_barrier.hpp"
+#include "../detail/backend_buffer.hpp"
+#include "../detail/feedback_ops.hpp"
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
 #include "../random/stream_key.hpp"
@@ -12,6 +13,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 /// @file
@@ -33,14 +35,20 @@
 /// 0 per element, so e_{t+1} + Delta_t == p_t bitwise); sum_t Delta_t + e_T = sum_t scale g_t; the
 /// identity compressor gives e = 0 and plain SGD bit for bit. A failing encode leaves the residual
 /// unchanged.
+///
+/// Backend: where the residual lives and the calls run. cpu_tag (the default) keeps it in host
+/// memory; cuda_tag (from <gradcomp/cuda.cuh>) in device memory, with device gradients and
+/// messages and cuda_policy at the calls: the same operations in the same order, so the same
+/// messages and residuals bit for bit. residual(), last_input() and last_sent() are in the
+/// backend's memory; restore() takes a host copy.
 
 namespace gradcomp {
 
-template <class Scheme>
+template <class Scheme, class Backend = cpu_tag>
 class error_feedback {
 public:
   error_feedback(Scheme scheme, model_layout layout)
-      : codec_(std::move(scheme), std::move(layout)), residual_(codec_.layout().total_size(), 0.0f),
+      : codec_(std::move(scheme), std::move(layout)), residual_(codec_.layout().total_size()),
         input_(residual_.size()), sent_(residual_.size()) {}
 
   [[nodiscard]] codec_for_t<Scheme>& codec() noexcept { return codec_; }
@@ -57,15 +65,13 @@ public:
   std::size_t encode(const Exec& exec, std::span<const float> grad, float scale,
                      std::span<std::byte> out, const stream_key& key,
                      std::span<const float> shared_scales = {}) {
-    corrected_input(grad, scale);
-    const std::span<const float> p(input_);
-    const std::size_t bytes = shared_scales.empty()
-                                  ? codec_.encode(exec, p, out, key)
-                                  : codec_.encode(exec, p, out, key, shared_scales); // may throw
-    codec_.decode(exec, std::span<const std::byte>(out.data(), bytes), std::span<float>(sent_));
-    for (std::size_t i = 0; i < residual_.size(); ++i) {
-      residual_[i] = input_[i] - sent_[i];
-    }
+    corrected_input(exec, grad, scale);
+    const std::span<const float> p = detail::view(input_);
+    const std::size_t bytes = encode_input(exec, p, out, key, shared_scales); // may throw
+    codec_.decode(exec, std::span<const std::byte>(out.data(), bytes), detail::view(sent_));
+    detail::run<detail::for_each_element>(
+        exec, residual_.size(),
+        detail::feedback_residual{input_.data(), sent_.data(), residual_.data()});
     return bytes;
   }
 
@@ -73,16 +79,16 @@ public:
   template <class Exec>
   std::vector<float> local_scales(const Exec& exec, std::span<const float> grad, float scale,
                                   const stream_key& key) {
-    corrected_input(grad, scale);
-    return codec_.local_scales(exec, std::span<const float>(input_), key);
+    corrected_input(exec, grad, scale);
+    return codec_.local_scales(exec, std::span<const float>(detail::view(input_)), key);
   }
 
   /// p of the last encode (what was compressed) and Delta (what the receivers decode).
-  [[nodiscard]] std::span<const float> last_input() const noexcept { return input_; }
-  [[nodiscard]] std::span<const float> last_sent() const noexcept { return sent_; }
+  [[nodiscard]] std::span<const float> last_input() const noexcept { return detail::view(input_); }
+  [[nodiscard]] std::span<const float> last_sent() const noexcept { return detail::view(sent_); }
 
   /// The residual, to checkpoint; restore() puts a saved one back (size and finiteness checked).
-  [[nodiscard]] std::span<const float> residual() const noexcept { return residual_; }
+  [[nodiscard]] std::span<const float> residual() const noexcept { return detail::view(residual_); }
   void restore(std::span<const float> saved) {
     detail::require(saved.size() == residual_.size(), errc::size_mismatch,
                     "saved residual has " + std::to_string(saved.size()) +
@@ -92,27 +98,51 @@ public:
         return "saved residual element " + std::to_string(i) + " is not finite";
       });
     }
-    residual_.assign(saved.begin(), saved.end());
+    detail::copy_to(policy{}, residual_.data(), saved.data(), saved.size() * sizeof(float));
   }
-  void reset() { std::fill(residual_.begin(), residual_.end(), 0.0f); }
+  /// Sets the residual to 0 (on the backend's default policy, or `exec`).
+  template <class Exec = detail::default_policy_t<Backend>>
+  void reset(const Exec& exec = {}) {
+    detail::run<detail::for_each_element>(exec, residual_.size(),
+                                          detail::fill_value<float>{residual_.data(), 0.0f});
+  }
 
 private:
-  void corrected_input(std::span<const float> grad, float scale) {
+  using policy = detail::default_policy_t<Backend>;
+  using buffer = detail::buffer_t<Backend, float>;
+
+  template <class Exec>
+  std::size_t encode_input(const Exec& exec, std::span<const float> p, std::span<std::byte> out,
+                           const stream_key& key, std::span<const float> shared_scales) {
+    if constexpr (detail::offloaded_v<Exec>) {
+      detail::require(shared_scales.empty(), errc::invalid_parameter,
+                      "shared scales are taken by the CPU backend only");
+      return codec_.encode(exec, p, out, key);
+    } else {
+      return shared_scales.empty() ? codec_.encode(exec, p, out, key)
+                                   : codec_.encode(exec, p, out, key, shared_scales);
+    }
+  }
+
+  template <class Exec>
+  void corrected_input(const Exec& exec, std::span<const float> grad, float scale) {
+    static_assert(std::is_same_v<typename Exec::backend_tag, Backend>,
+                  "gradcomp: call error feedback with the policy of its backend (cpu for the "
+                  "default, cuda_policy for error_feedback<S, cuda_tag>)");
     detail::require(std::isfinite(scale), errc::invalid_parameter,
                     "error feedback scale must be finite, got " + std::to_string(scale));
     detail::require(grad.size() == residual_.size(), errc::size_mismatch,
                     "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(residual_.size()));
-    const detail::rounding_barrier keep; // scale * grad rounded before the sum, on any build
-    for (std::size_t i = 0; i < grad.size(); ++i) {
-      input_[i] = keep(scale * grad[i]) + residual_[i];
-    }
+    detail::run<detail::for_each_element>(
+        exec, grad.size(),
+        detail::feedback_input{{}, scale, grad.data(), residual_.data(), input_.data()});
   }
 
   codec_for_t<Scheme> codec_;
-  std::vector<float> residual_;
-  std::vector<float> input_;
-  std::vector<float> sent_;
+  buffer residual_;
+  buffer input_;
+  buffer sent_;
 };
 
 } // namespace gradcomp

@@ -1,0 +1,67 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../config.hpp"
+#include "rounding_barrier.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+/// @file
+/// The per-element steps of Algorithm 1 (error feedback, the master's aggregate), written once as
+/// GRADCOMP_HOST_DEVICE functors over raw pointers that every backend runs through the
+/// for_each_element primitive: the same fp32 operations in the same order, so the CPU and the
+/// device keep bit-identical residuals and aggregates.
+
+namespace gradcomp::detail {
+
+/// p = scale * g + e, the product rounded before the sum (no FMA on any build).
+struct feedback_input {
+  rounding_barrier keep;
+  float scale;
+  const float* g;
+  const float* e;
+  float* p;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const { p[i] = keep(scale * g[i]) + e[i]; }
+};
+
+/// e = p - Delta: what the message did not carry.
+struct feedback_residual {
+  const float* p;
+  const float* sent;
+  float* e;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const { e[i] = p[i] - sent[i]; }
+};
+
+template <class T>
+struct fill_value {
+  T* x;
+  T v;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const { x[i] = v; }
+};
+
+/// The mean of n workers' sum.
+struct mean_of_sum {
+  const float* sum;
+  float n;
+  float* out;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const { out[i] = sum[i] / n; }
+};
+
+/// Majority vote: one worker's decoded signs counted, then the vote (ties +1, like sign(0)).
+struct count_vote {
+  const float* decoded;
+  std::int32_t* votes;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const {
+    votes[i] += decoded[i] > 0.0f ? 1 : -1;
+  }
+};
+struct vote_result {
+  const std::int32_t* votes;
+  float* out;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const {
+    out[i] = votes[i] >= 0 ? 1.0f : -1.0f;
+  }
+};
+
+} // namespace gradcomp::detail
