@@ -4,6 +4,7 @@
 #include "../../codec.hpp"
 #include "../../detail/dispatch.hpp"
 #include "../../detail/engine_slot.hpp"
+#include "../../detail/input_checks.hpp"
 #include "composite_engine.cuh"
 #include "dense_engine.cuh"
 #include "runtime.cuh"
@@ -31,20 +32,26 @@ using engine_for = std::conditional_t<
 template <class Scheme>
 class codec_engine final : public engine_slot::engine {
 public:
-  explicit codec_engine(codec<Scheme>& owner) : kind_(owner) {}
+  explicit codec_engine(codec<Scheme>& owner) : codec_(owner), kind_(owner) {}
 
+  /// As codec::encode, on device buffers; returns the message size. Errors as codec::encode
+  /// (the same text), and device_error.
   template <class T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
+    require_elements("gradient", grad.size(), codec_.layout().total_size());
+    key.validate();
     return kind_.encode(exec, grad, out, key);
   }
+  /// Validates the device message completely, then writes the decompressed gradient into out
+  /// (decode_add: adds it). Errors as codec::decode; out is untouched on error.
   template <class T>
   void decode(const cuda_policy& exec, std::span<const std::byte> msg, std::span<T> out) {
-    kind_.decode(exec, msg, out);
+    kind_.template decode_impl<T, false>(exec, msg, out);
   }
   template <class T>
   void decode_add(const cuda_policy& exec, std::span<const std::byte> msg, std::span<T> out) {
-    kind_.decode_add(exec, msg, out);
+    kind_.template decode_impl<T, true>(exec, msg, out);
   }
   /// Q(grad) into out through the engine's device message buffer (max_bytes, grown once).
   template <class T>
@@ -63,6 +70,7 @@ public:
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return kind_.last_launch_count(); }
 
 private:
+  codec<Scheme>& codec_;
   engine_for<Scheme> kind_;
   device_array<std::byte> message_;
 };

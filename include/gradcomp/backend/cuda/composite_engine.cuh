@@ -5,6 +5,7 @@
 #include "../../compressor/compose.hpp"
 #include "../../encoding/sparse_codes.hpp"
 #include "frame.cuh"
+#include "kept_code_tables.cuh"
 #include "kernels.cuh"
 #include "raw_spans.cuh"
 #include "runtime.cuh"
@@ -37,10 +38,9 @@
 /// copied back), indices, scales, codes and padding on the device, all before anything is
 /// written; then Q's codes are decoded to the kept buffer and scattered to their indices.
 ///
-/// Spans a per-layer identity rule sends raw go through the code kernels as cast codes, as in the
-/// sparse codec. Limit: gradients below 2^32 - 1 elements. Buffers
-/// are sized when the engine is built for the most values S keeps; a call needing more (never for
-/// counted sparsifiers) grows them once.
+/// Raw spans (per-layer identity rules) go through the code kernels as cast codes. Limit: below
+/// 2^32 - 1 elements. Buffers are sized for the most values S keeps; a call keeping more grows
+/// them.
 
 namespace gradcomp::detail::cuda {
 
@@ -83,16 +83,10 @@ public:
     detail::cuda_check(cudaStreamSynchronize(nullptr), "composite codec tables");
   }
 
-  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
-  /// An upper bound on encode()'s output (the CPU codec's bound).
-  template <gradient_value T = float>
-  [[nodiscard]] std::size_t max_encoded_bytes() const {
-    return codec_.template max_encoded_bytes<T>();
-  }
   [[nodiscard]] std::size_t workspace_bytes() const noexcept {
     return selection_.bytes() + kept_.size() * 4 + reductions_.bytes() +
-           code_spans_.size() * sizeof(code_span) +
-           tiles_.size() * sizeof(detail::cuda::code_tile) + scales_.size() * 8;
+           codes_.code_spans.size() * sizeof(code_span) +
+           codes_.tiles.size() * sizeof(detail::cuda::code_tile) + scales_.size() * 8;
   }
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
 
@@ -100,8 +94,6 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::cuda::require_gradient_size(grad.size(), layout());
-    key.validate();
     launches_ = 0;
     const cudaStream_t st = exec.stream;
     // 1. S's selection (the span maxima first: finiteness, adaptive threshold's max)
@@ -110,12 +102,10 @@ public:
     }
     // 2. the message layout for this call's counts
     const std::size_t total = lay_out_message(key, value_traits<T>::id);
-    detail::require(out.size() >= total, errc::buffer_too_small,
-                    "message needs " + std::to_string(total) + " bytes, output has " +
-                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    detail::require_room(total, out.size());
     plan_quantizer(st, true);
     // 3. the kept values, Q's reductions over them, Q's scales on the host
-    upload(host_value_scales_, value_scales_, S_, st);
+    upload_async(host_value_scales_, value_scales_, S_, st);
     if (selection_.tile_count() > 0) {
       detail::cuda::gather_kept<typename selection_type::rule_type, T>
           <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
@@ -133,36 +123,8 @@ public:
     return total;
   }
 
-  template <gradient_value T>
-  void decode(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, false>(exec, message, out);
-  }
-  template <gradient_value T>
-  void decode_add(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, true>(exec, message, out);
-  }
-
 private:
   using code_span = detail::cuda::code_span<coder_type>;
-
-  template <class V, class Memory>
-  static void upload(const detail::owned_array<V, Memory>& host, detail::device_array<V>& dev,
-                     std::size_t count, cudaStream_t st) {
-    if (count > 0) {
-      detail::cuda_check(
-          cudaMemcpyAsync(dev.data(), host.data(), count * sizeof(V), cudaMemcpyHostToDevice, st),
-          "upload");
-    }
-  }
-  template <class V>
-  static void upload(const std::vector<V>& host, detail::device_array<V>& dev, cudaStream_t st) {
-    dev.reserve(std::max<std::size_t>(host.size(), 1));
-    if (!host.empty()) {
-      detail::cuda_check(cudaMemcpyAsync(dev.data(), host.data(), host.size() * sizeof(V),
-                                         cudaMemcpyHostToDevice, st),
-                         "upload");
-    }
-  }
 
   [[nodiscard]] const quantizer_type& quantizer(std::size_t s) const {
     return codec_.span_compressor(s).quantizer;
@@ -176,7 +138,7 @@ private:
     std::byte* p = prefix_.data();
     detail::write_frame_header(p, compressor_type::id, encoding_type::id,
                                Scheme::granularity_type::id, vt, static_cast<std::uint32_t>(S_),
-                               layout().total_size(), key.seed, key.stream_word(),
+                               codec_.layout().total_size(), key.seed, key.stream_word(),
                                codec_.plan_digest());
     raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
@@ -221,55 +183,17 @@ private:
     }
     coded_counts_ = counts_;
     coded_offsets_ = offsets_;
-    span_scale_begin_.assign(S_ + 1, 0);
-    host_scale_begin_.clear();
-    host_scale_payload_.clear();
-    host_code_spans_.clear();
-    host_tiles_.clear();
-    for (std::size_t s = 0; s < S_; ++s) {
-      if (selection_.raw(s)) {
-        span_scale_begin_[s + 1] = span_scale_begin_[s];
-        continue;
-      }
-      const quantizer_type& q = quantizer(s);
-      const std::size_t k = counts_[s];
-      const std::size_t ns = q.num_scales(k);
-      const std::uint64_t payload = offsets_[s] + encoding_type::span_header_bytes +
-                                    k * encoding_type::index_bytes(plan[s].size);
-      span_scale_begin_[s + 1] = span_scale_begin_[s] + ns;
-      if (ns > 0) {
-        host_scale_begin_.push_back(span_scale_begin_[s]);
-        host_scale_payload_.push_back(payload);
-      }
-      if (k == 0) {
-        continue;
-      }
-      code_span sp;
-      sp.global_begin = plan[s].begin;
-      sp.n = k;
-      sp.payload = payload + 4 * ns;
-      if constexpr (sign_plane) {
-        sp.sign_payload = sp.payload + detail::packed_bytes(k, coder_.bits() - 1);
-      }
-      sp.scale_begin = span_scale_begin_[s];
-      sp.group = q.scale_group(k);
-      sp.has_scales = ns > 0 ? 1u : 0u;
-      sp.coder = q.coder(codec_.scheme().encoding.codes);
-      for (std::size_t base = 0; base < k; base += detail::cuda::tile_elements) {
-        host_tiles_.push_back({static_cast<std::uint32_t>(host_code_spans_.size()),
-                               static_cast<std::uint32_t>(
-                                   std::min<std::size_t>(detail::cuda::tile_elements, k - base)),
-                               base});
-      }
-      host_code_spans_.push_back(sp);
-    }
-    total_scales_ = span_scale_begin_[S_];
-    upload(host_scale_begin_, scale_begin_, st);
-    upload(host_scale_payload_, scale_payload_, st);
-    upload(host_code_spans_, code_spans_, st);
-    upload(host_tiles_, tiles_, st);
-    scales_.reserve(std::max<std::size_t>(total_scales_, 1));
-    host_scales_.reserve(std::max<std::size_t>(total_scales_, 1));
+    codes_.build(
+        plan, counts_, [&](std::size_t s) { return selection_.raw(s); },
+        [&](std::size_t s) -> const quantizer_type& { return quantizer(s); },
+        codec_.scheme().encoding.codes, coder_.bits(),
+        [&](std::size_t s, std::size_t k) {
+          return offsets_[s] + encoding_type::span_header_bytes +
+                 k * encoding_type::index_bytes(plan[s].size);
+        },
+        st);
+    scales_.reserve(std::max<std::size_t>(codes_.total_scales, 1));
+    host_scales_.reserve(std::max<std::size_t>(codes_.total_scales, 1));
   }
 
   /// The canonical reductions Q's scan() asks for over the kept values of every span.
@@ -300,7 +224,7 @@ private:
       }
       const std::uint32_t kept_bits =
           quantizer(s).scan(reductions_.replay(s), static_cast<const float*>(nullptr), counts_[s],
-                            host_scales_.data() + span_scale_begin_[s], scan_sums_);
+                            host_scales_.data() + codes_.span_scale_begin[s], scan_sums_);
       detail::require(kept_bits < detail::inf_abs_bits, errc::value_out_of_range, [&] {
         return codec_.span_name(s) + ": a kept value times the sparsifier's scale overflows";
       });
@@ -323,19 +247,20 @@ private:
                    selection_.flags(), selection_.positions(), tables_.outs(), msg);
       ++launches_;
     }
-    if (total_scales_ > 0) {
-      upload(host_scales_, scales_, total_scales_, st);
-      detail::cuda::write_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, st>>>(
-          scale_begin_.data(), scale_payload_.data(),
-          static_cast<std::uint32_t>(host_scale_begin_.size()), total_scales_, scales_.data(), msg);
+    if (codes_.total_scales > 0) {
+      upload_async(host_scales_, scales_, codes_.total_scales, st);
+      detail::cuda::write_scales<<<detail::cuda::grid_for(codes_.total_scales, 256), 256, 0, st>>>(
+          codes_.scale_begin.data(), codes_.scale_payload.data(),
+          static_cast<std::uint32_t>(codes_.host_scale_begin.size()), codes_.total_scales,
+          scales_.data(), msg);
       launches_ += 2;
     }
-    if (!host_tiles_.empty()) {
+    if (!codes_.host_tiles.empty()) {
       const random_stream rs(key.seed, key.stream_word(), random_purpose::rounding);
       detail::cuda::encode_tiles<coder_type, sign_plane, float>
-          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
-              kept_.data(), code_spans_.data(), tiles_.data(), host_tiles_.size(), scales_.data(),
-              rs, coder_.bits(), msg);
+          <<<detail::cuda::grid_for(codes_.host_tiles.size(), 1), detail::cuda::tile_threads, 0,
+             st>>>(kept_.data(), codes_.code_spans.data(), codes_.tiles.data(),
+                   codes_.host_tiles.size(), scales_.data(), rs, coder_.bits(), msg);
       ++launches_;
     }
     raw_.encode(st, x, msg, launches_);
@@ -349,17 +274,17 @@ private:
     const cudaStream_t st = exec.stream;
     const message_info info =
         detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
-    detail::cuda::require_output_size(out.size(), layout());
+    detail::require_elements("output", out.size(), codec_.layout().total_size());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const std::uint64_t entries = read_span_headers(st, info, msg);
     plan_quantizer(st, false);
     validate_payload(st, msg, entries, info.value_type);
     // write: Q's values to the kept buffer, then to their indices
-    if (!host_tiles_.empty()) {
+    if (!codes_.host_tiles.empty()) {
       detail::cuda::decode_tiles<coder_type, sign_plane, float, false>
-          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
-              code_spans_.data(), tiles_.data(), host_tiles_.size(), scales_.data(), msg,
-              coder_.bits(), kept_.data(), nullptr);
+          <<<detail::cuda::grid_for(codes_.host_tiles.size(), 1), detail::cuda::tile_threads, 0,
+             st>>>(codes_.code_spans.data(), codes_.tiles.data(), codes_.host_tiles.size(),
+                   scales_.data(), msg, coder_.bits(), kept_.data(), nullptr);
       ++launches_;
     }
     detail::cuda::check_output_range<T, Add>(
@@ -446,18 +371,18 @@ private:
           msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, bad_index);
       ++launches_;
     }
-    if (total_scales_ > 0) {
-      detail::cuda::read_scales<<<detail::cuda::grid_for(total_scales_, 256), 256, 0, st>>>(
-          scale_begin_.data(), scale_payload_.data(),
-          static_cast<std::uint32_t>(host_scale_begin_.size()), total_scales_, msg, scales_.data(),
-          bad_scale);
+    if (codes_.total_scales > 0) {
+      detail::cuda::read_scales<<<detail::cuda::grid_for(codes_.total_scales, 256), 256, 0, st>>>(
+          codes_.scale_begin.data(), codes_.scale_payload.data(),
+          static_cast<std::uint32_t>(codes_.host_scale_begin.size()), codes_.total_scales, msg,
+          scales_.data(), bad_scale);
       ++launches_;
     }
-    if (!host_tiles_.empty()) {
+    if (!codes_.host_tiles.empty()) {
       detail::cuda::validate_tiles<coder_type, sign_plane>
-          <<<detail::cuda::grid_for(host_tiles_.size(), 1), detail::cuda::tile_threads, 0, st>>>(
-              code_spans_.data(), tiles_.data(), host_tiles_.size(), msg, coder_.bits(), bad_code,
-              bad_padding);
+          <<<detail::cuda::grid_for(codes_.host_tiles.size(), 1), detail::cuda::tile_threads, 0,
+             st>>>(codes_.code_spans.data(), codes_.tiles.data(), codes_.host_tiles.size(), msg,
+                   coder_.bits(), bad_code, bad_padding);
       ++launches_;
     }
     detail::cuda_check(cudaMemcpyAsync(host_scratch_.data(), scratch_.data(),
@@ -473,10 +398,10 @@ private:
     }
     if (host_scratch_[1] != none) {
       const std::size_t s = detail::cuda::last_span_at(
-          S_, host_scratch_[1], [&](std::size_t i) { return span_scale_begin_[i]; });
+          S_, host_scratch_[1], [&](std::size_t i) { return codes_.span_scale_begin[i]; });
       detail::fail(errc::corrupt_payload,
                    codec_.span_name(s) + ": scale " +
-                       std::to_string(host_scratch_[1] - span_scale_begin_[s]) +
+                       std::to_string(host_scratch_[1] - codes_.span_scale_begin[s]) +
                        " is invalid (non-finite or negative)");
     }
     if (host_scratch_[2] != none) {
@@ -493,6 +418,9 @@ private:
     detail::cuda::check_raw_values(codec_, host_scratch_[4]);
   }
 
+  template <class>
+  friend class codec_engine; // decode_impl<T, Add>
+
   codec<Scheme>& codec_; ///< the codec that owns this engine
   selection_type selection_;
   coder_type coder_;
@@ -503,16 +431,10 @@ private:
   std::vector<detail::cuda::reduction_target> targets_;
   std::vector<float> probe_scales_;
   std::vector<double> scan_sums_;
-  std::vector<std::size_t> counts_, offsets_, span_scale_begin_;
+  std::vector<std::size_t> counts_, offsets_;
   /// the counts and offsets the device tables were planned for (reductions; codes and scales)
   std::vector<std::size_t> reduced_counts_, coded_counts_, coded_offsets_;
-  std::vector<std::uint64_t> host_scale_begin_, host_scale_payload_;
-  std::vector<code_span> host_code_spans_;
-  std::vector<detail::cuda::code_tile> host_tiles_;
-  std::size_t total_scales_ = 0;
-  detail::device_array<std::uint64_t> scale_begin_, scale_payload_;
-  detail::device_array<code_span> code_spans_;
-  detail::device_array<detail::cuda::code_tile> tiles_;
+  kept_code_tables<coder_type> codes_; ///< where Q's scales and codes go, for those counts
   detail::device_array<float> scales_;
   detail::pinned_array<float> host_scales_;
   detail::device_array<float> kept_;

@@ -4,6 +4,7 @@
 #include "../../codec.hpp"
 #include "../../compressor/identity.hpp"
 #include "../../detail/reduction_replay.hpp"
+#include "dense_message_plan.cuh"
 #include "frame.cuh"
 #include "kernels.cuh"
 #include "runtime.cuh"
@@ -44,15 +45,7 @@
 namespace gradcomp {
 
 namespace detail::cuda {
-/// The spans of one code width (or the raw spans) with their tiles, on the device.
-template <class Coder>
-struct code_group {
-  using coder_type = Coder;
-  unsigned bits = 0;
-  device_array<code_span<Coder>> spans;
-  device_array<code_tile> tiles;
-  std::uint64_t tile_count = 0;
-};
+
 template <class Scheme>
 class dense_engine {
 public:
@@ -68,15 +61,6 @@ public:
     build_scales();
   }
 
-  /// The CPU codec of the same scheme and layout (its plan, spans and compressors).
-  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
-
-  /// The exact size of every message for gradients of type T (fixed-width codes: it does not
-  /// depend on the values).
-  template <gradient_value T = float>
-  [[nodiscard]] std::size_t max_encoded_bytes() {
-    return plan_for(value_traits<T>::id).total_bytes;
-  }
   /// Device memory held by the codec's workspaces, in bytes.
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
   /// Kernel launches and copies issued by the last encode() or decode() (constant in the number
@@ -88,15 +72,11 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::cuda::require_gradient_size(grad.size(), layout());
-    key.validate();
     launches_ = 0;
     message_plan& mp = plan_for(value_traits<T>::id);
     reduce(exec, grad.data());
     compute_scales<T>(exec, grad, key, mp);
-    detail::require(out.size() >= mp.total_bytes, errc::buffer_too_small,
-                    "message needs " + std::to_string(mp.total_bytes) + " bytes, output has " +
-                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    detail::require_room(mp.total_bytes, out.size());
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
     write_prefix(exec, mp, value_traits<T>::id, key, msg);
     if (total_scales_ > 0) { // before the code kernels, which read them
@@ -128,37 +108,13 @@ public:
     return mp.total_bytes;
   }
 
-  /// Validates the device message completely, then writes the decompressed gradient into the
-  /// device buffer `out`. Errors as codec::decode; out is untouched on error.
-  template <gradient_value T>
-  void decode(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, false>(exec, message, out);
-  }
-  /// As decode(), but adds the decompressed gradient to what `out` holds.
-  template <gradient_value T>
-  void decode_add(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, true>(exec, message, out);
-  }
-
 private:
   template <class Coder>
   using code_group = detail::cuda::code_group<Coder>;
+  using message_plan = dense_message_plan<Scheme>;
   using span_coder =
       decltype(std::declval<const compressor_type&>().coder(std::declval<const encoding_type&>()));
   static constexpr bool sign_plane = detail::has_sign_plane<span_coder>;
-
-  /// The message layout for one gradient value type (raw spans carry values of that type).
-  struct message_plan {
-    std::vector<std::size_t> offset; ///< payload offset of every span
-    std::vector<std::size_t> bytes;  ///< payload bytes of every span
-    std::size_t total_bytes = 0;
-    std::vector<std::byte> directory;
-    std::vector<code_group<span_coder>> groups; ///< compressed spans, one group per width
-    code_group<detail::cast_coder<float>> raw_f32;
-    code_group<detail::cast_coder<half>> raw_f16;
-    code_group<detail::cast_coder<bfloat16>> raw_bf16;
-    detail::device_array<std::uint64_t> scale_payload;
-  };
 
   // ---- construction ------------------------------------------------------------------------
 
@@ -202,7 +158,7 @@ private:
       total_scales_ += ns;
     }
     scale_spans_ = static_cast<std::uint32_t>(scale_begin.size());
-    scale_begin_ = upload(scale_begin);
+    scale_begin_ = upload_vector(scale_begin);
     scales_ = detail::device_array<float>(std::max<std::size_t>(total_scales_, 1));
     host_scales_ = detail::pinned_array<float>(std::max<std::size_t>(total_scales_, 1));
     flags_ = detail::device_array<unsigned long long>(4);
@@ -212,114 +168,12 @@ private:
     workspace_bytes_ = reductions_.bytes() + scales_.size() * 8 + 64;
   }
 
-  template <class T>
-  static detail::device_array<T> upload(const std::vector<T>& v) {
-    detail::device_array<T> d(std::max<std::size_t>(v.size(), 1));
-    if (!v.empty()) {
-      detail::cuda_check(
-          cudaMemcpy(d.data(), v.data(), v.size() * sizeof(T), cudaMemcpyHostToDevice), "upload");
-    }
-    return d;
-  }
-
   message_plan& plan_for(value_type_id vt) {
     auto& slot = plans_[static_cast<std::size_t>(vt) - 1];
     if (!slot) {
-      slot.emplace(build_plan(vt));
+      slot.emplace(message_plan::build(codec_, vt, span_scale_begin_));
     }
     return *slot;
-  }
-
-  message_plan build_plan(value_type_id vt) {
-    const auto& plan = codec_.spans();
-    const auto& enc = codec_.scheme().encoding;
-    message_plan mp;
-    const std::size_t S = plan.size();
-    std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;
-    mp.directory.resize(S * wire_directory_entry_bytes);
-    std::vector<std::uint64_t> scale_payload;
-    for (std::size_t s = 0; s < S; ++s) {
-      const compressor_type& c = codec_.span_compressor(s);
-      const std::size_t n = plan[s].size;
-      const std::size_t bytes =
-          plan[s].compressed ? detail::packed_span::bytes(c, c.coder(enc), n) : n * value_size(vt);
-      mp.offset.push_back(offset);
-      mp.bytes.push_back(bytes);
-      detail::write_directory_entry(mp.directory.data() + s * wire_directory_entry_bytes, n, bytes,
-                                    plan[s].compressed ? span_mode_compressed : span_mode_raw);
-      if (plan[s].compressed && c.num_scales(n) > 0) {
-        scale_payload.push_back(offset);
-      }
-      offset += bytes;
-    }
-    mp.total_bytes = offset;
-    mp.scale_payload = upload(scale_payload);
-    // compressed spans, grouped by code width
-    std::vector<unsigned> widths;
-    for (std::size_t s = 0; s < S; ++s) {
-      if (plan[s].compressed && plan[s].size > 0) {
-        const unsigned b = codec_.span_compressor(s).coder(enc).bits();
-        if (std::find(widths.begin(), widths.end(), b) == widths.end()) {
-          widths.push_back(b);
-        }
-      }
-    }
-    for (unsigned b : widths) {
-      mp.groups.push_back(build_group<span_coder>(
-          mp, b, true, [&](std::size_t s) { return codec_.span_compressor(s).coder(enc); }));
-    }
-    mp.raw_f32 = build_group<detail::cast_coder<float>>(
-        mp, 32, false, [](std::size_t) { return detail::cast_coder<float>{}; });
-    mp.raw_f16 = build_group<detail::cast_coder<half>>(
-        mp, 16, false, [](std::size_t) { return detail::cast_coder<half>{}; });
-    mp.raw_bf16 = build_group<detail::cast_coder<bfloat16>>(
-        mp, 16, false, [](std::size_t) { return detail::cast_coder<bfloat16>{}; });
-    return mp;
-  }
-
-  /// The spans of one code width (compressed = true) or the raw spans (false), and their tiles.
-  template <class Coder, class MakeCoder>
-  code_group<Coder> build_group(const message_plan& mp, unsigned bits, bool compressed,
-                                MakeCoder make_coder) {
-    const auto& plan = codec_.spans();
-    const auto& enc = codec_.scheme().encoding;
-    std::vector<detail::cuda::code_span<Coder>> spans;
-    std::vector<detail::cuda::code_tile> tiles;
-    for (std::size_t s = 0; s < plan.size(); ++s) {
-      if (plan[s].compressed != compressed || plan[s].size == 0) {
-        continue;
-      }
-      const compressor_type& c = codec_.span_compressor(s);
-      if (compressed && c.coder(enc).bits() != bits) {
-        continue;
-      }
-      detail::cuda::code_span<Coder> sp;
-      const std::size_t n = plan[s].size;
-      const std::size_t ns = compressed ? c.num_scales(n) : 0;
-      sp.global_begin = plan[s].begin;
-      sp.n = n;
-      sp.payload = mp.offset[s] + 4 * ns;
-      if constexpr (detail::has_sign_plane<Coder>) {
-        sp.sign_payload = sp.payload + detail::packed_bytes(n, bits - 1);
-      }
-      sp.scale_begin = span_scale_begin_[s];
-      sp.group = compressed ? c.scale_group(n) : 1;
-      sp.has_scales = ns > 0 ? 1u : 0u;
-      sp.coder = make_coder(s);
-      for (std::size_t base = 0; base < n; base += detail::cuda::tile_elements) {
-        tiles.push_back({static_cast<std::uint32_t>(spans.size()),
-                         static_cast<std::uint32_t>(
-                             std::min<std::size_t>(detail::cuda::tile_elements, n - base)),
-                         base});
-      }
-      spans.push_back(sp);
-    }
-    code_group<Coder> g;
-    g.bits = bits;
-    g.tile_count = tiles.size();
-    g.spans = upload(spans);
-    g.tiles = upload(tiles);
-    return g;
   }
 
   // ---- encode --------------------------------------------------------------------------------
@@ -372,7 +226,7 @@ private:
     std::byte* p = prefix_.data();
     detail::write_frame_header(
         p, compressor_type::id, encoding_type::id, Scheme::granularity_type::id, vt,
-        static_cast<std::uint32_t>(codec_.spans().size()), layout().total_size(), key.seed,
+        static_cast<std::uint32_t>(codec_.spans().size()), codec_.layout().total_size(), key.seed,
         key.stream_word(), codec_.plan_digest());
     std::copy(mp.directory.begin(), mp.directory.end(), p + wire_header_bytes);
     detail::cuda_check(cudaMemcpyAsync(msg, p, wire_header_bytes + mp.directory.size(),
@@ -409,7 +263,7 @@ private:
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     const message_info info =
         detail::cuda::read_device_frame(exec.stream, codec_, message, frame_, launches_);
-    detail::cuda::require_output_size(out.size(), layout());
+    detail::require_elements("output", out.size(), codec_.layout().total_size());
     message_plan& mp = plan_for(info.value_type);
     for (std::size_t s = 0; s < S; ++s) {
       detail::require(info.spans[s].bytes == mp.bytes[s], errc::corrupt_payload,
@@ -539,6 +393,9 @@ private:
             g.spans.data(), g.tiles.data(), g.tile_count, scales_.data(), msg, g.bits, out, flag);
     ++launches_;
   }
+
+  template <class>
+  friend class codec_engine; // decode_impl<T, Add>
 
   codec<Scheme>& codec_; ///< the codec that owns this engine
   detail::cuda::span_reductions reductions_;

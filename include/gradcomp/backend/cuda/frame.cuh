@@ -66,17 +66,6 @@ message_info read_device_frame(cudaStream_t stream, const codec<Scheme>& host,
 }
 
 /// The CPU codec's checks of a gradient's and an output's size against the layout.
-inline void require_gradient_size(std::size_t got, const model_layout& layout) {
-  require(got == layout.total_size(), errc::size_mismatch,
-          "gradient has " + std::to_string(got) + " elements, layout has " +
-              std::to_string(layout.total_size()));
-}
-inline void require_output_size(std::size_t got, const model_layout& layout) {
-  require(got == layout.total_size(), errc::size_mismatch,
-          "output has " + std::to_string(got) + " elements, layout has " +
-              std::to_string(layout.total_size()));
-}
-
 /// Before a decode into T writes anything, where a finite decoded value may not fit (T narrower
 /// than fp32, or decode_add): `launch_checks(flag)` issues the decode kernels with Check, which
 /// record the lowest overflowing global element in *flag; then value_out_of_range names it as

@@ -53,12 +53,6 @@ public:
     workspace_bytes_ = selection_.bytes() + (n + 1) * 8 + S1 * 64;
   }
 
-  [[nodiscard]] const model_layout& layout() const noexcept { return codec_.layout(); }
-  /// An upper bound on encode()'s output (the CPU codec's bound).
-  template <gradient_value T = float>
-  [[nodiscard]] std::size_t max_encoded_bytes() const {
-    return codec_.template max_encoded_bytes<T>();
-  }
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
 
@@ -66,8 +60,6 @@ public:
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
-    detail::cuda::require_gradient_size(grad.size(), layout());
-    key.validate();
     launches_ = 0;
     const auto& plan = codec_.spans();
     const cudaStream_t st = exec.stream;
@@ -81,8 +73,8 @@ public:
     std::byte* p = prefix_.data();
     detail::write_frame_header(p, compressor_type::id, encoding_type::id,
                                Scheme::granularity_type::id, value_traits<T>::id,
-                               static_cast<std::uint32_t>(S_), layout().total_size(), key.seed,
-                               key.stream_word(), codec_.plan_digest());
+                               static_cast<std::uint32_t>(S_), codec_.layout().total_size(),
+                               key.seed, key.stream_word(), codec_.plan_digest());
     raw_.clear();
     for (std::size_t s = 0; s < S_; ++s) {
       const std::size_t n = plan[s].size;
@@ -102,9 +94,7 @@ public:
       tables_.set_encoded(s, total, n, k, implied, selection_.value_scale(s, k));
       total += bytes;
     }
-    detail::require(out.size() >= total, errc::buffer_too_small,
-                    "message needs " + std::to_string(total) + " bytes, output has " +
-                        std::to_string(out.size()) + " (size it with max_encoded_bytes())");
+    detail::require_room(total, out.size());
     // 3. write
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
     detail::cuda_check(cudaMemcpyAsync(msg, p, wire_header_bytes + S_ * wire_directory_entry_bytes,
@@ -127,15 +117,6 @@ public:
     return total;
   }
 
-  template <gradient_value T>
-  void decode(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, false>(exec, message, out);
-  }
-  template <gradient_value T>
-  void decode_add(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
-    decode_impl<T, true>(exec, message, out);
-  }
-
 private:
   template <class T, bool Add>
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
@@ -144,7 +125,7 @@ private:
     const auto& plan = codec_.spans();
     const message_info info =
         detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
-    detail::cuda::require_output_size(out.size(), layout());
+    detail::require_elements("output", out.size(), codec_.layout().total_size());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     tables_.read_headers(
         st, info, msg, [&](std::size_t s) { return codec_.span_name(s); },
@@ -174,9 +155,9 @@ private:
     if (any_implied) { // regenerate the shared subset from the message's seed and step
       selection_.upload(st, launches_);
       selection_.select(st, static_cast<const T*>(nullptr), launches_);
-      detail::cuda::
-          compact_indices<<<detail::cuda::grid_for(layout().total_size(), 256), 256, 0, st>>>(
-              selection_.flags(), selection_.positions(), layout().total_size(), implied_.data());
+      detail::cuda::compact_indices<<<detail::cuda::grid_for(codec_.layout().total_size(), 256),
+                                      256, 0, st>>>(selection_.flags(), selection_.positions(),
+                                                    codec_.layout().total_size(), implied_.data());
       ++launches_;
     }
     detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 3 * sizeof(unsigned long long), st),
@@ -239,6 +220,9 @@ private:
     return detail::check_sparse_header<encoding_type>(codec_.span_compressor(s), h, bytes, n,
                                                       [&] { return codec_.span_name(s) + ": "; });
   }
+
+  template <class>
+  friend class codec_engine; // decode_impl<T, Add>
 
   codec<Scheme>& codec_; ///< the codec that owns this engine
   selection_type selection_;
