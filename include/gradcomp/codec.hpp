@@ -93,19 +93,23 @@ public:
 
   /// Validates `message` like decode(), then sets sent[i] to 1 for every element the message
   /// carries a value for (the selected indices of a sparse or composite span, every element of
-  /// other spans) and to 0 elsewhere: the mask DGC's momentum-factor masking needs.
+  /// other spans) and to 0 elsewhere: the mask DGC's momentum-factor masking needs. Under
+  /// cuda_policy: sparse schemes (DGC's), message and mask in device memory.
   template <class Exec>
   void sent_elements(const Exec& exec, std::span<const std::byte> message,
                      std::span<std::uint8_t> sent) {
-    host_only<Exec>();
-    const message_info info = validate_message(exec, message, sent.size());
-    for (std::size_t s = 0; s < plan_.size(); ++s) {
-      const span_desc& d = plan_[s];
-      std::uint8_t* dst = sent.data() + d.begin;
-      if (d.compressed) {
-        coder().mark_sent(message.data() + info.spans[s].offset, d.size, ws_, s, dst);
-      } else {
-        std::fill(dst, dst + d.size, std::uint8_t{1});
+    if constexpr (detail::offloaded_v<Exec>) {
+      engine<Exec>().sent_elements(exec, message, sent);
+    } else {
+      const message_info info = validate_message(exec, message, sent.size());
+      for (std::size_t s = 0; s < plan_.size(); ++s) {
+        const span_desc& d = plan_[s];
+        std::uint8_t* dst = sent.data() + d.begin;
+        if (d.compressed) {
+          coder().mark_sent(message.data() + info.spans[s].offset, d.size, ws_, s, dst);
+        } else {
+          std::fill(dst, dst + d.size, std::uint8_t{1});
+        }
       }
     }
   }
@@ -155,8 +159,9 @@ private:
   }
   template <class Exec>
   static void host_only() {
-    static_assert(!detail::offloaded_v<Exec>, "gradcomp: local_scales, encode with shared scales "
-                                              "and sent_elements run on the CPU backend only");
+    static_assert(
+        !detail::offloaded_v<Exec>,
+        "gradcomp: local_scales and encode with shared scales run on the CPU backend only");
   }
 
   [[nodiscard]] span_coder coder() const noexcept { return base::coder(); }

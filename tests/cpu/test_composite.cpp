@@ -131,7 +131,7 @@ TEST_CASE("composite payloads: exact sizes, hostile bytes, bad pairs", "[composi
   auto edit = [&](std::size_t at, std::uint8_t v) {
     auto e = m;
     e[at] = std::byte{v};
-    detail::store_le<std::uint64_t>(e.data() + 48, detail::message_checksum(e));
+    detail::seal_message(e);
     return e;
   };
   auto error_of = [&](const std::vector<std::byte>& msg) {
@@ -153,7 +153,7 @@ TEST_CASE("composite payloads: exact sizes, hostile bytes, bad pairs", "[composi
   REQUIRE(error_of(edit(p0 + 16 + 20 + 4, 0xff)) == errc::corrupt_payload); // code 3
   auto bad_scale = m;
   detail::store_le<float>(bad_scale.data() + p0 + 36, -1.0f);
-  detail::store_le<std::uint64_t>(bad_scale.data() + 48, detail::message_checksum(bad_scale));
+  detail::seal_message(bad_scale);
   REQUIRE(error_of(bad_scale) == errc::corrupt_payload);
   REQUIRE_THROWS_AS(codec(scheme<compose<random_k, qsgd>, flat_span>{{{0.1, false, true}, {}}}, l),
                     gradcomp::error);

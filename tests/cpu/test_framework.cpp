@@ -282,6 +282,21 @@ TEST_CASE("DGC momentum correction: masking, and the ratio-1 limits", "[memory][
       }
     }
   }
+  SECTION("local clipping scales g by clip / ||g|| when the norm exceeds clip") {
+    // g = 0.5 everywhere: ||g||^2 = d / 4 exactly, so the scale has one correct value
+    const std::vector<float> g(d, 0.5f);
+    const double norm = std::sqrt(static_cast<double>(d) / 4.0);
+    for (const float clip : {1.0f, static_cast<float>(norm) * 2.0f}) {
+      CAPTURE(clip);
+      dgc_momentum dgc(scheme<topk, layer_span>{{1.0}}, small_layout, {0.9f, clip, false});
+      std::vector<std::byte> out(dgc.max_encoded_bytes());
+      (void)dgc.encode(cpu, std::span<const float>(g), std::span<std::byte>(out), {0, 0});
+      const float scale = norm > clip ? static_cast<float>(clip / norm) : 1.0f;
+      for (std::size_t i = 0; i < d; ++i) {
+        REQUIRE(dgc.momentum()[i] == 0.5f * scale);
+      }
+    }
+  }
   REQUIRE_THROWS_AS(dgc_momentum(scheme<topk, flat_span>{{0.1}}, small_layout, {1.5f}),
                     gradcomp::error);
 }
@@ -435,11 +450,24 @@ void check_cpu_algorithm1(const W& q_w, const M& q_m) {
   const test::algorithm1_setup setup;
   const test::algorithm1_record rec = test::run_algorithm1(fx, q_w, q_m, small_layout, setup);
   check_against_reference(q_w, q_m, small_layout, setup, rec);
+  // the in-process cluster runs the same roles: the same updates, its traffic the messages' sizes
+  const test::cluster_record cl = test::run_cluster(fx, q_w, q_m, small_layout, setup);
+  for (std::uint64_t step = 0; step < setup.steps; ++step) {
+    CAPTURE(step);
+    REQUIRE(bits_of(cl.updates[step]) == bits_of(rec.updates[step]));
+    std::size_t up = 0;
+    for (std::size_t r = 0; r < setup.workers; ++r) {
+      up += rec.worker_messages[step * setup.workers + r].size();
+    }
+    REQUIRE(cl.stats[step].bytes_up == up);
+    REQUIRE(cl.stats[step].bytes_down == rec.broadcasts[step].size() * setup.workers);
+  }
 }
 
 } // namespace
 
-TEST_CASE("Algorithm 1 with error feedback on both sides equals its codec-call reference",
+TEST_CASE("Algorithm 1 with error feedback on both sides equals its codec-call reference, in "
+          "roles and in the in-process cluster",
           "[framework][backends]") {
   SECTION("top-k layer-wise up, QSGD down") {
     check_cpu_algorithm1(scheme<topk, layer_span>{{0.1}}, scheme<qsgd, layer_span>{{15}});

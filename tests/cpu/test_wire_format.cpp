@@ -39,7 +39,7 @@ std::vector<std::byte> encode(codec<S>& c, const std::vector<float>& g, const st
 }
 /// Recomputes the checksum, so a malicious edit reaches the structural checks.
 void reseal(std::vector<std::byte>& m) {
-  detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
+  detail::seal_message(m);
 }
 template <class S>
 errc decode_error(codec<S>& c, const std::vector<std::byte>& m) {

@@ -171,7 +171,7 @@ void check_resealed_edits(codec<S>& host, D& dev, const std::vector<float>& x) {
     for (std::byte b : {std::byte{0xff}, std::byte{0x00}, std::byte{0x7f}}) {
       auto bad = msg;
       bad[pos] = b;
-      detail::store_le<std::uint64_t>(bad.data() + 48, detail::message_checksum(bad));
+      detail::seal_message(bad);
       CAPTURE(pos, static_cast<int>(b));
       REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
     }

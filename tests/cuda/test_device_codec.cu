@@ -52,9 +52,7 @@ TEST_CASE("hostile device messages get the CPU's errors, output untouched", "[cu
   codec<S> dev({{7}}, layout);
   std::vector<std::byte> msg(host.max_encoded_bytes());
   msg.resize(host.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {}));
-  const auto reseal = [](std::vector<std::byte>& m) {
-    detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
-  };
+  const auto reseal = [](std::vector<std::byte>& m) { detail::seal_message(m); };
   // a flipped bit anywhere: checksum (or magic/version)
   for (std::size_t pos = 0; pos < msg.size(); pos += 1 + msg.size() / 97) {
     auto bad = msg;
@@ -104,6 +102,56 @@ TEST_CASE("non-finite and out-of-range gradients: the CPU's errors", "[cuda][rob
           cpu_error_of(scheme<terngrad, layer_span>{}, x));
   REQUIRE(error_of(scheme<sign_sgd, flat_span>{}, x) ==
           cpu_error_of(scheme<sign_sgd, flat_span>{}, x));
+  REQUIRE(error_of(scheme<qsgd, bucket_span>{{15}, {1000}}, x) ==
+          cpu_error_of(scheme<qsgd, bucket_span>{{15}, {1000}}, x));
+  auto in_raw = test::make_input(layout.total_size(), test::distribution::normal, 4);
+  in_raw[50] = std::numeric_limits<float>::infinity(); // in a 33-element layer sent raw
+  scheme<terngrad, layer_span> raw{};
+  raw.rules.identity_below = 64;
+  REQUIRE(error_of(raw, in_raw) == cpu_error_of(raw, in_raw));
+  REQUIRE(error_of(raw, in_raw).find("non_finite_input") != std::string::npos);
+  // kept sparse values beyond fp16: the CPU's error, in the CPU's span order
+  using SH = scheme<topk, layer_span, sparse_coo<gradcomp::half>>;
+  auto kept = test::make_input(layout.total_size(), test::distribution::normal, 7);
+  kept[900] = 1e6f; // in layer 13, and top-k keeps it
+  REQUIRE(error_of(SH{{0.1}}, kept) == cpu_error_of(SH{{0.1}}, kept));
+  REQUIRE(error_of(SH{{0.1}}, kept).find("value_out_of_range") != std::string::npos);
+  kept[2600] = std::numeric_limits<float>::quiet_NaN(); // a later layer: still the overflow
+  REQUIRE(error_of(SH{{0.1}}, kept) == cpu_error_of(SH{{0.1}}, kept));
+  kept[100] = std::numeric_limits<float>::quiet_NaN(); // an earlier layer: its NaN first
+  REQUIRE(error_of(SH{{0.1}}, kept) == cpu_error_of(SH{{0.1}}, kept));
+  REQUIRE(error_of(SH{{0.1}}, kept).find("non_finite_input") != std::string::npos);
+  // a value beyond fp16 that random-k may leave out: the CPU's message or the CPU's error
+  using RH = scheme<random_k, layer_span, sparse_coo<gradcomp::half>>;
+  auto maybe = test::make_input(layout.total_size(), test::distribution::normal, 8);
+  maybe[900] = 1e6f;
+  for (std::uint64_t step = 0; step < 4; ++step) {
+    CAPTURE(step);
+    const stream_key key{1, step, 0, role::worker};
+    codec<RH> host({{0.05}}, layout);
+    codec<RH> dev({{0.05}}, layout);
+    std::vector<std::byte> want(host.max_encoded_bytes());
+    std::string cpu_what = "accepted", dev_what = "accepted";
+    try {
+      want.resize(host.encode(cpu, std::span<const float>(maybe), std::span<std::byte>(want), key));
+    } catch (const gradcomp::error& e) {
+      cpu_what = e.what();
+    }
+    on_device<float> g(maybe);
+    on_device<std::byte> m(dev.max_encoded_bytes());
+    std::size_t bytes = 0;
+    try {
+      bytes = dev.encode(cuda_policy{}, std::span<const float>(g.d.data(), g.n), m.span(), key);
+    } catch (const gradcomp::error& e) {
+      dev_what = e.what();
+    }
+    REQUIRE(dev_what == cpu_what);
+    if (cpu_what == "accepted") {
+      REQUIRE(bytes == want.size());
+      const std::vector<std::byte> got = m.host();
+      REQUIRE(std::equal(want.begin(), want.end(), got.begin()));
+    }
+  }
   auto big = test::make_input(layout.total_size(), test::distribution::normal, 5);
   big[900] = 1e6f; // overflows fp16
   using H = scheme<identity, layer_span, dense<gradcomp::half>>;

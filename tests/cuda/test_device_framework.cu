@@ -2,7 +2,8 @@
 // Algorithm 1 on device buffers: workers with Q_W and error feedback, a master with Q_M and its
 // own error feedback, every buffer in device memory under cuda_policy. The body is the one the
 // CPU suite checks against codec calls (support/algorithm1_cases.hpp); here the device run must
-// equal the CPU run bit for bit: messages, broadcasts, updates and both sides' residuals.
+// equal the CPU run bit for bit: messages, broadcasts, updates and both sides' residuals. The
+// in-process cluster and DGC momentum correction are checked the same way.
 
 #include "../support/algorithm1_cases.hpp"
 #include "device_test_support.cuh"
@@ -58,7 +59,99 @@ void check_device_algorithm1(const W& q_w, const M& q_m, aggregation rule = aggr
   REQUIRE(test::bit_differences(got.master_residual, want.master_residual) == 0);
 }
 
+/// The in-process cluster on device buffers against the CPU cluster: the same updates bit for
+/// bit and the same statistics (computed on the host from copies of identical data).
+template <class W, class M>
+void check_device_cluster(const W& q_w, const M& q_m) {
+  const model_layout layout = test::odd_layout();
+  const test::algorithm1_setup setup;
+  test::cpu_fixture host;
+  cuda_fixture dev;
+  const test::cluster_record want = test::run_cluster(host, q_w, q_m, layout, setup);
+  const test::cluster_record got = test::run_cluster(dev, q_w, q_m, layout, setup);
+  for (std::size_t step = 0; step < want.updates.size(); ++step) {
+    CAPTURE(step);
+    REQUIRE(test::bit_differences(got.updates[step], want.updates[step]) == 0);
+    const step_stats& a = got.stats[step];
+    const step_stats& b = want.stats[step];
+    REQUIRE(a.bytes_up == b.bytes_up);
+    REQUIRE(a.bytes_down == b.bytes_down);
+    for (const auto& [x, y] : {std::pair{&a.up, &b.up}, std::pair{&a.down, &b.down}}) {
+      REQUIRE(x->size() == y->size());
+      for (std::size_t s = 0; s < x->size(); ++s) {
+        CAPTURE(s);
+        REQUIRE((*x)[s].payload_bytes == (*y)[s].payload_bytes);
+        REQUIRE((*x)[s].error == (*y)[s].error);
+      }
+    }
+  }
+}
+
+/// DGC momentum correction on device buffers against the CPU's: the same messages, sent masks,
+/// momenta and accumulations bit for bit (local clipping on, so the norms must agree too).
+template <class S>
+void check_device_dgc(const S& q, typename dgc_momentum<S>::options opt) {
+  const model_layout layout = test::odd_layout();
+  const std::size_t n = layout.total_size();
+  cuda_fixture dev;
+  dgc_momentum<S> host(q, layout, opt);
+  dgc_momentum<S, cuda_tag> device(q, layout, {opt.momentum, opt.clip_norm, opt.mask_momentum});
+  std::vector<std::byte> want(host.max_encoded_bytes());
+  auto got = dev.buffer<std::byte>(device.max_encoded_bytes());
+  for (std::uint64_t step = 0; step < 4; ++step) {
+    CAPTURE(step);
+    const std::vector<float> g = test::algorithm1_gradient(n, 500 + step);
+    const auto dg = dev.upload(g);
+    const stream_key key{7, step, 0, role::worker};
+    const std::size_t a =
+        host.encode(cpu, std::span<const float>(g), std::span<std::byte>(want), key);
+    const std::size_t b = device.encode(dev.exec, std::span<const float>(dg.data(), n),
+                                        std::span<std::byte>(got.data(), got.size()), key);
+    REQUIRE(b == a);
+    REQUIRE(dev.download(std::span<const std::byte>(got.data(), b)) ==
+            std::vector<std::byte>(want.begin(), want.begin() + static_cast<std::ptrdiff_t>(a)));
+    REQUIRE(dev.download(device.last_sent_mask()) ==
+            std::vector<std::uint8_t>(host.last_sent_mask().begin(), host.last_sent_mask().end()));
+    REQUIRE(test::bit_differences(
+                dev.download(device.momentum()),
+                std::vector<float>(host.momentum().begin(), host.momentum().end())) == 0);
+    REQUIRE(test::bit_differences(
+                dev.download(device.accumulation()),
+                std::vector<float>(host.accumulation().begin(), host.accumulation().end())) == 0);
+  }
+}
+
 } // namespace
+
+TEST_CASE("DGC momentum correction on device buffers equals the CPU's bit for bit", "[memory]") {
+  SECTION("top-k layer-wise, clipped, masked") {
+    check_device_dgc(scheme<topk, layer_span>{{0.1}}, {0.9f, 4.0f, true});
+  }
+  SECTION("random-k entire-model, unmasked") {
+    check_device_dgc(scheme<random_k, flat_span>{{0.2}}, {0.5f, 0.0f, false});
+  }
+}
+
+TEST_CASE("the in-process cluster on device buffers equals the CPU cluster", "[framework]") {
+  SECTION("top-k layer-wise up, QSGD down") {
+    check_device_cluster(scheme<topk, layer_span>{{0.1}}, scheme<qsgd, layer_span>{{15}});
+  }
+  SECTION("TernGrad entire-model up, identity down") {
+    check_device_cluster(scheme<terngrad, flat_span>{}, scheme<identity, flat_span>{});
+  }
+}
+
+TEST_CASE("a device cluster refuses scale sharing by name", "[framework]") {
+  using S = scheme<terngrad, layer_span>;
+  in_process_cluster<S, S, cuda_tag>::options opt;
+  opt.share_scales = true;
+  try {
+    in_process_cluster<S, S, cuda_tag> cluster({}, {}, test::odd_layout(), 2, opt);
+    FAIL("a device cluster accepted share_scales");
+  } catch (const gradcomp::error& e) {
+    REQUIRE(e.code() == errc::invalid_parameter);
+  }
+}
 
 TEST_CASE("Algorithm 1 on device buffers equals the CPU run bit for bit", "[framework]") {
   SECTION("top-k layer-wise up, QSGD down") {

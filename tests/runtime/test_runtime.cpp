@@ -129,7 +129,7 @@ namespace {
 /// Recomputes the checksum (bytes [48, 56) of the header), so an edit reaches the structural and
 /// value checks.
 void reseal(std::vector<std::byte>& m) {
-  detail::store_le<std::uint64_t>(m.data() + 48, detail::message_checksum(m));
+  detail::seal_message(m);
 }
 
 /// Decodes a damaged message into float and half outputs: either a named error with the output

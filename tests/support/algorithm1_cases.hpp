@@ -3,7 +3,7 @@
 // feedback) written once for every backend: run_algorithm1 takes a backend fixture and returns
 // what it produced as host data. The CPU suite checks the CPU run against a direct computation
 // from codec calls (check_against_reference); the CUDA suite checks the device run against the
-// CPU run, bit for bit.
+// CPU run, bit for bit. run_cluster does the same through in_process_cluster.
 //
 // A fixture has: `using backend_tag`, `exec` (its policy), `buffer<T>(n)` (zero-filled, in the
 // backend's memory), `upload(host vector)` -> buffer, and `download(span)` -> host vector.
@@ -83,6 +83,42 @@ algorithm1_record run_algorithm1(Fixture& fx, const W& q_w, const M& q_m,
     rec.worker_residuals.push_back(fx.download(w.memory().residual()));
   }
   rec.master_residual = fx.download(m.memory().residual());
+  return rec;
+}
+
+/// What an in-process cluster's run produced, on the host.
+struct cluster_record {
+  std::vector<std::vector<float>> updates; ///< [step]
+  std::vector<step_stats> stats;           ///< [step]
+};
+
+/// The same run through in_process_cluster<W, M, backend> (error feedback on both sides, errors
+/// measured): its updates must equal run_algorithm1's.
+template <class Fixture, class W, class M>
+cluster_record run_cluster(Fixture& fx, const W& q_w, const M& q_m, const model_layout& layout,
+                           const algorithm1_setup& setup) {
+  using B = typename Fixture::backend_tag;
+  const std::size_t n = layout.total_size();
+  typename in_process_cluster<W, M, B>::options opt;
+  opt.seed = setup.seed;
+  opt.rule = setup.rule;
+  opt.worker_feedback = true;
+  opt.master_feedback = true;
+  in_process_cluster<W, M, B> cluster(q_w, q_m, layout, setup.workers, opt);
+  auto update = fx.template buffer<float>(n);
+  cluster_record rec;
+  for (std::uint64_t step = 0; step < setup.steps; ++step) {
+    std::vector<decltype(fx.upload(std::vector<float>{}))> grads;
+    std::vector<std::span<const float>> views;
+    grads.reserve(setup.workers);
+    for (std::size_t r = 0; r < setup.workers; ++r) {
+      grads.push_back(fx.upload(algorithm1_gradient(n, step * 131 + r)));
+      views.emplace_back(grads.back().data(), n);
+    }
+    rec.stats.push_back(cluster.step(fx.exec, std::span<const std::span<const float>>(views), step,
+                                     setup.lr, std::span<float>(update.data(), n)));
+    rec.updates.push_back(fx.download(std::span<const float>(update.data(), n)));
+  }
   return rec;
 }
 

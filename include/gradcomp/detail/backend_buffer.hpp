@@ -51,4 +51,20 @@ void copy_to(const Exec& exec, void* dst, const void* src, std::size_t bytes) {
   run<copy_bytes>(exec, dst, src, bytes);
 }
 
+/// The n T of `s`, in exec's backend memory, readable on the host: `s` itself on the CPU, a copy
+/// in `staging` when the backend offloads.
+template <class Exec, class T>
+[[nodiscard]] std::span<const T> host_view(const Exec& exec, std::span<const T> s,
+                                           std::vector<T>& staging) {
+  if constexpr (offloaded_v<Exec>) {
+    staging.resize(s.size());
+    copy_to(exec, staging.data(), s.data(), s.size_bytes());
+    return staging;
+  } else {
+    (void)exec;
+    (void)staging;
+    return s;
+  }
+}
+
 } // namespace gradcomp::detail

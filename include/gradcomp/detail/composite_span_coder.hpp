@@ -50,10 +50,16 @@ struct composite_span_coder {
     }
     const std::uint32_t kept_bits =
         c.quantizer.scan(exec, kept, k, ws.add_scales(c.quantizer.num_scales(k)), ws.sums);
+    require_kept_fit(kept_bits, name);
+    return sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), n, k);
+  }
+  /// value_out_of_range unless the kept values (times S's scale) are finite: their max |x| bits
+  /// from Q's scan are below Inf's. Every backend's check.
+  template <class Where>
+  static void require_kept_fit(std::uint32_t kept_bits, const Where& name) {
     require(kept_bits < inf_abs_bits, errc::value_out_of_range, [&] {
       return std::string(name() + ": a kept value times the sparsifier's scale overflows");
     });
-    return sparse_codes_span::bytes(c.quantizer, quantizer_coder(c), n, k);
   }
 
   template <class Exec, class T>

@@ -8,10 +8,10 @@
 #include <cstdint>
 
 /// @file
-/// The per-element steps of Algorithm 1 (error feedback, the master's aggregate), written once as
-/// GRADCOMP_HOST_DEVICE functors over raw pointers that every backend runs through the
-/// for_each_element primitive: the same fp32 operations in the same order, so the CPU and the
-/// device keep bit-identical residuals and aggregates.
+/// The per-element steps of Algorithm 1 (error feedback, DGC momentum, the master's aggregate),
+/// written once as GRADCOMP_HOST_DEVICE functors over raw pointers that every backend runs
+/// through the for_each_element primitive: the same fp32 operations in the same order, so the
+/// CPU and the device keep bit-identical residuals, momenta and aggregates.
 
 namespace gradcomp::detail {
 
@@ -31,6 +31,38 @@ struct feedback_residual {
   const float* sent;
   float* e;
   GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const { e[i] = p[i] - sent[i]; }
+};
+
+/// DGC before the message: u' = m u + s g (both products rounded), v' = v + u'.
+struct dgc_accumulate {
+  rounding_barrier keep;
+  float momentum;
+  float g_scale;
+  const float* g;
+  const float* u;
+  const float* v;
+  float* next_u;
+  float* next_v;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const {
+    next_u[i] = keep(momentum * u[i]) + keep(g[i] * g_scale);
+    next_v[i] = v[i] + next_u[i];
+  }
+};
+
+/// DGC after the message: v <- 0 where it sent a value, else v'; u <- 0 there too with momentum
+/// masking, else u'.
+struct dgc_mask {
+  const std::uint8_t* sent;
+  const float* next_u;
+  const float* next_v;
+  float* u;
+  float* v;
+  bool mask_momentum;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const {
+    const bool was_sent = sent[i] != 0;
+    v[i] = was_sent ? 0.0f : next_v[i];
+    u[i] = was_sent && mask_momentum ? 0.0f : next_u[i];
+  }
 };
 
 template <class T>

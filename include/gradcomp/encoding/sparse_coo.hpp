@@ -145,20 +145,28 @@ template <class E>
 struct sparse_coo_span {
   static constexpr std::size_t value_bytes = sizeof(typename E::value_type);
 
-  /// Throws value_out_of_range unless every kept value x[idx[j]] fits the stored value type and,
-  /// times the value scale (unbiased random-k's n/k), stays finite.
+  /// Whether kept value v cannot be sent: beyond the stored value type, or not finite once the
+  /// decoder scales the stored value (unbiased random-k's n/k). Every backend's test.
+  [[nodiscard]] static GRADCOMP_HOST_DEVICE bool value_unfit(float v, float value_scale) noexcept {
+    using V = typename E::value_type;
+    return abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
+           is_non_finite(to_float(from_float<V>(v)) * value_scale);
+  }
+  /// The error for kept value v at span-local element `index` of the span where() names.
+  template <class Where>
+  [[noreturn]] static void fail_unfit(float v, std::size_t index, const Where& where) {
+    fail(errc::value_out_of_range, "kept value " + std::to_string(v) + " in " + where() +
+                                       " at element " + std::to_string(index) +
+                                       " overflows the encoding's value type or scale");
+  }
+  /// Throws value_out_of_range (fail_unfit) at the first kept value x[idx[j]] that value_unfit.
   template <class T, class Where>
   static void require_values_fit(const T* x, const std::size_t* idx, std::size_t k,
                                  float value_scale, const Where& where) {
-    using V = typename E::value_type;
     for (std::size_t j = 0; j < k; ++j) {
       const float v = to_float(x[idx[j]]);
-      // the decoder scales the stored value, so the product is checked on that value
-      if (abs_bits(v) >= value_traits<V>::overflow_abs_bits ||
-          is_non_finite(to_float(from_float<V>(v)) * value_scale)) {
-        fail(errc::value_out_of_range, "kept value " + std::to_string(v) + " in " + where() +
-                                           " at element " + std::to_string(idx[j]) +
-                                           " overflows the encoding's value type or scale");
+      if (value_unfit(v, value_scale)) {
+        fail_unfit(v, idx[j], where);
       }
     }
   }

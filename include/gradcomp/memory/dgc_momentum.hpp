@@ -2,9 +2,11 @@
 #pragma once
 
 #include "../codec.hpp"
-#include "../detail/rounding_barrier.hpp"
+#include "../detail/backend_buffer.hpp"
+#include "../detail/feedback_ops.hpp"
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
+#include "../math/canonical_sum.hpp"
 #include "../random/stream_key.hpp"
 
 #include <cmath>
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 /// @file
@@ -26,10 +29,16 @@
 /// ratio 1 DGC is plain SGD; without masking (`mask_momentum = false`) ratio 1 is momentum SGD bit
 /// for bit. Sampled-threshold selection and warm-up schedules are the caller's choice of scheme
 /// and ratio per step. A failing encode leaves u and v unchanged.
+///
+/// Backend: cpu_tag (the default) keeps u and v in host memory; cuda_tag (<gradcomp/cuda.cuh>) in
+/// device memory, with device gradients and messages and cuda_policy at encode(): the same
+/// operations in the same order (the clipping norm is the canonical sum of squares of
+/// math/canonical_sum.hpp on both), so the same messages and state bit for bit. momentum(),
+/// accumulation() and last_sent_mask() are in the backend's memory; restore() takes host copies.
 
 namespace gradcomp {
 
-template <class Scheme>
+template <class Scheme, class Backend = cpu_tag>
 class dgc_momentum {
   static_assert(Scheme::is_sparse,
                 "gradcomp: DGC momentum correction needs a sparsifying scheme (top-k, random-k, "
@@ -43,9 +52,8 @@ public:
   };
 
   dgc_momentum(Scheme scheme, model_layout layout, options opt)
-      : codec_(std::move(scheme), std::move(layout)), opt_(opt),
-        u_(codec_.layout().total_size(), 0.0f), v_(u_.size(), 0.0f), next_u_(u_.size()),
-        next_v_(u_.size()), sent_mask_(u_.size()) {
+      : codec_(std::move(scheme), std::move(layout)), opt_(opt), u_(codec_.layout().total_size()),
+        v_(u_.size()), next_u_(u_.size()), next_v_(u_.size()), sent_mask_(u_.size()) {
     detail::require(std::isfinite(opt.momentum) && opt.momentum >= 0.0f && opt.momentum < 1.0f,
                     errc::invalid_parameter,
                     "dgc momentum must be in [0, 1), got " + std::to_string(opt.momentum));
@@ -53,7 +61,7 @@ public:
                     "dgc clip_norm must be finite and >= 0, got " + std::to_string(opt.clip_norm));
   }
 
-  [[nodiscard]] gradcomp::codec<Scheme>& codec() noexcept { return codec_; }
+  [[nodiscard]] codec_for_t<Scheme>& codec() noexcept { return codec_; }
   [[nodiscard]] std::size_t max_encoded_bytes() const {
     return codec_.template max_encoded_bytes<float>();
   }
@@ -62,30 +70,39 @@ public:
   template <class Exec>
   std::size_t encode(const Exec& exec, std::span<const float> grad, std::span<std::byte> out,
                      const stream_key& key) {
+    static_assert(std::is_same_v<typename Exec::backend_tag, Backend>,
+                  "gradcomp: call DGC momentum with the policy of its backend (cpu for the "
+                  "default, cuda_policy for dgc_momentum<S, cuda_tag>)");
     detail::require(grad.size() == u_.size(), errc::size_mismatch,
                     "gradient has " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(u_.size()));
-    const float g_scale = clip_scale(grad);
-    const detail::rounding_barrier keep; // both products rounded, as without FMA hardware
-    for (std::size_t i = 0; i < u_.size(); ++i) {
-      next_u_[i] = keep(opt_.momentum * u_[i]) + keep(grad[i] * g_scale);
-      next_v_[i] = v_[i] + next_u_[i];
-    }
-    const std::size_t bytes = codec_.encode(exec, std::span<const float>(next_v_), out, key);
+    const float g_scale = clip_scale(exec, grad);
+    detail::run<detail::for_each_element>(exec, u_.size(),
+                                          detail::dgc_accumulate{{},
+                                                                 opt_.momentum,
+                                                                 g_scale,
+                                                                 grad.data(),
+                                                                 u_.data(),
+                                                                 v_.data(),
+                                                                 next_u_.data(),
+                                                                 next_v_.data()});
+    const std::size_t bytes =
+        codec_.encode(exec, std::span<const float>(detail::view(next_v_)), out, key);
     codec_.sent_elements(exec, std::span<const std::byte>(out.data(), bytes),
-                         std::span<std::uint8_t>(sent_mask_));
-    for (std::size_t i = 0; i < u_.size(); ++i) {
-      const bool sent = sent_mask_[i] != 0;
-      v_[i] = sent ? 0.0f : next_v_[i];
-      u_[i] = sent && opt_.mask_momentum ? 0.0f : next_u_[i];
-    }
+                         detail::view(sent_mask_));
+    detail::run<detail::for_each_element>(exec, u_.size(),
+                                          detail::dgc_mask{sent_mask_.data(), next_u_.data(),
+                                                           next_v_.data(), u_.data(), v_.data(),
+                                                           opt_.mask_momentum});
     return bytes;
   }
 
-  [[nodiscard]] std::span<const float> momentum() const noexcept { return u_; }
-  [[nodiscard]] std::span<const float> accumulation() const noexcept { return v_; }
+  [[nodiscard]] std::span<const float> momentum() const noexcept { return detail::view(u_); }
+  [[nodiscard]] std::span<const float> accumulation() const noexcept { return detail::view(v_); }
   /// 1 where the last message sent a value.
-  [[nodiscard]] std::span<const std::uint8_t> last_sent_mask() const noexcept { return sent_mask_; }
+  [[nodiscard]] std::span<const std::uint8_t> last_sent_mask() const noexcept {
+    return detail::view(sent_mask_);
+  }
   /// Checkpoint restore of u and v (sizes and finiteness checked; unchanged on error).
   void restore(std::span<const float> momentum, std::span<const float> accumulation) {
     for (auto saved : {momentum, accumulation}) {
@@ -96,27 +113,33 @@ public:
         detail::require(std::isfinite(x), errc::non_finite_input, "saved DGC state is not finite");
       }
     }
-    u_.assign(momentum.begin(), momentum.end());
-    v_.assign(accumulation.begin(), accumulation.end());
+    const policy exec{};
+    detail::copy_to(exec, u_.data(), momentum.data(), momentum.size_bytes());
+    detail::copy_to(exec, v_.data(), accumulation.data(), accumulation.size_bytes());
   }
 
 private:
-  [[nodiscard]] float clip_scale(std::span<const float> grad) const {
-    if (opt_.clip_norm == 0.0f) {
+  using policy = detail::default_policy_t<Backend>;
+  template <class T>
+  using buffer = detail::buffer_t<Backend, T>;
+
+  /// min(1, clip / ||g||), the norm from the canonical sum of squares (the same on every backend).
+  template <class Exec>
+  [[nodiscard]] float clip_scale(const Exec& exec, std::span<const float> grad) const {
+    if (opt_.clip_norm == 0.0f || grad.empty()) {
       return 1.0f;
     }
     double sq = 0;
-    for (float x : grad) {
-      sq += static_cast<double>(x) * x;
-    }
+    (void)detail::run<detail::reduce_groups>(exec, grad.data(), grad.size(), grad.size(),
+                                             math::sum_kind::square, &sq);
     const double norm = std::sqrt(sq);
     return norm > opt_.clip_norm ? static_cast<float>(opt_.clip_norm / norm) : 1.0f;
   }
 
-  gradcomp::codec<Scheme> codec_;
+  codec_for_t<Scheme> codec_;
   options opt_;
-  std::vector<float> u_, v_, next_u_, next_v_;
-  std::vector<std::uint8_t> sent_mask_;
+  buffer<float> u_, v_, next_u_, next_v_;
+  buffer<std::uint8_t> sent_mask_;
 };
 
 } // namespace gradcomp

@@ -11,6 +11,7 @@
 #include "sparse_engine.cuh"
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <type_traits>
@@ -52,6 +53,13 @@ public:
   template <class T>
   void decode_add(const cuda_policy& exec, std::span<const std::byte> msg, std::span<T> out) {
     kind_.template decode_impl<T, true>(exec, msg, out);
+  }
+  /// As codec::sent_elements, on device buffers: sparse schemes (DGC's).
+  void sent_elements(const cuda_policy& exec, std::span<const std::byte> msg,
+                     std::span<std::uint8_t> sent) {
+    static_assert(Scheme::is_sparse, "gradcomp: sent_elements under cuda_policy takes sparse "
+                                     "schemes (top-k, random-k, threshold); others on the CPU");
+    kind_.sent_elements(exec, msg, sent);
   }
   /// Q(grad) into out through the engine's device message buffer (max_bytes, grown once).
   template <class T>

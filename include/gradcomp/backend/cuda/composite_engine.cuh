@@ -25,22 +25,17 @@
 /// (compose<S, Q> with sparse_codes<code encoding>: Top-k + TernGrad, Random-k + QSGD, ...) on
 /// every granularity. Messages are byte for byte the CPU's.
 ///
-/// Encode: S selects on the device (backend/cuda/sparse_selection.cuh: max |x|, selection,
-/// positions, counts); the kept values of span s, times S's value scale, are gathered to
-/// kept[begin_s + j], j their rank, which is where the CPU keys Q's rounding (the span's offset
-/// plus the rank); Q's canonical reductions run over the kept values of every span at once
-/// (backend/cuda/span_reductions.cuh, planned for this call's counts) and its scan() is replayed
-/// on the host for the scales; then the headers, indices, scales and codes are written in one
-/// launch each and the message is sealed. Three synchronizations (span maxima, counts,
-/// reductions); the launch count does not depend on the number of spans.
+/// Encode: S selects on the device (sparse_selection.cuh); the kept values of span s, times S's
+/// value scale, go to kept[begin_s + j], j their rank (where the CPU keys Q's rounding); Q's
+/// canonical reductions run over the kept values of all spans at once (span_reductions.cuh,
+/// planned for this call's counts) and its scan() is replayed on the host for the scales; then
+/// headers, indices, scales and codes are written in one launch each and the message sealed.
+/// Three synchronizations; the launch count does not depend on the number of spans.
 ///
-/// Decode: the frame and span headers are checked on the host (the CPU's checks, on headers
-/// copied back), indices, scales, codes and padding on the device, all before anything is
-/// written; then Q's codes are decoded to the kept buffer and scattered to their indices.
-///
-/// Raw spans (per-layer identity rules) go through the code kernels as cast codes. Limit: below
-/// 2^32 - 1 elements. Buffers are sized for the most values S keeps; a call keeping more grows
-/// them.
+/// Decode: frame and span headers are checked on the host (the CPU's checks), indices, scales,
+/// codes and padding on the device, all before anything is written; then Q's codes are decoded
+/// to the kept buffer and scattered to their indices. Raw spans (per-layer identity rules) go
+/// through the code kernels as cast codes. Limit: below 2^32 - 1 elements.
 
 namespace gradcomp::detail::cuda {
 
@@ -96,13 +91,15 @@ public:
                      const stream_key& key) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    // 1. S's selection (the span maxima first: finiteness, adaptive threshold's max)
-    if (!selection_.run(st, grad.data(), key, detail::inf_abs_bits, launches_)) {
-      return detail::cuda::encode_on_host(codec_, exec, grad, out, key);
+    // 1. S's selection (span maxima first); the CPU's checks end at the first NaN or Inf span
+    selection_.measure(st, grad.data(), key, launches_);
+    const std::size_t bad = selection_.first_non_finite();
+    if (bad < S_ && selection_.surely_fit(bad, detail::inf_abs_bits)) {
+      detail::cuda::fail_span_input(codec_, exec, grad, bad, selection_.max_bits(bad));
     }
+    selection_.select_all(st, grad.data(), key, launches_);
     // 2. the message layout for this call's counts
     const std::size_t total = lay_out_message(key, value_traits<T>::id);
-    detail::require_room(total, out.size());
     plan_quantizer(st, true);
     // 3. the kept values, Q's reductions over them, Q's scales on the host
     upload_async(host_value_scales_, value_scales_, S_, st);
@@ -115,7 +112,11 @@ public:
     }
     reductions_.launch(st, kept_.data(), launches_);
     detail::cuda_check(cudaStreamSynchronize(st), "reductions");
-    replay_scales();
+    replay_scales(bad);
+    if (bad < S_) {
+      detail::cuda::fail_span_input(codec_, exec, grad, bad, selection_.max_bits(bad));
+    }
+    detail::require_room(total, out.size());
     // 4. write: frame, span headers, indices, scales, codes, checksum
     write_message(st, grad.data(), reinterpret_cast<std::uint8_t*>(out.data()), total, key);
     detail::cuda_check(cudaStreamSynchronize(st), "encode");
@@ -216,18 +217,17 @@ private:
         st);
   }
 
-  /// Q's scan() of every span, replayed on the device's reductions of the kept values.
-  void replay_scales() {
-    for (std::size_t s = 0; s < S_; ++s) {
+  /// Q's scan() of the spans before `end`, replayed on the device's reductions of the kept values.
+  void replay_scales(std::size_t end) {
+    for (std::size_t s = 0; s < end; ++s) {
       if (selection_.raw(s)) {
         continue;
       }
       const std::uint32_t kept_bits =
           quantizer(s).scan(reductions_.replay(s), static_cast<const float*>(nullptr), counts_[s],
                             host_scales_.data() + codes_.span_scale_begin[s], scan_sums_);
-      detail::require(kept_bits < detail::inf_abs_bits, errc::value_out_of_range, [&] {
-        return codec_.span_name(s) + ": a kept value times the sparsifier's scale overflows";
-      });
+      detail::composite_span_coder<Scheme>::require_kept_fit(kept_bits,
+                                                             [&] { return codec_.span_name(s); });
     }
   }
 

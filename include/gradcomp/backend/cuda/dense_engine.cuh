@@ -75,7 +75,7 @@ public:
     launches_ = 0;
     message_plan& mp = plan_for(value_traits<T>::id);
     reduce(exec, grad.data());
-    compute_scales<T>(exec, grad, key, mp);
+    compute_scales<T>(exec, grad);
     detail::require_room(mp.total_bytes, out.size());
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
     write_prefix(exec, mp, value_traits<T>::id, key, msg);
@@ -184,43 +184,29 @@ private:
     detail::cuda_check(cudaStreamSynchronize(exec.stream), "reductions");
   }
 
-  /// Replays every span's scan() on the device's reductions; on a non-finite or out-of-range
-  /// input, the gradient is brought to the host and the CPU codec raises its exact error.
+  /// Replays every span's scan() on the device's reductions, then the CPU's input checks in the
+  /// CPU's order (detail/dense_span_coder.hpp, codec::plan_encode): a span whose max |x| says it
+  /// holds a non-finite or out-of-range value is copied to the host, where the same check
+  /// functions name the element.
   template <class T>
-  void compute_scales(const cuda_policy&, std::span<const T> grad, const stream_key& key,
-                      const message_plan&) {
+  void compute_scales(const cuda_policy& exec, std::span<const T> grad) {
     const auto& plan = codec_.spans();
-    bool bad = false;
     for (std::size_t s = 0; s < plan.size(); ++s) {
       const std::uint32_t mb = reductions_.max_bits(s);
-      if (mb >= detail::inf_abs_bits) {
-        bad = true;
-        break;
-      }
-      if (!plan[s].compressed) {
-        continue;
-      }
-      const compressor_type& c = codec_.span_compressor(s);
-      if constexpr (requires { span_coder::overflow_abs_bits; }) {
-        if (mb >= span_coder::overflow_abs_bits) {
-          bad = true;
-          break;
+      std::uint32_t overflow_bits = detail::inf_abs_bits;
+      if (plan[s].compressed) {
+        (void)codec_.span_compressor(s).scan(
+            reductions_.replay(s), static_cast<const T*>(nullptr), plan[s].size,
+            host_scales_.data() + span_scale_begin_[s], scan_sums_);
+        if constexpr (requires { span_coder::overflow_abs_bits; }) {
+          overflow_bits = span_coder::overflow_abs_bits;
         }
       }
-      (void)c.scan(reductions_.replay(s), static_cast<const T*>(nullptr), plan[s].size,
-                   host_scales_.data() + span_scale_begin_[s], scan_sums_);
-    }
-    if (bad) {
-      std::vector<T> host(grad.size());
-      detail::cuda_check(
-          cudaMemcpy(host.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
-          "copy gradient for the error report");
-      // the codec's CPU scan of the same values names the element and the error
-      (void)codec_.local_scales(cpu, std::span<const T>(host), key);
-      detail::fail(errc::non_finite_input, "non-finite or out-of-range gradient value");
+      if (mb >= detail::inf_abs_bits || mb >= overflow_bits) {
+        detail::cuda::fail_span_input(codec_, exec, grad, s, mb, overflow_bits);
+      }
     }
   }
-
   void write_prefix(const cuda_policy& exec, const message_plan& mp, value_type_id vt,
                     const stream_key& key, std::uint8_t* msg) {
     std::byte* p = prefix_.data();

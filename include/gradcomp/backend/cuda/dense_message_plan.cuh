@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../../codec.hpp"
+#include "../../compressor/identity.hpp"
 #include "codes.cuh"
 #include "launch.cuh"
 #include "runtime.cuh"

@@ -2,7 +2,9 @@
 #pragma once
 
 #include "../../codec.hpp"
+#include "../../detail/input_checks.hpp"
 #include "../../encoding/wire_header.hpp"
+#include "elementwise.cuh"
 #include "kernels.cuh"
 #include "runtime.cuh"
 
@@ -17,7 +19,7 @@
 /// The frame of a device message, read on the host: the header and directory are copied back,
 /// the checksum is computed on the device, and the frame is validated with the CPU's checks
 /// (detail::parse_frame_fields, codec::check_frame), so errors are the CPU decoder's. And the
-/// rare path of an encode: the gradient encoded by the CPU codec.
+/// encoders' input errors, named by the CPU's checks on a host copy of the offending span.
 
 namespace gradcomp::detail::cuda {
 
@@ -100,25 +102,20 @@ void check_output_range(const codec<Scheme>& host, cudaStream_t st, unsigned lon
   }
 }
 
-/// The rare path of a sparse device encode (a span whose max |x| may not fit the value type once
-/// scaled, or is not finite): the gradient goes to the host and the owning codec's CPU backend
-/// encodes it, or throws its exact error, and the message comes back. Returns its size.
+/// The CPU's input error for span s of a device gradient whose max |x| bits (mb) say it holds
+/// a NaN or Inf, or a value at or beyond overflow_bits: the span is copied to the host and the
+/// CPU's own checks (detail/input_checks.hpp) name the element. Never returns.
 template <class Scheme, class T>
-std::size_t encode_on_host(codec<Scheme>& host, const cuda_policy& exec, std::span<const T> grad,
-                           std::span<std::byte> out, const stream_key& key) {
-  std::vector<T> x(grad.size());
-  cuda_check(cudaMemcpy(x.data(), grad.data(), grad.size() * sizeof(T), cudaMemcpyDeviceToHost),
-             "copy gradient");
-  std::vector<std::byte> msg(host.template max_encoded_bytes<T>());
-  msg.resize(host.encode(cpu, std::span<const T>(x), std::span<std::byte>(msg), key));
-  require(out.size() >= msg.size(), errc::buffer_too_small,
-          "message needs " + std::to_string(msg.size()) + " bytes, output has " +
-              std::to_string(out.size()));
-  cuda_check(
-      cudaMemcpyAsync(out.data(), msg.data(), msg.size(), cudaMemcpyHostToDevice, exec.stream),
-      "copy message");
-  cuda_check(cudaStreamSynchronize(exec.stream), "copy message");
-  return msg.size();
+[[noreturn]] void fail_span_input(const codec<Scheme>& c, const cuda_policy& exec,
+                                  std::span<const T> grad, std::size_t s, std::uint32_t mb,
+                                  std::uint32_t overflow_bits = inf_abs_bits) {
+  const span_desc& d = c.spans()[s];
+  std::vector<T> x(d.size);
+  copy_to(exec, x.data(), grad.data() + d.begin, d.size * sizeof(T));
+  auto name = [&] { return c.span_name(s); };
+  require_finite(mb, x.data(), d.size, d.begin, name);
+  require_in_range(mb, overflow_bits, x.data(), name);
+  fail(errc::value_out_of_range, name() + ": out-of-range gradient value");
 }
 
 } // namespace gradcomp::detail::cuda

@@ -61,6 +61,20 @@ void check_raw_values(const codec<Scheme>& host, unsigned long long first_bad) {
                                   std::to_string(first_bad - plan[s].begin) + " is not finite");
 }
 
+/// sent[g] = 1 for every element of the tiles' spans, one block per tile.
+template <class Coder>
+__global__ void __launch_bounds__(tile_threads)
+    mark_tiles(const code_span<Coder>* __restrict__ spans, const code_tile* __restrict__ tiles,
+               std::uint64_t tile_count, std::uint8_t* __restrict__ sent) {
+  for (std::uint64_t t = blockIdx.x; t < tile_count; t += gridDim.x) {
+    const code_tile tile = tiles[t];
+    std::uint8_t* d = sent + spans[tile.span].global_begin + tile.base;
+    for (unsigned j = threadIdx.x; j < tile.len; j += blockDim.x) {
+      d[j] = 1;
+    }
+  }
+}
+
 class raw_span_group {
 public:
   /// Starts a new plan.
@@ -110,6 +124,18 @@ public:
         <<<grid_for(tiles_.size(), 1), tile_threads, 0, st>>>(g.spans.data(), g.tiles.data(),
                                                               tiles_.size(), nullptr, msg, bits<V>,
                                                               out, first_overflow);
+    ++launches;
+  }
+
+  /// sent[g] = 1 for every element of the raw spans (values of type V; after validate<V>).
+  template <class V>
+  void mark(cudaStream_t st, std::uint8_t* sent, std::size_t& launches) {
+    if (empty()) {
+      return;
+    }
+    typed<V>& g = std::get<typed<V>>(groups_);
+    mark_tiles<<<grid_for(tiles_.size(), 1), tile_threads, 0, st>>>(g.spans.data(), g.tiles.data(),
+                                                                    tiles_.size(), sent);
     ++launches;
   }
 

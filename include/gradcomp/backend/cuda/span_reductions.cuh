@@ -223,3 +223,29 @@ private:
 };
 
 } // namespace gradcomp::detail::cuda
+
+namespace gradcomp::detail {
+
+/// reduce_groups under cuda_policy, for the framework's own reductions (DGC's clipping norm): x
+/// in device memory, group_sums on the host, the CPU primitive's canonical sums bit for bit.
+/// Synchronous; plans its span_reductions per call (the codec engines keep theirs).
+template <>
+struct backend_impl<cuda_tag, reduce_groups> {
+  template <class T>
+  static std::uint32_t run(const cuda_policy& exec, const T* x, std::size_t n, std::size_t group,
+                           math::sum_kind kind, double* group_sums) {
+    cuda::span_reductions r;
+    r.plan(
+        {{0, n}},
+        [&](std::size_t, reduction_replay probe) {
+          (void)backend_impl<replay_tag, reduce_groups>::run(probe, x, n, group, kind, group_sums);
+        },
+        exec.stream);
+    std::size_t launches = 0;
+    r.launch(exec.stream, x, launches);
+    cuda_check(cudaStreamSynchronize(exec.stream), "reduce");
+    return backend_impl<replay_tag, reduce_groups>::run(r.replay(0), x, n, group, kind, group_sums);
+  }
+};
+
+} // namespace gradcomp::detail

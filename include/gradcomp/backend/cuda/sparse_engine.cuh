@@ -25,7 +25,9 @@
 /// Encode: max |x| of every span, one copy back and sync (finiteness, adaptive threshold's max),
 /// the selection of every span at once (backend/cuda/sparse_selection.cuh), the counts copied
 /// back (second sync), then headers, indices and values written and the message sealed. Launch
-/// count is constant in the number of spans. Decode validates everything on the device before
+/// count is constant in the number of spans; input errors are the CPU's (a span with a NaN or Inf
+/// is copied to the host and named by the CPU's checks; kept values that may not fit the value
+/// type are checked on the device). Decode validates everything on the device before
 /// scattering. Spans a per-layer identity rule sends raw go through the code kernels as cast
 /// codes (raw_spans.cuh). Limit: gradients of fewer than 2^32 elements (32-bit positions).
 
@@ -48,6 +50,7 @@ public:
     const std::size_t S1 = std::max<std::size_t>(S_, 1);
     implied_ = detail::device_array<std::uint64_t>(n + 1);
     scratch_ = detail::device_array<unsigned long long>(4);
+    checks_ = detail::device_array<detail::cuda::kept_check>(S1);
     host_scratch_ = detail::pinned_array<unsigned long long>(4);
     prefix_ = detail::pinned_array<std::byte>(wire_header_bytes + S_ * wire_directory_entry_bytes);
     workspace_bytes_ = selection_.bytes() + (n + 1) * 8 + S1 * 64;
@@ -63,10 +66,17 @@ public:
     launches_ = 0;
     const auto& plan = codec_.spans();
     const cudaStream_t st = exec.stream;
-    // 1. the selection (the span maxima first: finiteness, adaptive threshold's max)
-    if (!selection_.run(st, grad.data(), key, value_traits<value_type>::overflow_abs_bits,
-                        launches_)) {
-      return detail::cuda::encode_on_host(codec_, exec, grad, out, key);
+    // 1. the span maxima (finiteness, adaptive threshold's max), the selection, and the CPU's
+    // input errors in its span order
+    selection_.measure(st, grad.data(), key, launches_);
+    const std::size_t bad = selection_.first_non_finite();
+    const bool sure = selection_.surely_fit(bad, value_traits<value_type>::overflow_abs_bits);
+    if (bad < S_ && sure) {
+      detail::cuda::fail_span_input(codec_, exec, grad, bad, selection_.max_bits(bad));
+    }
+    selection_.select_all(st, grad.data(), key, launches_);
+    if (!sure) {
+      check_kept_values(exec, grad, bad);
     }
     // 2. sizes on the host
     std::size_t total = wire_header_bytes + S_ * wire_directory_entry_bytes;
@@ -117,20 +127,65 @@ public:
     return total;
   }
 
+  /// Validates the device message as decode does, then sets sent[i] (device memory) to 1 for
+  /// every element it carries a value for and to 0 elsewhere (codec::sent_elements).
+  void sent_elements(const cuda_policy& exec, std::span<const std::byte> message,
+                     std::span<std::uint8_t> sent) {
+    launches_ = 0;
+    const cudaStream_t st = exec.stream;
+    const received r = validate(st, message, sent.size());
+    detail::cuda_check(cudaMemsetAsync(sent.data(), 0, sent.size(), st), "memset");
+    ++launches_;
+    if (r.entries > 0) {
+      detail::cuda::mark_entries<value_type>
+          <<<detail::cuda::grid_for(r.entries, 256), 256, 0, st>>>(
+              r.msg, tables_.outs(), tables_.entries(), tables_.span_count(), r.entries,
+              implied_.data(), sent.data());
+      ++launches_;
+    }
+    detail::cuda::with_value_type(
+        r.value_type, [&](auto v) { raw_.template mark<decltype(v)>(st, sent.data(), launches_); });
+    detail::cuda_check(cudaGetLastError(), "mark kernels");
+  }
+
 private:
+  /// A validated message: its bytes on the device, its sparse entries, its value type.
+  struct received {
+    const std::uint8_t* msg = nullptr;
+    std::uint64_t entries = 0;
+    value_type_id value_type{};
+  };
+
   template <class T, bool Add>
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
+    const received r = validate(st, message, out.size());
+    detail::cuda::check_output_range<T, Add>(
+        codec_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
+        [&](unsigned long long* flag) {
+          write_values<T, Add, true>(st, r.msg, r.entries, r.value_type, out.data(), flag);
+        });
+    if constexpr (!Add) {
+      detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
+      ++launches_;
+    }
+    write_values<T, Add, false>(st, r.msg, r.entries, r.value_type, out.data(), nullptr);
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// The CPU decoder's checks, on the device, of a message for an output of out_elements:
+  /// frame, span headers, then every index and value; fills the entry tables (and the implied
+  /// indices) the writes use.
+  received validate(cudaStream_t st, std::span<const std::byte> message, std::size_t out_elements) {
     const auto& plan = codec_.spans();
     const message_info info =
         detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
-    detail::require_elements("output", out.size(), codec_.layout().total_size());
+    detail::require_elements("output", out_elements, codec_.layout().total_size());
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
     tables_.read_headers(
         st, info, msg, [&](std::size_t s) { return codec_.span_name(s); },
         ": sparse span shorter than its 16-byte header", launches_);
-    // validate the headers as the CPU does; build the entry table
     std::uint64_t entries = 0;
     bool any_implied = false;
     selection_.fill(info.seed, info.stream_word, nullptr);
@@ -154,16 +209,24 @@ private:
     tables_.upload_decoded(st, launches_);
     if (any_implied) { // regenerate the shared subset from the message's seed and step
       selection_.upload(st, launches_);
-      selection_.select(st, static_cast<const T*>(nullptr), launches_);
+      selection_.select(st, static_cast<const float*>(nullptr), launches_);
       detail::cuda::compact_indices<<<detail::cuda::grid_for(codec_.layout().total_size(), 256),
                                       256, 0, st>>>(selection_.flags(), selection_.positions(),
                                                     codec_.layout().total_size(), implied_.data());
       ++launches_;
     }
+    check_entries(st, msg, entries, info.value_type);
+    return {msg, entries, info.value_type};
+  }
+
+  /// Every index and value of the entries and raw spans checked on the device; the first bad
+  /// one is the CPU decoder's error.
+  void check_entries(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries,
+                     value_type_id vt) {
     detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 3 * sizeof(unsigned long long), st),
                        "memset");
     ++launches_;
-    detail::cuda::with_value_type(info.value_type, [&](auto v) {
+    detail::cuda::with_value_type(vt, [&](auto v) {
       raw_.validate<decltype(v)>(st, msg, scratch_.data() + 1, scratch_.data() + 2, launches_);
     });
     if (entries > 0) {
@@ -184,17 +247,49 @@ private:
                        " is out of range, not strictly increasing or not finite");
     }
     detail::cuda::check_raw_values(codec_, host_scratch_[1]);
-    detail::cuda::check_output_range<T, Add>(
-        codec_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
-        [&](unsigned long long* flag) {
-          write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
-        });
-    if constexpr (!Add) {
-      detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
-      ++launches_;
+  }
+
+  /// The CPU's errors for the (finite) spans before `end` whose kept values may not fit, found
+  /// on the device (the lowest kept element that Span::value_unfit), then span end's NaN or Inf.
+  template <class T>
+  void check_kept_values(const cuda_policy& exec, std::span<const T> grad, std::size_t end) {
+    using span_type = detail::sparse_coo_span<encoding_type>;
+    const cudaStream_t st = exec.stream;
+    std::vector<detail::cuda::kept_check> checks(std::max<std::size_t>(S_, 1));
+    for (std::size_t s = 0; s < end; ++s) {
+      if (!selection_.raw(s)) {
+        checks[s] = {selection_.value_scale(s, selection_.count(s)), 1u};
+      }
     }
-    write_values<T, Add, false>(st, msg, entries, info.value_type, out.data(), nullptr);
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
+    detail::cuda_check(cudaMemcpyAsync(checks_.data(), checks.data(),
+                                       checks.size() * sizeof(checks[0]), cudaMemcpyHostToDevice,
+                                       st),
+                       "upload kept checks");
+    detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, sizeof(unsigned long long), st),
+                       "memset");
+    if (selection_.tile_count() > 0) {
+      detail::cuda::find_unfit_kept<span_type, typename selection_type::rule_type, T>
+          <<<detail::cuda::grid_for(selection_.tile_count(), 1), detail::cuda::tile_threads, 0,
+             st>>>(grad.data(), selection_.spans(), selection_.tiles(), selection_.tile_count(),
+                   selection_.flags(), checks_.data(), scratch_.data());
+    }
+    detail::cuda_check(cudaMemcpyAsync(host_scratch_.data(), scratch_.data(),
+                                       sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
+                       "copy kept check");
+    detail::cuda_check(cudaStreamSynchronize(st), "kept check");
+    launches_ += 4;
+    const unsigned long long g = host_scratch_[0];
+    if (g != ~0ull) {
+      const auto& plan = codec_.spans();
+      const std::size_t s =
+          detail::cuda::last_span_at(S_, g, [&](std::size_t i) { return plan[i].begin; });
+      T v{};
+      detail::copy_to(exec, &v, grad.data() + g, sizeof(T));
+      span_type::fail_unfit(to_float(v), g - plan[s].begin, [&] { return codec_.span_name(s); });
+    }
+    if (end < S_) {
+      detail::cuda::fail_span_input(codec_, exec, grad, end, selection_.max_bits(end));
+    }
   }
 
   /// The kept values scattered to their indices, the raw spans decoded (or, with Check, the
@@ -231,6 +326,7 @@ private:
   detail::cuda::raw_span_group raw_;
   detail::device_array<std::uint64_t> implied_;
   detail::device_array<unsigned long long> scratch_;
+  detail::device_array<detail::cuda::kept_check> checks_;
   detail::pinned_array<unsigned long long> host_scratch_;
   detail::pinned_array<std::byte> prefix_;
   detail::cuda::frame_buffers frame_;

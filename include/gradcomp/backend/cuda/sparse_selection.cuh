@@ -126,26 +126,23 @@ public:
     }
   }
 
-  /// One call's whole selection of x: the span maxima (synchronizes), then, if every kept value
-  /// surely fits below `overflow_abs_bits` once scaled (values_fit), the selection (synchronizes
-  /// again). Returns false, with nothing selected, when a value may not fit: the caller then
-  /// encodes on the CPU, which names the error if there is one.
+  /// The span maxima of x (synchronizes): then first_non_finite(), surely_fit(), select_all().
   template <class T>
-  bool run(cudaStream_t st, const T* x, const stream_key& key, std::uint32_t overflow_abs_bits,
-           std::size_t& launches) {
+  void measure(cudaStream_t st, const T* x, const stream_key& key, std::size_t& launches) {
     fill(key.seed, key.stream_word(), nullptr);
     upload(st, launches);
     span_max(st, x, launches);
     cuda_check(cudaStreamSynchronize(st), "max |x|");
-    if (!values_fit(overflow_abs_bits)) {
-      return false;
-    }
+  }
+  /// The selection of every span (synchronizes), after measure(). Spans holding a NaN or Inf
+  /// select something (deterministically) that the caller does not send.
+  template <class T>
+  void select_all(cudaStream_t st, const T* x, const stream_key& key, std::size_t& launches) {
     if constexpr (Sparsifier::needs_span_max) {
       fill(key.seed, key.stream_word(), host_max_bits());
       upload(st, launches);
     }
     select(st, x, launches);
-    return true;
   }
 
   /// The max |x| bits of every span, into host_max_bits() once the stream synchronized.
@@ -197,17 +194,30 @@ public:
   [[nodiscard]] float value_scale(std::size_t s, std::size_t k) const {
     return sparsifiers_[s].value_scale(plan_[s].size, k);
   }
-  /// Whether every kept value surely stays finite and below `overflow_abs_bits` (a value type's
-  /// limit) once scaled, and every raw span is finite, judged from the span maxima: when not,
-  /// the caller encodes on the CPU, which names the error if there is one. After span_max() and
-  /// a synchronization.
-  [[nodiscard]] bool values_fit(std::uint32_t overflow_abs_bits) const {
-    for (std::size_t s = 0; s < S_; ++s) {
-      const std::uint32_t mb = plan_[s].size > 0 ? host_max_bits_[s] : 0u;
-      if (mb >= inf_abs_bits || (plan_[s].compressed && mb >= overflow_abs_bits)) {
-        return false;
+  /// Span s's max |x| bits (0 for an empty span), after measure().
+  [[nodiscard]] std::uint32_t max_bits(std::size_t s) const {
+    return plan_[s].size > 0 ? host_max_bits_[s] : 0u;
+  }
+  /// The first span, in plan order (the order of the CPU's checks), holding a NaN or Inf;
+  /// span_count() when there is none. After measure().
+  [[nodiscard]] std::size_t first_non_finite() const {
+    std::size_t s = 0;
+    while (s < S_ && max_bits(s) < inf_abs_bits) {
+      ++s;
+    }
+    return s;
+  }
+  /// Whether the kept values of the (finite) spans before `end` surely stay below
+  /// `overflow_abs_bits` (a value type's limit) and finite once scaled, judged from the span
+  /// maxima. When not, the caller checks the kept values themselves. After measure().
+  [[nodiscard]] bool surely_fit(std::size_t end, std::uint32_t overflow_abs_bits) const {
+    for (std::size_t s = 0; s < end; ++s) {
+      if (!plan_[s].compressed) {
+        continue;
       }
-      if (plan_[s].compressed && is_non_finite(bits_float(mb) * value_scale(s, host_spans_[s].k))) {
+      const std::uint32_t mb = max_bits(s);
+      if (mb >= overflow_abs_bits ||
+          is_non_finite(bits_float(mb) * value_scale(s, host_spans_[s].k))) {
         return false;
       }
     }

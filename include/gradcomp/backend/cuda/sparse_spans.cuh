@@ -8,7 +8,7 @@
 #include "../../granularity/span_plan.hpp"
 #include "kernels.cuh"
 #include "runtime.cuh"
-#include "sparse_kernels.cuh"
+#include "sparse_entry_kernels.cuh"
 
 #include <algorithm>
 #include <cstddef>
