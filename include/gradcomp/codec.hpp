@@ -72,12 +72,16 @@ public:
   /// The per-span scales encode() would send for `grad` (TernGrad's max, QSGD's norms, scaled
   /// sign's mean magnitude), concatenated span by span; empty for schemes without scales. Workers
   /// exchange them to share one scale (TernGrad's scaler sharing) before encoding with it.
+  /// Under cuda_policy: a device gradient, the scales returned to the host.
   template <class Exec, gradient_value T>
   std::vector<float> local_scales(const Exec& exec, std::span<const T> grad,
                                   const stream_key& key) {
-    host_only<Exec>();
-    (void)plan_encode(exec, grad, key);
-    return ws_.scales;
+    if constexpr (detail::offloaded_v<Exec>) {
+      return engine<Exec>().local_scales(exec, grad, key);
+    } else {
+      (void)plan_encode(exec, grad, key);
+      return ws_.scales;
+    }
   }
 
   /// As encode(), but with the given per-span scales (the layout of local_scales()) in place of
@@ -87,14 +91,17 @@ public:
   template <class Exec, gradient_value T>
   std::size_t encode(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key, std::span<const float> scales) {
-    host_only<Exec>();
-    return encode_impl(exec, grad, out, key, &scales);
+    if constexpr (detail::offloaded_v<Exec>) {
+      return engine<Exec>().encode(exec, grad, out, key, &scales);
+    } else {
+      return encode_impl(exec, grad, out, key, &scales);
+    }
   }
 
   /// Validates `message` like decode(), then sets sent[i] to 1 for every element the message
   /// carries a value for (the selected indices of a sparse or composite span, every element of
   /// other spans) and to 0 elsewhere: the mask DGC's momentum-factor masking needs. Under
-  /// cuda_policy: sparse schemes (DGC's), message and mask in device memory.
+  /// cuda_policy: message and mask in device memory.
   template <class Exec>
   void sent_elements(const Exec& exec, std::span<const std::byte> message,
                      std::span<std::uint8_t> sent) {
@@ -140,7 +147,7 @@ public:
                     const stream_key& key) {
     detail::require_elements("output", out.size(), layout_.total_size());
     if constexpr (detail::offloaded_v<Exec>) {
-      return engine<Exec>().apply(exec, grad, out, key, this->template max_encoded_bytes<T>());
+      return engine<Exec>().apply(exec, grad, out, key);
     } else {
       message_.resize(this->template max_encoded_bytes<T>());
       const std::size_t bytes = encode(exec, grad, std::span<std::byte>(message_), key);
@@ -157,13 +164,6 @@ private:
   auto& engine() {
     return detail::codec_offload<typename Exec::backend_tag>::engine(*this);
   }
-  template <class Exec>
-  static void host_only() {
-    static_assert(
-        !detail::offloaded_v<Exec>,
-        "gradcomp: local_scales and encode with shared scales run on the CPU backend only");
-  }
-
   [[nodiscard]] span_coder coder() const noexcept { return base::coder(); }
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key) const {
     return {plan_[s].begin, key.seed, key.stream_word(), 0};

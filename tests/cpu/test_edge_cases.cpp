@@ -279,3 +279,35 @@ TEST_CASE("QSGD decodes huge but finite norms without overflow", "[edge][range]"
     REQUIRE(std::fabs(q[2]) <= 3.8e37f); // at most the norm
   }
 }
+
+TEST_CASE("shared scales: a wrong count or a bad scale is refused by name", "[edge][params]") {
+  const model_layout l = model_layout::from_sizes({6, 5});
+  const std::vector<float> x{1, -2, 3, -4, 5, -6, 0.5f, 0.25f, -1, 2, 7};
+  const auto refusal = [&](auto s, std::vector<float> shared) -> std::string {
+    codec c(s, l);
+    std::vector<std::byte> m(c.max_encoded_bytes());
+    try {
+      (void)c.encode(cpu, std::span<const float>(x), std::span<std::byte>(m), {},
+                     std::span<const float>(shared));
+    } catch (const gradcomp::error& e) {
+      REQUIRE(e.code() == errc::invalid_parameter);
+      return e.what();
+    }
+    return {};
+  };
+  const scheme<terngrad, layer_span> tern{};
+  codec c(tern, l);
+  const std::vector<float> local = c.local_scales(cpu, std::span<const float>(x), {});
+  REQUIRE(local == std::vector<float>{6.0f, 7.0f}); // max |x| of each layer
+  REQUIRE(refusal(tern, local).empty());
+  REQUIRE_THAT(refusal(tern, {6.0f}), Catch::Contains("1 shared scales given, the scheme uses 2"));
+  REQUIRE_THAT(refusal(tern, {6.0f, -1.0f}),
+               Catch::Contains("shared scale 1 of") && Catch::Contains("negative or not finite"));
+  REQUIRE_THAT(refusal(tern, {NAN, 7.0f}), Catch::Contains("shared scale 0 of"));
+  // a sparse scheme has no scales to share
+  REQUIRE(codec(scheme<topk, layer_span>{{0.5}}, l)
+              .local_scales(cpu, std::span<const float>(x), {})
+              .empty());
+  REQUIRE_THAT(refusal(scheme<topk, layer_span>{{0.5}}, {1.0f}),
+               Catch::Contains("1 shared scales given, the scheme uses 0"));
+}

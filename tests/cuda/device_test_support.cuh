@@ -109,6 +109,12 @@ void check_scheme(const S& s, const model_layout& layout, const std::vector<T>& 
   host.decode_add(cpu, std::span<const std::byte>(cpu_msg), std::span<T>(twice));
   dev.decode_add(gpu, std::span<const std::byte>(m.d.data(), bytes), out.span());
   REQUIRE(bit_differences(out.host(), twice) == 0);
+  // the elements the message carries (DGC's mask)
+  std::vector<std::uint8_t> cpu_sent(grad.size());
+  host.sent_elements(cpu, std::span<const std::byte>(cpu_msg), std::span<std::uint8_t>(cpu_sent));
+  on_device<std::uint8_t> sent(std::vector<std::uint8_t>(grad.size(), 7));
+  dev.sent_elements(gpu, std::span<const std::byte>(m.d.data(), bytes), sent.span());
+  REQUIRE(sent.host() == cpu_sent);
 }
 
 template <class S>
@@ -145,6 +151,18 @@ errc host_decode_error(codec<S>& host, const std::vector<std::byte>& bytes) {
   return errc::invalid_parameter;
 }
 
+/// The error code of a CPU sent_elements of `bytes` (errc::invalid_parameter when accepted).
+template <class S>
+errc host_sent_error(codec<S>& host, const std::vector<std::byte>& bytes) {
+  std::vector<std::uint8_t> sent(host.layout().total_size());
+  try {
+    host.sent_elements(cpu, std::span<const std::byte>(bytes), std::span<std::uint8_t>(sent));
+  } catch (const gradcomp::error& e) {
+    return e.code();
+  }
+  return errc::invalid_parameter;
+}
+
 /// The error code of a device decode of `bytes` (errc::invalid_parameter when it is accepted);
 /// checks that a refused message left the output untouched.
 template <class D>
@@ -161,8 +179,25 @@ errc device_decode_error(D& dev, const std::vector<std::byte>& bytes) {
   return errc::invalid_parameter;
 }
 
+/// The error code of a device sent_elements of `bytes` (errc::invalid_parameter when it is
+/// accepted); checks that a refused message left the mask untouched.
+template <class D>
+errc device_sent_error(D& dev, const std::vector<std::byte>& bytes) {
+  on_device<std::byte> m(bytes);
+  on_device<std::uint8_t> sent(std::vector<std::uint8_t>(dev.layout().total_size(), 7));
+  try {
+    dev.sent_elements(cuda_policy{}, std::span<const std::byte>(m.d.data(), m.n), sent.span());
+  } catch (const gradcomp::error& e) {
+    for (std::uint8_t v : sent.host())
+      REQUIRE(v == 7);
+    return e.code();
+  }
+  return errc::invalid_parameter;
+}
+
 /// Payload edits (bytes set to 0xff, 0x00, 0x7f across the message), each re-sealed with a valid
-/// checksum: the device decoder gives the CPU decoder's error code, output untouched.
+/// checksum: the device decoder and sent_elements give the CPU's error codes, their outputs
+/// untouched.
 template <class S, class D>
 void check_resealed_edits(codec<S>& host, D& dev, const std::vector<float>& x) {
   std::vector<std::byte> msg(host.max_encoded_bytes());
@@ -174,6 +209,7 @@ void check_resealed_edits(codec<S>& host, D& dev, const std::vector<float>& x) {
       detail::seal_message(bad);
       CAPTURE(pos, static_cast<int>(b));
       REQUIRE(device_decode_error(dev, bad) == host_decode_error(host, bad));
+      REQUIRE(device_sent_error(dev, bad) == host_sent_error(host, bad));
     }
   }
 }

@@ -62,9 +62,10 @@ void check_device_algorithm1(const W& q_w, const M& q_m, aggregation rule = aggr
 /// The in-process cluster on device buffers against the CPU cluster: the same updates bit for
 /// bit and the same statistics (computed on the host from copies of identical data).
 template <class W, class M>
-void check_device_cluster(const W& q_w, const M& q_m) {
+void check_device_cluster(const W& q_w, const M& q_m, bool share_scales = false) {
   const model_layout layout = test::odd_layout();
-  const test::algorithm1_setup setup;
+  test::algorithm1_setup setup;
+  setup.share_scales = share_scales;
   test::cpu_fixture host;
   cuda_fixture dev;
   const test::cluster_record want = test::run_cluster(host, q_w, q_m, layout, setup);
@@ -141,16 +142,78 @@ TEST_CASE("the in-process cluster on device buffers equals the CPU cluster", "[f
   }
 }
 
-TEST_CASE("a device cluster refuses scale sharing by name", "[framework]") {
-  using S = scheme<terngrad, layer_span>;
-  in_process_cluster<S, S, cuda_tag>::options opt;
-  opt.share_scales = true;
-  try {
-    in_process_cluster<S, S, cuda_tag> cluster({}, {}, test::odd_layout(), 2, opt);
-    FAIL("a device cluster accepted share_scales");
-  } catch (const gradcomp::error& e) {
-    REQUIRE(e.code() == errc::invalid_parameter);
+TEST_CASE("scale sharing on device buffers equals the CPU's", "[framework]") {
+  SECTION("TernGrad layer-wise up, QSGD down") {
+    check_device_cluster(scheme<terngrad, layer_span>{}, scheme<qsgd, layer_span>{{15}}, true);
   }
+  SECTION("top-k + TernGrad composite up, identity down") {
+    check_device_cluster(scheme<compose<topk, terngrad>, flat_span>{{{0.25}, {}}},
+                         scheme<identity, flat_span>{}, true);
+  }
+  SECTION("top-k up (no scales to share)") {
+    check_device_cluster(scheme<topk, layer_span>{{0.1}}, scheme<identity, layer_span>{}, true);
+  }
+}
+
+/// The device codec's local_scales and shared-scale encode against the CPU's, and their errors.
+template <class S>
+void check_device_shared_scales(const S& q) {
+  const model_layout layout = test::odd_layout();
+  const std::vector<float> g = test::algorithm1_gradient(layout.total_size(), 77);
+  cuda_fixture dev;
+  const auto dg = dev.upload(g);
+  const std::span<const float> dgrad(dg.data(), g.size());
+  codec<S> host(q, layout);
+  codec<S> device(q, layout);
+  const stream_key key{3, 4, 0, role::worker};
+  std::vector<float> scales = host.local_scales(cpu, std::span<const float>(g), key);
+  REQUIRE(device.local_scales(dev.exec, dgrad, key) == scales);
+  for (float& v : scales) {
+    v *= 2.0f; // a larger shared scale, as the max over workers gives
+  }
+  std::vector<std::byte> want(host.max_encoded_bytes());
+  want.resize(host.encode(cpu, std::span<const float>(g), std::span<std::byte>(want), key,
+                          std::span<const float>(scales)));
+  auto got = dev.buffer<std::byte>(device.max_encoded_bytes());
+  const std::size_t b = device.encode(dev.exec, dgrad, std::span<std::byte>(got.data(), got.size()),
+                                      key, std::span<const float>(scales));
+  REQUIRE(dev.download(std::span<const std::byte>(got.data(), b)) == want);
+  // the CPU's errors: a wrong count, a bad scale
+  std::vector<float> wrong = scales;
+  wrong.push_back(1.0f);
+  for (int bad = 0; bad < 2; ++bad) {
+    if (bad == 1) {
+      if (scales.empty()) {
+        break;
+      }
+      wrong = scales;
+      wrong.back() = -1.0f;
+    }
+    std::string cpu_text, gpu_text;
+    try {
+      (void)host.encode(cpu, std::span<const float>(g), std::span<std::byte>(want), key,
+                        std::span<const float>(wrong));
+    } catch (const gradcomp::error& e) {
+      REQUIRE(e.code() == errc::invalid_parameter);
+      cpu_text = e.what();
+    }
+    try {
+      (void)device.encode(dev.exec, dgrad, std::span<std::byte>(got.data(), got.size()), key,
+                          std::span<const float>(wrong));
+    } catch (const gradcomp::error& e) {
+      REQUIRE(e.code() == errc::invalid_parameter);
+      gpu_text = e.what();
+    }
+    REQUIRE(!cpu_text.empty());
+    REQUIRE(gpu_text == cpu_text);
+  }
+}
+
+TEST_CASE("local_scales and shared-scale encode on the device equal the CPU's", "[codec]") {
+  check_device_shared_scales(scheme<terngrad, layer_span>{});
+  check_device_shared_scales(scheme<qsgd, bucket_span>{{15}, {512}});
+  check_device_shared_scales(scheme<compose<random_k, qsgd>, layer_span>{{{0.3}, {7}}});
+  check_device_shared_scales(scheme<threshold_v, flat_span>{{0.5}});
 }
 
 TEST_CASE("Algorithm 1 on device buffers equals the CPU run bit for bit", "[framework]") {

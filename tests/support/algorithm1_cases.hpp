@@ -34,6 +34,7 @@ struct algorithm1_setup {
   std::uint64_t seed = 11;
   float lr = 0.125f; ///< error feedback on updates: p = lr * g + e
   aggregation rule = aggregation::mean;
+  bool share_scales = false; ///< run_cluster only: TernGrad's scaler sharing
 };
 
 /// A deterministic gradient of dyadic values with a few large entries (selection has ties to
@@ -104,6 +105,7 @@ cluster_record run_cluster(Fixture& fx, const W& q_w, const M& q_m, const model_
   opt.rule = setup.rule;
   opt.worker_feedback = true;
   opt.master_feedback = true;
+  opt.share_scales = setup.share_scales;
   in_process_cluster<W, M, B> cluster(q_w, q_m, layout, setup.workers, opt);
   auto update = fx.template buffer<float>(n);
   cluster_record rec;

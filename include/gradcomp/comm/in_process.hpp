@@ -25,7 +25,7 @@
 /// their residuals, messages and sums in device memory, gradients and the update are device
 /// spans and cuda_policy is passed to step(); updates and messages equal the CPU's bit for bit.
 /// The statistics are computed on the host from copies of the messages (and, with measure_error,
-/// of the compressed inputs and their decodes). Scale sharing runs on the CPU backend only.
+/// of the compressed inputs and their decodes); with share_scales, the workers' scales too.
 
 namespace gradcomp {
 
@@ -48,8 +48,6 @@ public:
                      std::size_t workers, options opt)
       : master_(q_w, q_m, layout, workers, {opt.seed, opt.rule, opt.master_feedback}), opt_(opt),
         sent_(workers) {
-    detail::require(!opt.share_scales || !detail::offloaded_v<detail::default_policy_t<Backend>>,
-                    errc::invalid_parameter, "scale sharing runs on the CPU backend only");
     workers_.reserve(workers);
     for (std::size_t r = 0; r < workers; ++r) {
       workers_.emplace_back(q_w, q_m, layout, static_cast<std::uint32_t>(r),
@@ -129,24 +127,20 @@ private:
   template <class Exec>
   std::vector<float> shared_scales(const Exec& exec, std::span<const std::span<const float>> grads,
                                    std::uint64_t step, float scale) {
-    if constexpr (detail::offloaded_v<Exec>) { // refused by the constructor
-      return {};
-    } else {
-      std::vector<float> shared;
-      if (!opt_.share_scales) {
-        return shared;
-      }
-      for (std::size_t r = 0; r < workers_.size(); ++r) {
-        const std::vector<float> local = workers_[r].local_scales(exec, grads[r], step, scale);
-        if (r == 0) {
-          shared = local;
-        }
-        for (std::size_t i = 0; i < local.size(); ++i) {
-          shared[i] = std::max(shared[i], local[i]);
-        }
-      }
+    std::vector<float> shared;
+    if (!opt_.share_scales) {
       return shared;
     }
+    for (std::size_t r = 0; r < workers_.size(); ++r) {
+      const std::vector<float> local = workers_[r].local_scales(exec, grads[r], step, scale);
+      if (r == 0) {
+        shared = local;
+      }
+      for (std::size_t i = 0; i < local.size(); ++i) {
+        shared[i] = std::max(shared[i], local[i]);
+      }
+    }
+    return shared;
   }
 
   master_type master_;

@@ -18,6 +18,28 @@
 
 namespace gradcomp::detail {
 
+/// The checks of per-span scales the workers share (codec::encode with scales) against the
+/// planned layout: `expected` scales, scale_begin(s) the first of span s of `spans` (the last
+/// span's run ends at `expected`), valid(s, value) for each; else invalid_parameter naming the
+/// scale and name(s). The same checks, and text, on every backend.
+template <class Begin, class Valid, class Name>
+void require_shared_scales(std::span<const float> shared, std::size_t spans, std::size_t expected,
+                           const Begin& scale_begin, const Valid& valid, const Name& name) {
+  require(shared.size() == expected, errc::invalid_parameter, [&] {
+    return std::to_string(shared.size()) + " shared scales given, the scheme uses " +
+           std::to_string(expected);
+  });
+  for (std::size_t s = 0; s < spans; ++s) {
+    const std::size_t end = s + 1 < spans ? scale_begin(s + 1) : expected;
+    for (std::size_t i = scale_begin(s); i < end; ++i) {
+      require(valid(s, shared[i]), errc::invalid_parameter, [&] {
+        return "shared scale " + std::to_string(i) + " of " + name(s) +
+               " is negative or not finite";
+      });
+    }
+  }
+}
+
 struct codec_workspace {
   std::vector<float> scales;                ///< every span's scales, in span order
   std::vector<std::size_t> scale_offsets;   ///< span s's scales are [offsets[s], offsets[s+1])
@@ -57,23 +79,13 @@ struct codec_workspace {
     return at;
   }
 
-  /// Replaces the planned scales by scales the workers share (the same layout): the same count,
-  /// and valid(s, value) for each scale of span s, else invalid_parameter naming the scale and
-  /// name(s) (the planned scales then stay).
+  /// Replaces the planned scales by scales the workers share (the same layout), checked by
+  /// require_shared_scales (the planned scales stay on error).
   template <class Valid, class Name>
   void take_shared_scales(std::span<const float> shared, const Valid& valid, const Name& name) {
-    require(shared.size() == scales.size(), errc::invalid_parameter, [&] {
-      return std::to_string(shared.size()) + " shared scales given, the scheme uses " +
-             std::to_string(scales.size());
-    });
-    for (std::size_t s = 0; s + 1 < scale_offsets.size(); ++s) {
-      for (std::size_t i = scale_offsets[s]; i < scale_offsets[s + 1]; ++i) {
-        require(valid(s, shared[i]), errc::invalid_parameter, [&] {
-          return "shared scale " + std::to_string(i) + " of " + name(s) +
-                 " is negative or not finite";
-        });
-      }
-    }
+    require_shared_scales(
+        shared, scale_offsets.empty() ? 0 : scale_offsets.size() - 1, scales.size(),
+        [&](std::size_t s) { return scale_offsets[s]; }, valid, name);
     std::copy(shared.begin(), shared.end(), scales.begin());
   }
 

@@ -114,14 +114,8 @@ private:
   template <class Exec>
   std::size_t encode_input(const Exec& exec, std::span<const float> p, std::span<std::byte> out,
                            const stream_key& key, std::span<const float> shared_scales) {
-    if constexpr (detail::offloaded_v<Exec>) {
-      detail::require(shared_scales.empty(), errc::invalid_parameter,
-                      "shared scales are taken by the CPU backend only");
-      return codec_.encode(exec, p, out, key);
-    } else {
-      return shared_scales.empty() ? codec_.encode(exec, p, out, key)
-                                   : codec_.encode(exec, p, out, key, shared_scales);
-    }
+    return shared_scales.empty() ? codec_.encode(exec, p, out, key)
+                                 : codec_.encode(exec, p, out, key, shared_scales);
   }
 
   template <class Exec>

@@ -15,6 +15,7 @@
 #include <memory>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 /// @file
 /// How codec<Scheme> runs under cuda_policy: on its first CUDA call the codec builds a
@@ -39,10 +40,31 @@ public:
   /// (the same text), and device_error.
   template <class T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
-                     const stream_key& key) {
+                     const stream_key& key, const std::span<const float>* shared = nullptr) {
     require_elements("gradient", grad.size(), codec_.layout().total_size());
     key.validate();
-    return kind_.encode(exec, grad, out, key);
+    return kind_.encode(exec, grad, out, key, shared);
+  }
+  /// As codec::local_scales, for a device gradient (the scales come back to the host, where
+  /// the workers exchange them). A dense scheme scans only; a composite's scales are those of
+  /// Q over S's kept values, so it (and a sparse scheme, which has none) encodes into the
+  /// engine's buffer.
+  template <class T>
+  std::vector<float> local_scales(const cuda_policy& exec, std::span<const T> grad,
+                                  const stream_key& key) {
+    require_elements("gradient", grad.size(), codec_.layout().total_size());
+    key.validate();
+    if constexpr (Scheme::is_sparse) {
+      (void)encode_to_buffer(exec, grad, key);
+      return {};
+    } else if constexpr (Scheme::is_composite) {
+      (void)encode_to_buffer(exec, grad, key);
+      const std::span<const float> s = kind_.last_scales();
+      return {s.begin(), s.end()};
+    } else {
+      const std::span<const float> s = kind_.scan_scales(exec, grad);
+      return {s.begin(), s.end()};
+    }
   }
   /// Validates the device message completely, then writes the decompressed gradient into out
   /// (decode_add: adds it). Errors as codec::decode; out is untouched on error.
@@ -54,20 +76,16 @@ public:
   void decode_add(const cuda_policy& exec, std::span<const std::byte> msg, std::span<T> out) {
     kind_.template decode_impl<T, true>(exec, msg, out);
   }
-  /// As codec::sent_elements, on device buffers: sparse schemes (DGC's).
+  /// As codec::sent_elements, message and mask in device memory.
   void sent_elements(const cuda_policy& exec, std::span<const std::byte> msg,
                      std::span<std::uint8_t> sent) {
-    static_assert(Scheme::is_sparse, "gradcomp: sent_elements under cuda_policy takes sparse "
-                                     "schemes (top-k, random-k, threshold); others on the CPU");
     kind_.sent_elements(exec, msg, sent);
   }
-  /// Q(grad) into out through the engine's device message buffer (max_bytes, grown once).
+  /// Q(grad) into out through the engine's device message buffer (grown once).
   template <class T>
   std::size_t apply(const cuda_policy& exec, std::span<const T> grad, std::span<T> out,
-                    const stream_key& key, std::size_t max_bytes) {
-    message_.reserve(max_bytes);
-    const std::size_t bytes =
-        encode(exec, grad, std::span<std::byte>(message_.data(), max_bytes), key);
+                    const stream_key& key) {
+    const std::size_t bytes = encode_to_buffer(exec, grad, key);
     decode(exec, std::span<const std::byte>(message_.data(), bytes), out);
     return bytes;
   }
@@ -78,6 +96,14 @@ public:
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return kind_.last_launch_count(); }
 
 private:
+  template <class T>
+  std::size_t encode_to_buffer(const cuda_policy& exec, std::span<const T> grad,
+                               const stream_key& key) {
+    const std::size_t max_bytes = codec_.template max_encoded_bytes<T>();
+    message_.reserve(max_bytes);
+    return encode(exec, grad, std::span<std::byte>(message_.data(), max_bytes), key);
+  }
+
   codec<Scheme>& codec_;
   engine_for<Scheme> kind_;
   device_array<std::byte> message_;

@@ -14,6 +14,7 @@
 #include "sparse_selection.cuh"
 #include "sparse_spans.cuh"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -84,11 +85,16 @@ public:
            codes_.tiles.size() * sizeof(detail::cuda::code_tile) + scales_.size() * 8;
   }
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
+  /// Q's scales of the last encode (codec::local_scales layout).
+  [[nodiscard]] std::span<const float> last_scales() const noexcept {
+    return {host_scales_.data(), codes_.total_scales};
+  }
 
-  /// As codec::encode, on device buffers; returns the message size.
+  /// As codec::encode, on device buffers (with the workers' `shared` scales of Q in place of
+  /// its own, when given); returns the message size.
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
-                     const stream_key& key) {
+                     const stream_key& key, const std::span<const float>* shared = nullptr) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
     // 1. S's selection (span maxima first); the CPU's checks end at the first NaN or Inf span
@@ -115,6 +121,14 @@ public:
     replay_scales(bad);
     if (bad < S_) {
       detail::cuda::fail_span_input(codec_, exec, grad, bad, selection_.max_bits(bad));
+    }
+    if (shared != nullptr) {
+      detail::require_shared_scales(
+          *shared, S_, codes_.total_scales,
+          [&](std::size_t s) { return codes_.span_scale_begin[s]; },
+          [&](std::size_t s, float v) { return quantizer(s).valid_scale(v); },
+          [&](std::size_t s) { return codec_.span_name(s); });
+      std::copy(shared->begin(), shared->end(), host_scales_.data());
     }
     detail::require_room(total, out.size());
     // 4. write: frame, span headers, indices, scales, codes, checksum
@@ -272,32 +286,43 @@ private:
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    const message_info info =
-        detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
-    detail::require_elements("output", out.size(), codec_.layout().total_size());
-    const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
-    const std::uint64_t entries = read_span_headers(st, info, msg);
-    plan_quantizer(st, false);
-    validate_payload(st, msg, entries, info.value_type);
+    const received_sparse r = validate(st, message, out.size());
     // write: Q's values to the kept buffer, then to their indices
     if (!codes_.host_tiles.empty()) {
       detail::cuda::decode_tiles<coder_type, sign_plane, float, false>
           <<<detail::cuda::grid_for(codes_.host_tiles.size(), 1), detail::cuda::tile_threads, 0,
              st>>>(codes_.code_spans.data(), codes_.tiles.data(), codes_.host_tiles.size(),
-                   scales_.data(), msg, coder_.bits(), kept_.data(), nullptr);
+                   scales_.data(), r.msg, coder_.bits(), kept_.data(), nullptr);
       ++launches_;
     }
-    detail::cuda::check_output_range<T, Add>(
-        codec_, st, scratch_.data() + 5, host_scratch_.data() + 5, launches_,
-        [&](unsigned long long* flag) {
-          write_values<T, Add, true>(st, msg, entries, info.value_type, out.data(), flag);
+    detail::cuda::write_decoded<T, Add>(
+        codec_, st, out, scratch_.data() + 5, host_scratch_.data() + 5, launches_,
+        [&](auto check, unsigned long long* flag) {
+          this->template write_values<T, Add, decltype(check)::value>(
+              st, r.msg, r.entries, r.value_type, out.data(), flag);
         });
-    if constexpr (!Add) {
-      detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
-      ++launches_;
-    }
-    write_values<T, Add, false>(st, msg, entries, info.value_type, out.data(), nullptr);
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// As codec::sent_elements: validates as decode does, then marks the kept and raw elements.
+  void sent_elements(const cuda_policy& exec, std::span<const std::byte> message,
+                     std::span<std::uint8_t> sent) {
+    launches_ = 0;
+    const cudaStream_t st = exec.stream;
+    const received_sparse r = validate(st, message, sent.size());
+    detail::cuda::mark_sent<void>(st, tables_, raw_, r, nullptr, sent, launches_);
+  }
+
+  /// The CPU decoder's checks (frame, span headers, payload) of a message for out_elements.
+  received_sparse validate(cudaStream_t st, std::span<const std::byte> message,
+                           std::size_t out_elements) {
+    const message_info info =
+        detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
+    detail::require_elements("output", out_elements, codec_.layout().total_size());
+    const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
+    const std::uint64_t entries = read_span_headers(st, info, msg);
+    plan_quantizer(st, false);
+    validate_payload(st, msg, entries, info.value_type);
+    return {msg, entries, info.value_type};
   }
 
   /// The decoded kept values scattered to their indices, the raw spans decoded (or, with Check,
@@ -359,67 +384,32 @@ private:
     detail::cuda_check(cudaMemsetAsync(scratch_.data(), 0xff, 5 * sizeof(unsigned long long), st),
                        "memset");
     ++launches_;
-    unsigned long long* bad_index = scratch_.data();
-    unsigned long long* bad_scale = scratch_.data() + 1;
-    unsigned long long* bad_code = scratch_.data() + 2;
-    unsigned long long* bad_padding = scratch_.data() + 3;
-    unsigned long long* bad_raw = scratch_.data() + 4;
+    // found: [0] index, [1] scale, [2] code, [3] padding, [4] raw value
+    unsigned long long* found = scratch_.data();
     detail::cuda::with_value_type(
-        vt, [&](auto v) { raw_.validate<decltype(v)>(st, msg, bad_raw, bad_padding, launches_); });
+        vt, [&](auto v) { raw_.validate<decltype(v)>(st, msg, found + 4, found + 3, launches_); });
     if (entries > 0) {
       detail::cuda::validate_entries<void><<<detail::cuda::grid_for(entries, 256), 256, 0, st>>>(
-          msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, bad_index);
+          msg, tables_.outs(), tables_.entries(), tables_.span_count(), entries, found);
       ++launches_;
     }
-    if (codes_.total_scales > 0) {
-      detail::cuda::read_scales<<<detail::cuda::grid_for(codes_.total_scales, 256), 256, 0, st>>>(
-          codes_.scale_begin.data(), codes_.scale_payload.data(),
-          static_cast<std::uint32_t>(codes_.host_scale_begin.size()), codes_.total_scales, msg,
-          scales_.data(), bad_scale);
-      ++launches_;
-    }
-    if (!codes_.host_tiles.empty()) {
-      detail::cuda::validate_tiles<coder_type, sign_plane>
-          <<<detail::cuda::grid_for(codes_.host_tiles.size(), 1), detail::cuda::tile_threads, 0,
-             st>>>(codes_.code_spans.data(), codes_.tiles.data(), codes_.host_tiles.size(), msg,
-                   coder_.bits(), bad_code, bad_padding);
-      ++launches_;
-    }
+    codes_.validate(st, msg, coder_.bits(), scales_.data(), found + 1, launches_);
     detail::cuda_check(cudaMemcpyAsync(host_scratch_.data(), scratch_.data(),
                                        5 * sizeof(unsigned long long), cudaMemcpyDeviceToHost, st),
                        "copy validation");
     ++launches_;
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
-    const auto none = ~0ull;
-    if (host_scratch_[0] != none) {
-      const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
-      detail::fail(errc::corrupt_payload, codec_.span_name(s) + ": index " + std::to_string(rank) +
-                                              " is out of range or not strictly increasing");
-    }
-    if (host_scratch_[1] != none) {
-      const std::size_t s = detail::cuda::last_span_at(
-          S_, host_scratch_[1], [&](std::size_t i) { return codes_.span_scale_begin[i]; });
-      detail::fail(errc::corrupt_payload,
-                   codec_.span_name(s) + ": scale " +
-                       std::to_string(host_scratch_[1] - codes_.span_scale_begin[s]) +
-                       " is invalid (non-finite or negative)");
-    }
-    if (host_scratch_[2] != none) {
-      const std::size_t s = detail::cuda::last_span_at(
-          S_, host_scratch_[2], [&](std::size_t i) { return codec_.spans()[i].begin; });
-      detail::fail(errc::corrupt_payload,
-                   codec_.span_name(s) + ": invalid code at kept value " +
-                       std::to_string(host_scratch_[2] - codec_.spans()[s].begin));
-    }
-    if (host_scratch_[3] != none) {
-      detail::fail(errc::corrupt_payload,
-                   "a composite span's padding bits after the last code are not zero");
-    }
+    tables_.report_bad_entry(
+        host_scratch_[0], [&](std::size_t s) { return codec_.span_name(s); }, "index",
+        "is out of range or not strictly increasing");
+    detail::cuda::report_code_faults(
+        codec_, host_scratch_.data() + 1, [&](std::size_t s) { return codes_.span_scale_begin[s]; },
+        "kept value");
     detail::cuda::check_raw_values(codec_, host_scratch_[4]);
   }
 
   template <class>
-  friend class codec_engine; // decode_impl<T, Add>
+  friend class codec_engine; // decode_impl<T, Add>, sent_elements
 
   codec<Scheme>& codec_; ///< the codec that owns this engine
   selection_type selection_;

@@ -3,6 +3,7 @@
 
 #include "../../codec.hpp"
 #include "../../compressor/identity.hpp"
+#include "../../detail/codec_workspace.hpp"
 #include "../../detail/reduction_replay.hpp"
 #include "dense_message_plan.cuh"
 #include "frame.cuh"
@@ -10,6 +11,7 @@
 #include "runtime.cuh"
 #include "span_reductions.cuh"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -67,15 +69,22 @@ public:
   /// of spans: tests check it).
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
 
-  /// Compresses and encodes the device gradient `grad` into the device buffer `out`; returns the
-  /// message size. Errors as codec::encode (messages included), and device_error.
+  /// Compresses and encodes the device gradient `grad` into the device buffer `out` (with the
+  /// workers' `shared` scales in place of its own, when given); returns the message size.
+  /// Errors as codec::encode (messages included), and device_error.
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
-                     const stream_key& key) {
-    launches_ = 0;
+                     const stream_key& key, const std::span<const float>* shared = nullptr) {
     message_plan& mp = plan_for(value_traits<T>::id);
-    reduce(exec, grad.data());
-    compute_scales<T>(exec, grad);
+    (void)scan_scales(exec, grad);
+    if (shared != nullptr) {
+      detail::require_shared_scales(
+          *shared, codec_.spans().size(), total_scales_,
+          [&](std::size_t s) { return span_scale_begin_[s]; },
+          [&](std::size_t s, float v) { return codec_.span_compressor(s).valid_scale(v); },
+          [&](std::size_t s) { return codec_.span_name(s); });
+      std::copy(shared->begin(), shared->end(), host_scales_.data());
+    }
     detail::require_room(mp.total_bytes, out.size());
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
     write_prefix(exec, mp, value_traits<T>::id, key, msg);
@@ -106,6 +115,16 @@ public:
     detail::cuda_check(cudaStreamSynchronize(exec.stream), "encode");
     detail::cuda_check(cudaGetLastError(), "encode kernels");
     return mp.total_bytes;
+  }
+
+  /// The scales encode() would send for grad (codec::local_scales): the device's reductions,
+  /// every span's scan() replayed on them, and the CPU's input checks. No message is written.
+  template <gradient_value T>
+  std::span<const float> scan_scales(const cuda_policy& exec, std::span<const T> grad) {
+    launches_ = 0;
+    reduce(exec, grad.data());
+    compute_scales<T>(exec, grad);
+    return {host_scales_.data(), total_scales_};
   }
 
 private:
@@ -245,25 +264,43 @@ private:
   template <class T, bool Add>
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
-    const std::size_t S = codec_.spans().size();
     const auto* msg = reinterpret_cast<const std::uint8_t*>(message.data());
+    const value_type_id vt = validate(exec, message, out.size());
+    message_plan& mp = plan_for(vt);
+    detail::cuda::check_output_range<T, Add>(
+        codec_, exec.stream, flags_.data() + 3, host_flags_.data() + 3, launches_,
+        [&](unsigned long long* flag) {
+          launch_all_decodes<T, Add, true>(exec, mp, vt, msg, out.data(), flag);
+        });
+    launch_all_decodes<T, Add, false>(exec, mp, vt, msg, out.data(), nullptr);
+    detail::cuda_check(cudaGetLastError(), "decode kernels");
+  }
+
+  /// As codec::sent_elements: validates as decode does; a dense message carries every element.
+  void sent_elements(const cuda_policy& exec, std::span<const std::byte> message,
+                     std::span<std::uint8_t> sent) {
+    launches_ = 0;
+    (void)validate(exec, message, sent.size());
+    detail::cuda_check(cudaMemsetAsync(sent.data(), 1, sent.size(), exec.stream), "memset");
+    ++launches_;
+  }
+
+  /// The CPU decoder's checks (frame, span sizes, payload) of a message for out_elements;
+  /// returns its value type.
+  value_type_id validate(const cuda_policy& exec, std::span<const std::byte> message,
+                         std::size_t out_elements) {
     const message_info info =
         detail::cuda::read_device_frame(exec.stream, codec_, message, frame_, launches_);
-    detail::require_elements("output", out.size(), codec_.layout().total_size());
+    detail::require_elements("output", out_elements, codec_.layout().total_size());
     message_plan& mp = plan_for(info.value_type);
-    for (std::size_t s = 0; s < S; ++s) {
+    for (std::size_t s = 0; s < codec_.spans().size(); ++s) {
       detail::require(info.spans[s].bytes == mp.bytes[s], errc::corrupt_payload,
                       codec_.span_name(s) + ": " + std::to_string(info.spans[s].bytes) +
                           " payload bytes, the format needs " + std::to_string(mp.bytes[s]));
     }
-    validate_payload(exec, mp, info.value_type, msg);
-    detail::cuda::check_output_range<T, Add>(
-        codec_, exec.stream, flags_.data() + 3, host_flags_.data() + 3, launches_,
-        [&](unsigned long long* flag) {
-          launch_all_decodes<T, Add, true>(exec, mp, info.value_type, msg, out.data(), flag);
-        });
-    launch_all_decodes<T, Add, false>(exec, mp, info.value_type, msg, out.data(), nullptr);
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
+    validate_payload(exec, mp, info.value_type,
+                     reinterpret_cast<const std::uint8_t*>(message.data()));
+    return info.value_type;
   }
 
   /// The decode kernels of every group and of the raw spans of the message's value type.
@@ -334,37 +371,8 @@ private:
                        "copy validation");
     ++launches_;
     detail::cuda_check(cudaStreamSynchronize(exec.stream), "validate");
-    const auto none = ~0ull;
-    if (host_flags_[0] != none) {
-      const std::size_t i = host_flags_[0];
-      const std::size_t k = static_cast<std::size_t>(
-          std::upper_bound(span_scale_begin_.begin(), span_scale_begin_.end(), i) -
-          span_scale_begin_.begin() - 1);
-      detail::fail(errc::corrupt_payload, "span " + std::to_string(k) + ": scale " +
-                                              std::to_string(i - span_scale_begin_[k]) +
-                                              " is invalid (non-finite or negative)");
-    }
-    if (host_flags_[1] != none) {
-      const std::size_t g = host_flags_[1];
-      const std::size_t s = span_of_element(g);
-      detail::fail(errc::corrupt_payload, codec_.span_name(s) + ": invalid code at element " +
-                                              std::to_string(g - codec_.spans()[s].begin));
-    }
-    if (host_flags_[2] != none) {
-      detail::fail(errc::corrupt_payload,
-                   "a span's padding bits after the last code are not zero (group span " +
-                       std::to_string(host_flags_[2]) + ")");
-    }
-  }
-
-  [[nodiscard]] std::size_t span_of_element(std::size_t g) const {
-    const auto& plan = codec_.spans();
-    for (std::size_t s = 0; s < plan.size(); ++s) {
-      if (g >= plan[s].begin && g < plan[s].begin + plan[s].size) {
-        return s;
-      }
-    }
-    return 0;
+    detail::cuda::report_code_faults(
+        codec_, host_flags_.data(), [&](std::size_t s) { return span_scale_begin_[s]; }, "element");
   }
 
   template <class T, bool Add, bool Check, class Coder>
@@ -381,7 +389,7 @@ private:
   }
 
   template <class>
-  friend class codec_engine; // decode_impl<T, Add>
+  friend class codec_engine; // decode_impl<T, Add>, sent_elements
 
   codec<Scheme>& codec_; ///< the codec that owns this engine
   detail::cuda::span_reductions reductions_;

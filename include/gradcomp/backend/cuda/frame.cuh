@@ -102,6 +102,23 @@ void check_output_range(const codec<Scheme>& host, cudaStream_t st, unsigned lon
   }
 }
 
+/// The writes of a sparse or composite decode into out (whose entries reach some elements
+/// only): check_output_range with write(std::true_type{}, flag), then, for an assignment, out
+/// zeroed, then write(std::false_type{}, nullptr).
+template <class T, bool Add, class Scheme, class Write>
+void write_decoded(const codec<Scheme>& host, cudaStream_t st, std::span<T> out,
+                   unsigned long long* flag, unsigned long long* host_flag, std::size_t& launches,
+                   Write&& write) {
+  check_output_range<T, Add>(host, st, flag, host_flag, launches,
+                             [&](unsigned long long* f) { write(std::true_type{}, f); });
+  if constexpr (!Add) {
+    cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
+    ++launches;
+  }
+  write(std::false_type{}, nullptr);
+  cuda_check(cudaGetLastError(), "decode kernels");
+}
+
 /// The CPU's input error for span s of a device gradient whose max |x| bits (mb) say it holds
 /// a NaN or Inf, or a value at or beyond overflow_bits: the span is copied to the host and the
 /// CPU's own checks (detail/input_checks.hpp) name the element. Never returns.
@@ -116,6 +133,32 @@ template <class Scheme, class T>
   require_finite(mb, x.data(), d.size, d.begin, name);
   require_in_range(mb, overflow_bits, x.data(), name);
   fail(errc::value_out_of_range, name() + ": out-of-range gradient value");
+}
+
+/// The CPU decoder's error for the first fault of each kind the payload checks recorded
+/// (read_scales, validate_tiles): found[0] a scale (numbered across spans from scale_begin(s)),
+/// found[1] a code (numbered from each span's begin; `code_unit` names what it codes), found[2]
+/// padding; ~0 where none. Returns when there is none.
+template <class Scheme, class ScaleBegin>
+void report_code_faults(const codec<Scheme>& c, const unsigned long long* found,
+                        ScaleBegin scale_begin, const char* code_unit) {
+  constexpr unsigned long long none = ~0ull;
+  const auto& plan = c.spans();
+  if (found[0] != none) {
+    const std::size_t s = last_span_at(plan.size(), found[0], scale_begin);
+    fail(errc::corrupt_payload, c.span_name(s) + ": scale " +
+                                    std::to_string(found[0] - scale_begin(s)) +
+                                    " is invalid (non-finite or negative)");
+  }
+  if (found[1] != none) {
+    const std::size_t s =
+        last_span_at(plan.size(), found[1], [&](std::size_t i) { return plan[i].begin; });
+    fail(errc::corrupt_payload, c.span_name(s) + ": invalid code at " + code_unit + " " +
+                                    std::to_string(found[1] - plan[s].begin));
+  }
+  if (found[2] != none) {
+    fail(errc::corrupt_payload, "a span's padding bits after the last code are not zero");
+  }
 }
 
 } // namespace gradcomp::detail::cuda

@@ -92,6 +92,24 @@ struct kept_code_tables {
     upload_async(host_tiles, tiles, st);
   }
 
+  /// Decode: reads the scales of msg into `scales` and checks them and the `bits`-bit codes on
+  /// the device (the first bad scale, code and padding recorded in found[0], [1], [2]).
+  void validate(cudaStream_t st, const std::uint8_t* msg, unsigned bits, float* scales,
+                unsigned long long* found, std::size_t& launches) const {
+    if (total_scales > 0) {
+      read_scales<<<grid_for(total_scales, 256), 256, 0, st>>>(
+          scale_begin.data(), scale_payload.data(),
+          static_cast<std::uint32_t>(host_scale_begin.size()), total_scales, msg, scales, found);
+      ++launches;
+    }
+    if (!host_tiles.empty()) {
+      validate_tiles<Coder, has_sign_plane<Coder>>
+          <<<grid_for(host_tiles.size(), 1), tile_threads, 0, st>>>(
+              code_spans.data(), tiles.data(), host_tiles.size(), msg, bits, found + 1, found + 2);
+      ++launches;
+    }
+  }
+
 private:
   template <class Q, class Codes>
   void add_span(const Q& q, const Codes& codes, unsigned bits, std::uint64_t global_begin,

@@ -59,10 +59,11 @@ public:
   [[nodiscard]] std::size_t workspace_bytes() const noexcept { return workspace_bytes_; }
   [[nodiscard]] std::size_t last_launch_count() const noexcept { return launches_; }
 
-  /// As codec::encode, on device buffers; returns the message size.
+  /// As codec::encode, on device buffers; returns the message size. A sparse scheme has no
+  /// scales: `shared`, when given, must be empty.
   template <gradient_value T>
   std::size_t encode(const cuda_policy& exec, std::span<const T> grad, std::span<std::byte> out,
-                     const stream_key& key) {
+                     const stream_key& key, const std::span<const float>* shared = nullptr) {
     launches_ = 0;
     const auto& plan = codec_.spans();
     const cudaStream_t st = exec.stream;
@@ -104,6 +105,12 @@ public:
       tables_.set_encoded(s, total, n, k, implied, selection_.value_scale(s, k));
       total += bytes;
     }
+    if (shared != nullptr) {
+      detail::require_shared_scales(
+          *shared, S_, 0, [](std::size_t) { return std::size_t{0}; },
+          [](std::size_t, float) { return false; },
+          [&](std::size_t s) { return codec_.span_name(s); });
+    }
     detail::require_room(total, out.size());
     // 3. write
     auto* msg = reinterpret_cast<std::uint8_t*>(out.data());
@@ -133,51 +140,29 @@ public:
                      std::span<std::uint8_t> sent) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    const received r = validate(st, message, sent.size());
-    detail::cuda_check(cudaMemsetAsync(sent.data(), 0, sent.size(), st), "memset");
-    ++launches_;
-    if (r.entries > 0) {
-      detail::cuda::mark_entries<value_type>
-          <<<detail::cuda::grid_for(r.entries, 256), 256, 0, st>>>(
-              r.msg, tables_.outs(), tables_.entries(), tables_.span_count(), r.entries,
-              implied_.data(), sent.data());
-      ++launches_;
-    }
-    detail::cuda::with_value_type(
-        r.value_type, [&](auto v) { raw_.template mark<decltype(v)>(st, sent.data(), launches_); });
-    detail::cuda_check(cudaGetLastError(), "mark kernels");
+    const received_sparse r = validate(st, message, sent.size());
+    detail::cuda::mark_sent<value_type>(st, tables_, raw_, r, implied_.data(), sent, launches_);
   }
 
 private:
-  /// A validated message: its bytes on the device, its sparse entries, its value type.
-  struct received {
-    const std::uint8_t* msg = nullptr;
-    std::uint64_t entries = 0;
-    value_type_id value_type{};
-  };
-
   template <class T, bool Add>
   void decode_impl(const cuda_policy& exec, std::span<const std::byte> message, std::span<T> out) {
     launches_ = 0;
     const cudaStream_t st = exec.stream;
-    const received r = validate(st, message, out.size());
-    detail::cuda::check_output_range<T, Add>(
-        codec_, st, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
-        [&](unsigned long long* flag) {
-          write_values<T, Add, true>(st, r.msg, r.entries, r.value_type, out.data(), flag);
+    const received_sparse r = validate(st, message, out.size());
+    detail::cuda::write_decoded<T, Add>(
+        codec_, st, out, scratch_.data() + 3, host_scratch_.data() + 3, launches_,
+        [&](auto check, unsigned long long* flag) {
+          this->template write_values<T, Add, decltype(check)::value>(
+              st, r.msg, r.entries, r.value_type, out.data(), flag);
         });
-    if constexpr (!Add) {
-      detail::cuda_check(cudaMemsetAsync(out.data(), 0, out.size() * sizeof(T), st), "memset");
-      ++launches_;
-    }
-    write_values<T, Add, false>(st, r.msg, r.entries, r.value_type, out.data(), nullptr);
-    detail::cuda_check(cudaGetLastError(), "decode kernels");
   }
 
   /// The CPU decoder's checks, on the device, of a message for an output of out_elements:
   /// frame, span headers, then every index and value; fills the entry tables (and the implied
   /// indices) the writes use.
-  received validate(cudaStream_t st, std::span<const std::byte> message, std::size_t out_elements) {
+  received_sparse validate(cudaStream_t st, std::span<const std::byte> message,
+                           std::size_t out_elements) {
     const auto& plan = codec_.spans();
     const message_info info =
         detail::cuda::read_device_frame(st, codec_, message, frame_, launches_);
@@ -240,12 +225,9 @@ private:
         cudaMemcpyAsync(host_scratch_.data(), scratch_.data(), 24, cudaMemcpyDeviceToHost, st),
         "copy validation");
     detail::cuda_check(cudaStreamSynchronize(st), "validate");
-    if (host_scratch_[0] != ~0ull) {
-      const auto [s, rank] = tables_.entry_span(host_scratch_[0]);
-      detail::fail(errc::corrupt_payload,
-                   codec_.span_name(s) + ": index or value " + std::to_string(rank) +
-                       " is out of range, not strictly increasing or not finite");
-    }
+    tables_.report_bad_entry(
+        host_scratch_[0], [&](std::size_t s) { return codec_.span_name(s); }, "index or value",
+        "is out of range, not strictly increasing or not finite");
     detail::cuda::check_raw_values(codec_, host_scratch_[1]);
   }
 

@@ -7,12 +7,14 @@
 #include "../../error.hpp"
 #include "../../granularity/span_plan.hpp"
 #include "kernels.cuh"
+#include "raw_spans.cuh"
 #include "runtime.cuh"
 #include "sparse_entry_kernels.cuh"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +28,14 @@
 /// pinned on the host.
 
 namespace gradcomp::detail::cuda {
+
+/// A validated sparse or composite message: its bytes on the device, its entries (kept values
+/// over all spans), its value type.
+struct received_sparse {
+  const std::uint8_t* msg = nullptr;
+  std::uint64_t entries = 0;
+  value_type_id value_type{};
+};
 
 class sparse_span_tables {
 public:
@@ -121,6 +131,30 @@ public:
     return {s, e - host_entries_[s].entry_begin};
   }
 
+  /// Decode: sent[g] = 1 at the global index g of each of the `entries` entries of the
+  /// validated msg (V: its stored value type, void for a composite's codes; implied: the
+  /// regenerated indices, null when they are stored).
+  template <class V>
+  void mark_entries(cudaStream_t st, const std::uint8_t* msg, std::uint64_t entries,
+                    const std::uint64_t* implied, std::uint8_t* sent, std::size_t& launches) const {
+    if (entries > 0) {
+      cuda::mark_entries<V><<<grid_for(entries, 256), 256, 0, st>>>(
+          msg, outs_.data(), entries_.data(), span_count(), entries, implied, sent);
+      ++launches;
+    }
+  }
+
+  /// Decode: the CPU decoder's error for the entry `found` that validate_entries flagged (~0:
+  /// none, returns): "<span name>: <noun> <rank> <fault>".
+  template <class Name>
+  void report_bad_entry(unsigned long long found, Name name, const char* noun,
+                        const char* fault) const {
+    if (found != ~0ull) {
+      const auto [s, rank] = entry_span(found);
+      fail(errc::corrupt_payload, name(s) + ": " + noun + " " + std::to_string(rank) + " " + fault);
+    }
+  }
+
   [[nodiscard]] std::byte* header(std::size_t s) const {
     return reinterpret_cast<std::byte*>(host_headers_.data() + header_bytes * s);
   }
@@ -146,5 +180,19 @@ private:
   device_array<sparse_entry_span> entries_;
   pinned_array<sparse_entry_span> host_entries_;
 };
+
+/// codec::sent_elements of a validated sparse or composite message r: 0 everywhere, then 1 at
+/// its entries' indices (V: its stored value type, void for codes) and over its raw spans.
+template <class V>
+void mark_sent(cudaStream_t st, const sparse_span_tables& tables, raw_span_group& raw,
+               const received_sparse& r, const std::uint64_t* implied, std::span<std::uint8_t> sent,
+               std::size_t& launches) {
+  cuda_check(cudaMemsetAsync(sent.data(), 0, sent.size(), st), "memset");
+  ++launches;
+  tables.mark_entries<V>(st, r.msg, r.entries, implied, sent.data(), launches);
+  with_value_type(r.value_type,
+                  [&](auto v) { raw.template mark<decltype(v)>(st, sent.data(), launches); });
+  cuda_check(cudaGetLastError(), "mark kernels");
+}
 
 } // namespace gradcomp::detail::cuda
