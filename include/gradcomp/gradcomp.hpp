@@ -8,6 +8,7 @@
 #include "backend/tags.hpp"
 #include "codec.hpp"
 #include "comm/in_process.hpp"
+#include "comm/in_process_sharded.hpp"
 #include "compressor/adaptive_threshold.hpp"
 #include "compressor/compose.hpp"
 #include "compressor/identity.hpp"

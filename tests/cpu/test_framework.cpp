@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <vector>
@@ -479,4 +481,80 @@ TEST_CASE("Algorithm 1 with error feedback on both sides equals its codec-call r
     check_cpu_algorithm1(scheme<compose<topk, qsgd>, layer_span>{{{0.2}, {7}}},
                          scheme<random_k, flat_span>{{0.3}});
   }
+}
+
+TEST_CASE("the sharded simulation runs Algorithm 1 per shard, with the shard's layout and seed",
+          "[framework][sharding]") {
+  using W = scheme<topk, layer_span>;
+  using M = scheme<qsgd, flat_span>;
+  const model_layout layout = model_layout::from_sizes({37, 0, 130, 5, 600});
+  const std::size_t n = 3, d = layout.total_size();
+  const in_process_cluster<W, M>::options opt{21, aggregation::mean, true, true, false, true};
+  in_process_sharded_cluster<W, M> sharded(W{{0.1}}, M{{15}}, layout, n, opt);
+  REQUIRE(sharded.size() == n);
+  // the reference: one plain cluster per shard, fed the shard's slices by hand
+  std::vector<std::unique_ptr<in_process_cluster<W, M>>> per_shard;
+  for (const model_shard& sh : sharded.shards()) {
+    auto o = opt;
+    o.seed = sh.seed;
+    per_shard.push_back(
+        std::make_unique<in_process_cluster<W, M>>(W{{0.1}}, M{{15}}, sh.layout, n, o));
+  }
+  std::vector<float> got(d), want(d);
+  for (std::uint64_t step = 0; step < 3; ++step) {
+    std::vector<std::vector<float>> g(n);
+    std::vector<std::span<const float>> views;
+    for (std::size_t r = 0; r < n; ++r) {
+      g[r] = dyadic(d, 100 * step + r);
+      views.emplace_back(g[r]);
+    }
+    const step_stats st = sharded.step(cpu, std::span<const std::span<const float>>(views), step,
+                                       0.5f, std::span<float>(got));
+    std::size_t up = 0, down = 0, spans = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      const model_shard& sh = sharded.shards()[s];
+      std::vector<std::span<const float>> part;
+      for (const auto& v : views) {
+        part.push_back(v.subspan(sh.begin, sh.size));
+      }
+      const step_stats one =
+          per_shard[s]->step(cpu, std::span<const std::span<const float>>(part), step, 0.5f,
+                             std::span<float>(want).subspan(sh.begin, sh.size));
+      up += one.bytes_up;
+      down += one.bytes_down;
+      spans += one.up.size();
+    }
+    INFO("step " << step);
+    REQUIRE(std::memcmp(got.data(), want.data(), d * sizeof(float)) == 0);
+    REQUIRE(st.bytes_up == up);
+    REQUIRE(st.bytes_down == down);
+    REQUIRE(st.up.size() == spans);
+  }
+}
+
+TEST_CASE("sharding a lossless exchange changes nothing: the mean, bit for bit",
+          "[framework][sharding]") {
+  using S = scheme<identity, layer_span>;
+  const model_layout layout = model_layout::from_sizes({37, 0, 130, 5, 600});
+  const std::size_t n = 4, d = layout.total_size();
+  const in_process_cluster<S, S>::options opt{3, aggregation::mean, false, false, false, false};
+  in_process_cluster<S, S> whole(S{}, S{}, layout, n, opt);
+  in_process_sharded_cluster<S, S> sharded(S{}, S{}, layout, n, opt);
+  std::vector<std::vector<float>> g(n);
+  std::vector<std::span<const float>> views;
+  for (std::size_t r = 0; r < n; ++r) {
+    g[r] = dyadic(d, r + 7);
+    views.emplace_back(g[r]);
+  }
+  std::vector<float> a(d), b(d);
+  const auto grads = std::span<const std::span<const float>>(views);
+  (void)whole.step(cpu, grads, 0, 1.0f, std::span<float>(a));
+  (void)sharded.step(cpu, grads, 0, 1.0f, std::span<float>(b));
+  REQUIRE(std::memcmp(a.data(), b.data(), d * sizeof(float)) == 0);
+  // wrong sizes are named errors, and change nothing
+  std::vector<float> short_update(d - 1);
+  CHECK_THROWS_WITH(sharded.step(cpu, grads, 1, 1.0f, std::span<float>(short_update)),
+                    Catch::Contains("update of 771 elements"));
+  CHECK_THROWS_WITH(sharded.step(cpu, grads.first(3), 1, 1.0f, std::span<float>(b)),
+                    Catch::Contains("3 gradients for 4 workers"));
 }

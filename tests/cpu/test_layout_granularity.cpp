@@ -6,6 +6,9 @@
 #include <catch2/catch.hpp>
 
 #include <numeric>
+#include <random>
+#include <string>
+#include <vector>
 
 using namespace gradcomp;
 
@@ -113,5 +116,97 @@ TEST_CASE("layer-wise k is the per-layer sum of ceil(r d_j)", "[granularity][top
       k += c.span_compressor(s).count(c.spans()[s].size);
     REQUIRE(k == sum);
     REQUIRE(k >= topk{r}.count(r50.total_size()));
+  }
+}
+
+namespace {
+std::vector<std::string> names_of(const model_layout& l) {
+  std::vector<std::string> out;
+  for (const auto& t : l.layers()) {
+    out.push_back(t.name);
+  }
+  return out;
+}
+} // namespace
+
+TEST_CASE("the sharded exchange cuts at tensor boundaries within a quarter share, inside tensors "
+          "otherwise",
+          "[layout][sharding]") {
+  SECTION("an exact boundary") {
+    const auto shards = shard_model(model_layout::from_sizes({100, 100, 100, 100}), 2, 7);
+    REQUIRE(shards.size() == 2);
+    CHECK(shards[0].begin == 0);
+    CHECK(shards[0].size == 200);
+    CHECK(shards[1].begin == 200);
+    CHECK(names_of(shards[0].layout) == std::vector<std::string>{"layer0", "layer1"});
+    CHECK(names_of(shards[1].layout) == std::vector<std::string>{"layer2", "layer3"});
+    CHECK(shards[1].layout[0].offset == 0);
+    CHECK(shards[0].seed == shard_seed(7, 0));
+    CHECK(shards[1].seed == shard_seed(7, 1));
+    CHECK(shards[0].seed != shards[1].seed);
+    CHECK(shard_seed(7, 0) != shard_seed(8, 0));
+  }
+  SECTION("the nearest boundary within d / 4n moves the cut") {
+    // d = 1000, ideal cut 500, tolerance 125: boundaries at 300 (200 away) and 560 (60 away)
+    const auto shards = shard_model(model_layout::from_sizes({300, 260, 440}), 2, 0);
+    CHECK(shards[0].size == 560);
+    CHECK(names_of(shards[1].layout) == std::vector<std::string>{"layer2"});
+  }
+  SECTION("no boundary near: the tensor is cut, its pieces named by element range") {
+    // d = 1100, ideal cut 550, tolerance 137: the nearest boundary (100) is 450 away
+    const auto shards =
+        shard_model(model_layout::from_sizes({10, 90, 1000}, {"emb", "bias", "fc"}), 2, 0);
+    CHECK(shards[0].size == 550);
+    CHECK(names_of(shards[0].layout) == std::vector<std::string>{"emb", "bias", "fc[0:450]"});
+    CHECK(names_of(shards[1].layout) == std::vector<std::string>{"fc[450:1000]"});
+    CHECK(shards[1].layout[0].size == 550);
+  }
+  SECTION("zero-length tensors belong to the shard their offset falls in") {
+    const auto shards = shard_model(model_layout::from_sizes({100, 0, 100, 0}), 2, 0);
+    CHECK(names_of(shards[0].layout) == std::vector<std::string>{"layer0"});
+    CHECK(names_of(shards[1].layout) == std::vector<std::string>{"layer1", "layer2", "layer3"});
+  }
+  SECTION("bad requests are named errors") {
+    const model_layout l = model_layout::from_sizes({3, 2});
+    CHECK_THROWS_AS(shard_model(l, 0, 0), error);
+    CHECK_THROWS_WITH(shard_model(l, 6, 0), Catch::Contains("5 elements cannot be cut into 6"));
+    CHECK(shard_model(l, 5, 0).back().size == 1);
+  }
+}
+
+TEST_CASE("shards tile the model, each within its quarter-share tolerance", "[layout][sharding]") {
+  std::mt19937_64 rng(11);
+  for (int trial = 0; trial < 300; ++trial) {
+    std::vector<std::size_t> sizes(1 + rng() % 12);
+    for (auto& s : sizes) {
+      s = rng() % 5 == 0 ? 0 : rng() % 3000;
+    }
+    const model_layout l = model_layout::from_sizes(sizes);
+    const std::size_t d = l.total_size(), n = 1 + rng() % 9;
+    if (d < n) {
+      continue;
+    }
+    const auto shards = shard_model(l, n, trial);
+    std::size_t at = 0, tensors = 0;
+    for (std::size_t s = 0; s < n; ++s) {
+      INFO("trial " << trial << ", shard " << s << " of " << n << ", d " << d);
+      REQUIRE(shards[s].begin == at);
+      REQUIRE(shards[s].size >= 1);
+      REQUIRE(shards[s].layout.total_size() == shards[s].size);
+      const std::size_t share = d / n, tol = d / (4 * n);
+      REQUIRE(shards[s].size + 2 * tol + 1 >= share);
+      REQUIRE(shards[s].size <= share + 2 * tol + 2);
+      for (const auto& piece : shards[s].layout.layers()) { // each piece is its tensor's range
+        const std::string base = piece.name.substr(0, piece.name.find('['));
+        const auto t = l.find(base);
+        REQUIRE(t.has_value());
+        tensors += piece.size == l[*t].size ? 1 : 0;
+        REQUIRE(l[*t].offset <= at + piece.offset);
+        REQUIRE(at + piece.offset + piece.size <= l[*t].offset + l[*t].size);
+      }
+      at += shards[s].size;
+    }
+    REQUIRE(at == d);
+    REQUIRE(tensors + (n - 1) >= l.num_layers()); // at most n - 1 tensors are cut
   }
 }

@@ -5,7 +5,7 @@
 //   layout   rank 1 has another model layout
 //   corrupt  rank 1's message is altered on the way
 //   nan      rank 1's gradient has a NaN
-// Usage: mpiexec -np N fault_job MODE [allreduce|ps]
+// Usage: mpiexec -np N fault_job MODE [allreduce|ps|sharded]
 
 #include <gradcomp/comm/mpi_cluster.hpp>
 #include <gradcomp/gradcomp.hpp>
@@ -22,7 +22,7 @@ using namespace gradcomp;
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);
   const std::string fault = argc > 1 ? argv[1] : "late";
-  const bool ps = argc > 2 && std::string(argv[2]) == "ps";
+  const std::string mode = argc > 2 ? argv[2] : "allreduce";
   const int rc = abort_on_error(MPI_COMM_WORLD, [&] {
     mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(500)});
     const bool faulty = comm.rank() == 1;
@@ -33,7 +33,9 @@ int main(int argc, char** argv) {
     using M = scheme<identity, flat_span>;
     mpi_cluster<W, M>::options opt;
     opt.seed = 3;
-    opt.mode = ps ? topology::parameter_server : topology::all_reduce;
+    opt.mode = mode == "ps"        ? topology::parameter_server
+               : mode == "sharded" ? topology::sharded
+                                   : topology::all_reduce;
     if (faulty && fault == "corrupt") {
       opt.on_send = [](std::span<std::byte> m) { m[m.size() / 2] ^= std::byte{1}; };
     }

@@ -6,6 +6,7 @@
 // exchange that times out, each a named error on every rank with nothing left hanging.
 
 #define CATCH_CONFIG_RUNNER
+#include <gradcomp/comm/in_process_sharded.hpp>
 #include <gradcomp/comm/mpi_cluster.hpp>
 #include <gradcomp/gradcomp.hpp>
 
@@ -59,13 +60,22 @@ std::size_t world_size() {
   return static_cast<std::size_t>(n);
 }
 
+/// The in-process simulation of an MPI run in `mode` (sharded: one shard per rank).
+template <class W, class M, class Sim>
+step_stats simulate(Sim& sim, const std::vector<std::span<const float>>& views, std::uint64_t step,
+                    std::span<float> out) {
+  return sim.step(cpu, std::span<const std::span<const float>>(views), step, 0.5f, out);
+}
+
 /// Four steps of the MPI cluster against the in-process simulation of the same run, with error
-/// feedback on both sides: updates and byte counts equal, bit for bit, on every rank.
+/// feedback on both sides: updates and byte counts equal, bit for bit, on every rank; each rank's
+/// decode work as the mode promises.
 template <class W, class M>
 void check_against_simulation(const W& q_w, const M& q_m, topology mode, bool share = false,
-                              aggregation rule = aggregation::mean) {
+                              aggregation rule = aggregation::mean,
+                              mpi_communicator::options comm_opt = test_timeout()) {
   const std::size_t n = world_size(), me = world_rank();
-  mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+  mpi_communicator comm(MPI_COMM_WORLD, comm_opt);
   typename mpi_cluster<W, M>::options opt;
   opt.seed = 77;
   opt.rule = rule;
@@ -75,9 +85,12 @@ void check_against_simulation(const W& q_w, const M& q_m, topology mode, bool sh
   opt.mode = mode;
   opt.root = n - 1;
   mpi_cluster<W, M> cluster(q_w, q_m, layout, comm, opt);
-  in_process_cluster<W, M> sim(q_w, q_m, layout, n,
-                               {opt.seed, rule, opt.worker_feedback, true, share, false});
-  std::vector<float> got(layout.total_size()), want(layout.total_size());
+  const typename in_process_cluster<W, M>::options sim_opt{opt.seed, rule,  opt.worker_feedback,
+                                                           true,     share, false};
+  in_process_cluster<W, M> sim(q_w, q_m, layout, n, sim_opt);
+  in_process_sharded_cluster<W, M> sharded_sim(q_w, q_m, layout, n, sim_opt);
+  const std::size_t d = layout.total_size();
+  std::vector<float> got(d), want(d);
   for (std::uint64_t step = 0; step < 4; ++step) {
     std::vector<std::vector<float>> g(n);
     std::vector<std::span<const float>> views;
@@ -86,12 +99,18 @@ void check_against_simulation(const W& q_w, const M& q_m, topology mode, bool sh
       views.emplace_back(g[r]);
     }
     const step_stats s = cluster.step(cpu, views[me], step, 0.5f, std::span<float>(got));
-    const step_stats t = sim.step(cpu, std::span<const std::span<const float>>(views), step, 0.5f,
-                                  std::span<float>(want));
+    const step_stats t = mode == topology::sharded
+                             ? simulate<W, M>(sharded_sim, views, step, std::span<float>(want))
+                             : simulate<W, M>(sim, views, step, std::span<float>(want));
     INFO("step " << step << ", rank " << me << " of " << n);
     REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
     REQUIRE(s.bytes_up == t.bytes_up);
     REQUIRE(s.bytes_down == t.bytes_down);
+    const bool aggregates = mode == topology::all_reduce || me == opt.root;
+    const std::size_t decoded = mode == topology::sharded ? n * sharded_sim.shards()[me].size + d
+                                                          : (aggregates ? n + 1 : 1) * d;
+    REQUIRE(s.rank_elements_decoded == decoded);
+    REQUIRE(s.rank_bytes_received > 0);
   }
 }
 
@@ -102,6 +121,9 @@ void both_modes(const W& q_w, const M& q_m = {}, bool share = false) {
   }
   SECTION("parameter server") {
     check_against_simulation(q_w, q_m, topology::parameter_server, share);
+  }
+  SECTION("sharded") {
+    check_against_simulation(q_w, q_m, topology::sharded, share);
   }
 }
 
@@ -119,6 +141,13 @@ errc failure_of(Body&& body) {
 }
 
 using topk_lw = scheme<topk, layer_span>;
+constexpr topology all_modes[] = {topology::all_reduce, topology::parameter_server,
+                                  topology::sharded};
+const char* mode_name(topology mode) {
+  return mode == topology::all_reduce ? "all-reduce"
+         : mode == topology::sharded  ? "sharded"
+                                      : "parameter server";
+}
 using dense_down = scheme<identity, flat_span>;
 
 /// Cluster options: a seed, a topology, optionally TernGrad scaler sharing.
@@ -192,8 +221,62 @@ TEST_CASE("every operator over MPI equals the in-process simulation", "[mpi]") {
     both_modes(topk_lw{{0.05}}, scheme<qsgd, flat_span>{{255}});
   }
   SECTION("majority vote of signs") {
-    check_against_simulation(scheme<sign_sgd, flat_span>{}, scheme<sign_sgd, flat_span>{},
-                             topology::all_reduce, false, aggregation::majority_vote);
+    for (const topology mode : {topology::all_reduce, topology::sharded}) {
+      check_against_simulation(scheme<sign_sgd, flat_span>{}, scheme<sign_sgd, flat_span>{}, mode,
+                               false, aggregation::majority_vote);
+    }
+  }
+}
+
+TEST_CASE("messages larger than one MPI transfer travel in pieces, in every mode", "[mpi]") {
+  // 61-byte MPI messages: every exchange of a step is cut into pieces, as one over 2 GiB would be
+  mpi_communicator::options small = test_timeout();
+  small.max_transfer_bytes = 61;
+  for (const topology mode :
+       {topology::all_reduce, topology::parameter_server, topology::sharded}) {
+    check_against_simulation(scheme<qsgd, layer_span>{{15}}, scheme<identity, flat_span>{}, mode,
+                             false, aggregation::mean, small);
+  }
+  mpi_communicator::options zero = test_timeout();
+  zero.max_transfer_bytes = 0;
+  REQUIRE(failure_of([&] { mpi_communicator bad(MPI_COMM_WORLD, zero); }) ==
+          errc::invalid_parameter);
+}
+
+TEST_CASE("sharded mode: bytes per rank do not grow with the rank count", "[mpi]") {
+  // sharded: a rank sends (n-1)/n of its Q_W messages and its shard's broadcast n-1 times, and
+  // receives n-1 shard messages and n-1 broadcasts, besides 2 envelopes and 2 size words per
+  // peer; all-reduce mode receives n-1 whole messages
+  const std::size_t n = world_size();
+  mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+  using W = scheme<qsgd, layer_span>;
+  using M = scheme<qsgd, flat_span>;
+  const model_layout big = model_layout::from_sizes({5000, 3000, 40000});
+  std::vector<float> g(big.total_size()), u(big.total_size());
+  std::mt19937_64 rng(world_rank());
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  for (float& v : g) {
+    v = nd(rng);
+  }
+  auto one_step = [&](topology mode) {
+    mpi_cluster<W, M>::options opt;
+    opt.seed = 5;
+    opt.mode = mode;
+    mpi_cluster<W, M> cluster(W{{15}}, M{{15}}, big, comm, opt);
+    return cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
+  };
+  const step_stats sharded = one_step(topology::sharded);
+  const step_stats gathered = one_step(topology::all_reduce);
+  const std::size_t m = sharded.bytes_up / n;            // one rank's Q_W messages
+  const std::size_t broadcasts = sharded.bytes_down / n; // the n shard broadcasts
+  const std::size_t control = (n - 1) * (2 * envelope_bytes + 2 * 8);
+  INFO("rank " << world_rank() << " of " << n << ": m " << m << ", broadcasts " << broadcasts);
+  REQUIRE(sharded.rank_bytes_sent - control <= m + broadcasts);
+  REQUIRE(sharded.rank_bytes_received - control <= m + broadcasts);
+  REQUIRE(gathered.rank_bytes_received ==
+          (n - 1) * (envelope_bytes + gathered.bytes_up / n)); // same-size QSGD messages
+  if (n >= 3) {
+    REQUIRE(sharded.rank_bytes_received < gathered.rank_bytes_received);
   }
 }
 
@@ -201,8 +284,8 @@ TEST_CASE("a rank with another layout, scheme, seed or step fails the step on ev
           "[mpi][faults]") {
   const std::size_t me = world_rank(), odd = world_size() - 1;
   mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
-  for (const topology mode : {topology::all_reduce, topology::parameter_server}) {
-    INFO((mode == topology::all_reduce ? "all-reduce" : "parameter server"));
+  for (const topology mode : all_modes) {
+    INFO(mode_name(mode));
     auto opt = options_for(5, mode);
     mpi_cluster<topk_lw, dense_down> good(topk_lw{{0.05}}, dense_down{}, layout, comm, opt);
     std::vector<float> u(layout.total_size());
@@ -243,8 +326,8 @@ TEST_CASE("a corrupted message is rejected by its receivers, a failed rank stops
           "[mpi][faults]") {
   const std::size_t me = world_rank(), n = world_size();
   mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
-  for (const topology mode : {topology::all_reduce, topology::parameter_server}) {
-    INFO((mode == topology::all_reduce ? "all-reduce" : "parameter server"));
+  for (const topology mode : all_modes) {
+    INFO(mode_name(mode));
     std::vector<float> u(layout.total_size());
     auto g = gradient(me, 1);
 
@@ -257,7 +340,10 @@ TEST_CASE("a corrupted message is rejected by its receivers, a failed rank stops
     mpi_cluster<topk_lw, dense_down> corrupt(topk_lw{{0.05}}, dense_down{}, layout, comm, opt);
     const errc e1 = failure_of(
         [&] { corrupt.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u)); });
-    if (mode == topology::all_reduce || me == opt.root) {
+    // the last bytes of rank 1's messages: the last shard's, which its master rank decodes
+    const bool decodes =
+        mode == topology::sharded ? me == n - 1 : mode == topology::all_reduce || me == opt.root;
+    if (decodes) {
       CHECK(e1 == errc::checksum_mismatch);
     } else {
       CHECK(e1 == errc::peer_failed);
@@ -319,10 +405,10 @@ TEST_CASE("an exchange that does not complete names the missing rank", "[mpi][fa
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
-TEST_CASE("a rank that hangs is named by every other rank, in both topologies", "[mpi][faults]") {
+TEST_CASE("a rank that hangs is named by every other rank, in every topology", "[mpi][faults]") {
   const std::size_t me = world_rank(), hung = 1;
-  for (const topology mode : {topology::all_reduce, topology::parameter_server}) {
-    INFO((mode == topology::all_reduce ? "all-reduce" : "parameter server") << ", rank " << me);
+  for (const topology mode : all_modes) {
+    INFO(mode_name(mode) << ", rank " << me);
     {
       // the root is rank 0: the hung rank is a worker that the root, not everyone, waits for
       mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(300)});

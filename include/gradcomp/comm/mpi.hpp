@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "../detail/bits.hpp"
 #include "../error.hpp"
 #include "exchange_envelope.hpp"
+#include "mpi_transfers.hpp"
 
 // the C API only: OpenMPI's deprecated C++ bindings do not compile warning-free
 #ifndef OMPI_SKIP_MPICXX
@@ -42,8 +44,10 @@
 /// mismatch or a rejected message leaves nothing pending: every rank throws and the communicator
 /// stays usable.
 ///
-/// MPI counts are int: one message may not exceed INT_MAX bytes (an error names the size; MPI-4
-/// large counts are not in Debian's OpenMPI 4.1).
+/// No size limit: MPI counts are int (Debian's OpenMPI 4.1 has no MPI-4 large counts), so a
+/// transfer larger than options::max_transfer_bytes (INT_MAX by default) travels as several MPI
+/// messages of at most that size, posted in order on the same tag (MPI's non-overtaking rule
+/// keeps them in order). traffic() counts the bytes this rank sent and received.
 
 namespace gradcomp {
 
@@ -51,6 +55,14 @@ class mpi_communicator {
 public:
   struct options {
     std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+    /// The largest single MPI message, 1 .. INT_MAX; larger transfers are split.
+    std::size_t max_transfer_bytes = INT_MAX;
+  };
+  /// Bytes this rank sent and received through this communicator since its construction,
+  /// envelopes included (a rank's own part of an exchange is not counted).
+  struct traffic_counters {
+    std::uint64_t sent = 0;
+    std::uint64_t received = 0;
   };
 
   /// Duplicates `comm`. MPI must be initialized.
@@ -60,6 +72,10 @@ public:
     MPI_Initialized(&initialized);
     detail::require(initialized != 0, errc::protocol_error,
                     "mpi_communicator needs MPI_Init first");
+    detail::require(opt.max_transfer_bytes >= 1 && opt.max_transfer_bytes <= INT_MAX,
+                    errc::invalid_parameter,
+                    "max_transfer_bytes " + std::to_string(opt.max_transfer_bytes) +
+                        " is outside 1 .. INT_MAX");
     check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
     check(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
     check(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
@@ -79,6 +95,7 @@ public:
   [[nodiscard]] std::size_t size() const noexcept { return static_cast<std::size_t>(size_); }
   [[nodiscard]] std::chrono::milliseconds timeout() const noexcept { return opt_.timeout; }
   [[nodiscard]] MPI_Comm native() const noexcept { return comm_; }
+  [[nodiscard]] traffic_counters traffic() const noexcept { return traffic_; }
 
   /// Every rank's envelope on every rank (index = rank).
   std::vector<exchange_envelope> exchange_envelopes(const exchange_envelope& mine) {
@@ -142,6 +159,60 @@ public:
     return offsets;
   }
 
+  /// Personalized exchange: `mine` holds one piece per rank back to back (rank r's piece is
+  /// [out_offsets[r], out_offsets[r + 1])); rank r's piece for this rank, of in_sizes[r] bytes
+  /// (announced beforehand), lands in `in` in rank order. Returns the offsets in `in`.
+  std::vector<std::size_t> alltoallv(std::span<const std::byte> mine,
+                                     std::span<const std::size_t> out_offsets,
+                                     std::span<const std::size_t> in_sizes,
+                                     std::vector<std::byte>& in) {
+    usable();
+    detail::require(out_offsets.size() == size() + 1 && out_offsets.back() == mine.size(),
+                    errc::size_mismatch, "alltoallv: the pieces do not tile this rank's buffer");
+    const std::vector<std::size_t> offsets = offsets_of(in_sizes);
+    const std::size_t me = rank();
+    detail::require(in_sizes[me] == out_offsets[me + 1] - out_offsets[me], errc::size_mismatch,
+                    "alltoallv: this rank's piece for itself has another size than announced");
+    in.resize(offsets.back());
+    std::copy(mine.begin() + static_cast<std::ptrdiff_t>(out_offsets[me]),
+              mine.begin() + static_cast<std::ptrdiff_t>(out_offsets[me + 1]),
+              in.begin() + static_cast<std::ptrdiff_t>(offsets[me]));
+    std::vector<transfer> ts;
+    for_peers([&](int r) {
+      const auto pr = static_cast<std::size_t>(r);
+      ts.push_back({r, false, in.data() + offsets[pr], in_sizes[pr]});
+      ts.push_back({r, true, const_cast<std::byte*>(mine.data()) + out_offsets[pr],
+                    out_offsets[pr + 1] - out_offsets[pr]});
+    });
+    run(ts, message_tag, "message");
+    return offsets;
+  }
+
+  /// Sends words[r] to rank r and returns the word each rank sent to this one (index = rank):
+  /// the sizes that announce an alltoallv.
+  std::vector<std::uint64_t> alltoall_words(std::span<const std::uint64_t> words) {
+    usable();
+    detail::require(words.size() == size(), errc::size_mismatch,
+                    std::to_string(words.size()) + " words for " + std::to_string(size()) +
+                        " ranks");
+    std::vector<std::byte> out(8 * size()), in(8 * size());
+    for (std::size_t r = 0; r < size(); ++r) {
+      detail::store_le<std::uint64_t>(out.data() + 8 * r, words[r]);
+    }
+    std::vector<transfer> ts;
+    for_peers([&](int r) {
+      const auto pr = static_cast<std::size_t>(r);
+      ts.push_back({r, false, in.data() + 8 * pr, 8});
+      ts.push_back({r, true, out.data() + 8 * pr, 8});
+    });
+    run(ts, sizes_tag, "message size");
+    std::vector<std::uint64_t> got(size());
+    for (std::size_t r = 0; r < size(); ++r) {
+      got[r] = r == rank() ? words[r] : detail::load_le<std::uint64_t>(in.data() + 8 * r);
+    }
+    return got;
+  }
+
   /// The messages at `root` as allgatherv; elsewhere `out` is left empty. `sizes` is read at the
   /// root only.
   std::vector<std::size_t> gatherv(std::span<const std::byte> mine,
@@ -151,7 +222,6 @@ public:
     const int to = root_int(root);
     std::vector<transfer> ts;
     if (rank_ != to) {
-      require_count(mine.size(), "message");
       ts.push_back({to, true, const_cast<std::byte*>(mine.data()), mine.size()});
       run(ts, message_tag, "message");
       return {};
@@ -171,7 +241,6 @@ public:
   void broadcast(std::span<std::byte> buf, std::size_t root) {
     usable();
     const int from = root_int(root);
-    require_count(buf.size(), "broadcast");
     std::vector<transfer> ts;
     if (rank_ == from) {
       for_peers([&](int r) { ts.push_back({r, true, buf.data(), buf.size()}); });
@@ -186,7 +255,6 @@ public:
   /// maximum in rank order).
   void allreduce_max(std::span<float> v) {
     usable();
-    require_count(v.size() * sizeof(float), "allreduce");
     std::vector<float> all(v.size() * size());
     std::vector<transfer> ts;
     auto* mine = reinterpret_cast<std::byte*>(v.data());
@@ -210,22 +278,16 @@ public:
   }
 
 private:
+  using transfer = detail::mpi_transfer;
   static constexpr int all_ranks = -1;
   static constexpr int envelope_tag = 0x4743; // "GC"
   static constexpr int verdict_tag = envelope_tag + 1;
   static constexpr int message_tag = envelope_tag + 2;
   static constexpr int broadcast_tag = envelope_tag + 3;
   static constexpr int scales_tag = envelope_tag + 4;
+  static constexpr int sizes_tag = envelope_tag + 5;
   /// How many timeouts a rank waits for a root, which may spend one waiting for another rank.
   static constexpr int root_patience = 2;
-
-  /// One point-to-point operation of an exchange.
-  struct transfer {
-    int peer;
-    bool send;
-    std::byte* data;
-    std::size_t bytes;
-  };
 
   template <class F>
   void for_peers(F&& f) const {
@@ -241,18 +303,10 @@ private:
                     std::to_string(sizes.size()) + " message sizes for " + std::to_string(size()) +
                         " ranks");
     std::vector<std::size_t> offsets(1, 0);
-    for (std::size_t r = 0; r < sizes.size(); ++r) {
-      detail::require(sizes[r] <= INT_MAX, errc::invalid_parameter,
-                      "the message of rank " + std::to_string(r) + " has " +
-                          std::to_string(sizes[r]) + " bytes, more than MPI's int count");
-      offsets.push_back(offsets.back() + sizes[r]);
+    for (const std::size_t b : sizes) {
+      offsets.push_back(offsets.back() + b);
     }
     return offsets;
-  }
-  static void require_count(std::size_t bytes, const char* what) {
-    detail::require(bytes <= INT_MAX, errc::invalid_parameter,
-                    std::string(what) + " of " + std::to_string(bytes) +
-                        " bytes exceeds MPI's int count");
   }
 
   int root_int(std::size_t root) const {
@@ -292,15 +346,18 @@ private:
   /// errc::timeout naming the peers still pending ("rank 0 got no message from rank 2", "rank
   /// 1's verdict was not taken by rank 3"), the pending operations are cancelled and the
   /// communicator is broken.
-  void run(std::vector<transfer>& ts, int tag, const char* what, int patience = 1) {
+  void run(std::vector<transfer>& whole, int tag, const char* what, int patience = 1) {
+    std::vector<transfer> ts = detail::in_chunks(whole, opt_.max_transfer_bytes);
     std::vector<MPI_Request> reqs(ts.size(), MPI_REQUEST_NULL);
     for (std::size_t i = 0; i < ts.size(); ++i) {
       const transfer& t = ts[i];
       const int count = static_cast<int>(t.bytes);
       if (t.send) {
         check(MPI_Isend(t.data, count, MPI_BYTE, t.peer, tag, comm_, &reqs[i]), "MPI_Isend");
+        traffic_.sent += t.bytes;
       } else {
         check(MPI_Irecv(t.data, count, MPI_BYTE, t.peer, tag, comm_, &reqs[i]), "MPI_Irecv");
+        traffic_.received += t.bytes;
       }
     }
     const auto deadline = std::chrono::steady_clock::now() + patience * opt_.timeout;
@@ -318,47 +375,13 @@ private:
       }
       if (std::chrono::steady_clock::now() > deadline) {
         broken_ = true;
-        const std::string who = missing(ts, reqs, what);
-        cancel_pending(reqs);
+        const std::string who = detail::pending_peers(ts, reqs, what, rank_);
+        detail::cancel_pending(reqs);
         detail::fail(errc::timeout,
                      who + " within " + std::to_string(patience * opt_.timeout.count()) + " ms");
       }
       if (polls > 2000) { // a peer is late: stop spinning on a core the others may need
         std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
-    }
-  }
-
-  /// "rank 0 got no envelope from rank 2, 3" for the receives still pending, else "rank 0's
-  /// envelope was not taken by rank 1" for the sends.
-  std::string missing(const std::vector<transfer>& ts, const std::vector<MPI_Request>& reqs,
-                      const char* what) const {
-    std::string recv, send;
-    for (std::size_t i = 0; i < reqs.size(); ++i) {
-      if (reqs[i] != MPI_REQUEST_NULL) {
-        std::string& list = ts[i].send ? send : recv;
-        list += (list.empty() ? "" : ", ") + std::to_string(ts[i].peer);
-      }
-    }
-    const std::string me = "rank " + std::to_string(rank_);
-    if (!recv.empty()) {
-      return me + " got no " + what + " from rank " + recv;
-    }
-    return me + "'s " + what + " was not taken by rank " + send;
-  }
-
-  /// After a timeout: cancels the pending operations, so no late message is written into a
-  /// buffer that is gone.
-  static void cancel_pending(std::span<MPI_Request> reqs) noexcept {
-    for (MPI_Request& r : reqs) {
-      if (r == MPI_REQUEST_NULL) {
-        continue;
-      }
-      MPI_Cancel(&r);
-      int flag = 0;
-      MPI_Test(&r, &flag, MPI_STATUS_IGNORE);
-      if (flag == 0) {
-        MPI_Request_free(&r);
       }
     }
   }
@@ -386,6 +409,7 @@ private:
   int size_ = 1;
   bool broken_ = false;
   exchange_envelope::bytes report_{}; ///< a failure report in flight (report_failure)
+  traffic_counters traffic_;
 };
 
 /// Runs `body()`; on a gradcomp error (or any exception) prints "rank R: what" to stderr and

@@ -8,6 +8,7 @@
 #include "../layout/model_layout.hpp"
 #include "exchange_envelope.hpp"
 #include "mpi.hpp"
+#include "mpi_sharded.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -30,6 +31,11 @@
 ///   the compressed messages as the unit of exchange (no summation of codes on the wire).
 /// - parameter_server: messages are gathered at the root, which aggregates, applies Q_M and
 ///   broadcasts the Q_M message.
+/// - sharded: every rank is the master of one shard of the model (comm/shard_plan.hpp): Q_W per
+///   shard, an all-to-all, Q_M per shard on its rank, an allgather of the shard broadcasts
+///   (comm/mpi_sharded.hpp). Bytes and decode work per rank do not grow with the rank count; the
+///   result is in_process_sharded_cluster's (comm/in_process_sharded.hpp) bit for bit, since the
+///   sharding changes what is compressed: an entire-model scheme compresses each shard whole.
 ///
 /// Before any message moves, ranks exchange envelopes (comm/exchange_envelope.hpp) and check
 /// them: a rank with another layout, scheme, version, seed or step, or one whose compression
@@ -42,15 +48,20 @@
 ///
 /// Statistics per step: bytes_up is all ranks' Q_W messages, bytes_down the broadcast times the
 /// number of ranks, as in the simulation; the per-span tables count this rank's own message (and
-/// its compression error) and the broadcast.
+/// its compression error) and the broadcast; rank_bytes_sent / rank_bytes_received are this
+/// rank's traffic as the communicator counted it, rank_elements_decoded its decode work.
 
 namespace gradcomp {
 
-enum class topology : std::uint8_t { all_reduce, parameter_server };
+enum class topology : std::uint8_t { all_reduce, parameter_server, sharded };
 
 template <class WorkerScheme, class MasterScheme>
 class mpi_cluster {
 public:
+  using worker_type = worker<WorkerScheme, MasterScheme>;
+  using master_type = master<WorkerScheme, MasterScheme>;
+  using sharded_type = detail::mpi_sharded_exchange<WorkerScheme, MasterScheme>;
+
   struct options {
     std::uint64_t seed = 0;
     aggregation rule = aggregation::mean;
@@ -66,29 +77,51 @@ public:
 
   mpi_cluster(WorkerScheme q_w, MasterScheme q_m, const model_layout& layout,
               mpi_communicator& comm, options opt)
-      : comm_(comm), opt_(opt), worker_(q_w, q_m, layout, static_cast<std::uint32_t>(comm.rank()),
-                                        {opt.seed, opt.worker_feedback}) {
+      : comm_(comm), opt_(opt), total_(layout.total_size()) {
     detail::require(opt.root < comm.size(), errc::invalid_parameter,
                     "root rank " + std::to_string(opt.root) + " of " + std::to_string(comm.size()));
-    if (opt.mode == topology::all_reduce || comm.rank() == opt.root) {
-      master_.emplace(q_w, q_m, layout, comm.size(),
-                      typename master<WorkerScheme, MasterScheme>::options{opt.seed, opt.rule,
-                                                                           opt.master_feedback});
+    const auto me = static_cast<std::uint32_t>(comm.rank());
+    if (opt.mode == topology::sharded) {
+      sharded_.emplace(q_w, q_m, layout, comm,
+                       typename sharded_type::settings{opt.seed, opt.rule, opt.worker_feedback,
+                                                       opt.master_feedback, opt.share_scales,
+                                                       opt.on_send});
+      mine_.worker_plan = sharded_->worker_plan();
+      mine_.master_plan = sharded_->master_plan();
+    } else {
+      worker_.emplace(q_w, q_m, layout, me,
+                      typename worker_type::options{opt.seed, opt.worker_feedback});
+      mine_.worker_plan = worker_->worker_codec().plan_digest();
+      mine_.master_plan = worker_->master_codec().plan_digest();
     }
-    const scheme_ids ids = worker_.worker_codec().ids();
+    if (opt.mode == topology::all_reduce ||
+        (opt.mode == topology::parameter_server && comm.rank() == opt.root)) {
+      master_.emplace(q_w, q_m, layout, comm.size(),
+                      typename master_type::options{opt.seed, opt.rule, opt.master_feedback});
+    }
+    const scheme_ids ids = codec<WorkerScheme>(q_w, layout).ids();
     mine_.compressor = ids.compressor;
     mine_.encoding = ids.encoding;
     mine_.granularity = ids.granularity;
-    mine_.rank = static_cast<std::uint32_t>(comm.rank());
+    mine_.rank = me;
     mine_.layout_digest = layout_digest(layout);
-    mine_.worker_plan = worker_.worker_codec().plan_digest();
-    mine_.master_plan = worker_.master_codec().plan_digest();
     mine_.seed = opt.seed;
   }
 
   [[nodiscard]] std::size_t rank() const noexcept { return comm_.rank(); }
   [[nodiscard]] std::size_t size() const noexcept { return comm_.size(); }
-  [[nodiscard]] worker<WorkerScheme, MasterScheme>& local_worker() noexcept { return worker_; }
+  /// This rank's worker (all_reduce and parameter_server modes).
+  [[nodiscard]] worker_type& local_worker() {
+    detail::require(worker_.has_value(), errc::invalid_parameter,
+                    "a sharded cluster has one worker per shard: use shard_worker(s)");
+    return *worker_;
+  }
+  /// This rank's worker for shard s (sharded mode).
+  [[nodiscard]] worker_type& shard_worker(std::size_t s) {
+    detail::require(sharded_.has_value(), errc::invalid_parameter,
+                    "only a sharded cluster has shard workers");
+    return sharded_->shard_worker(s);
+  }
 
   /// One step of Algorithm 1: this rank's `grad` (times `scale`, plus its residual) goes up, the
   /// decoded broadcast comes back into `update`. Collective: every rank calls it with the same
@@ -97,16 +130,29 @@ public:
   template <class Exec>
   step_stats step(const Exec& exec, std::span<const float> grad, std::uint64_t step, float scale,
                   std::span<float> update) {
-    using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
     exchange_envelope env = mine_;
     env.step = step;
+    const mpi_communicator::traffic_counters before = comm_.traffic();
+    step_stats st = sharded_ ? sharded_->step(exec, env, grad, step, scale, update)
+                             : whole_model_step(exec, env, grad, step, scale, update);
+    st.rank_bytes_sent = comm_.traffic().sent - before.sent;
+    st.rank_bytes_received = comm_.traffic().received - before.received;
+    return st;
+  }
+
+private:
+  /// A step of the all_reduce and parameter_server modes.
+  template <class Exec>
+  step_stats whole_model_step(const Exec& exec, exchange_envelope env, std::span<const float> grad,
+                              std::uint64_t step, float scale, std::span<float> update) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
     std::optional<error> local_failure;
     std::span<const std::byte> msg;
     // a collective of its own: fails on every rank when one rank's scales fail
     const std::vector<float> shared = shared_scales(exec, grad, step, scale);
     try {
-      msg = worker_.compress(exec, grad, step, scale, shared);
+      msg = worker_->compress(exec, grad, step, scale, shared);
       if (opt_.on_send) {
         sent_.assign(msg.begin(), msg.end());
         opt_.on_send(std::span<std::byte>(sent_));
@@ -122,14 +168,14 @@ public:
                         ? all_reduce_step(exec, env, local_failure, msg)
                         : parameter_server_step(exec, env, local_failure, msg);
     const auto t2 = clock::now();
-    worker_.decompress(exec, std::span<const std::byte>(down_), step, update);
+    worker_->decompress(exec, std::span<const std::byte>(down_), step, update);
     const auto t3 = clock::now();
     count(st, msg);
     detail::record_times(st, t0, t1, t2, t3);
+    st.rank_elements_decoded = (master_ ? size() + 1 : 1) * total_;
     return st;
   }
 
-private:
   /// Every rank's envelope on every rank, checked; then every message on every rank; each rank
   /// runs the master on them in rank order.
   template <class Exec>
@@ -292,7 +338,7 @@ private:
     std::vector<float> v;
     std::optional<error> failure;
     try {
-      v = worker_.local_scales(exec, grad, step, scale);
+      v = worker_->local_scales(exec, grad, step, scale);
     } catch (const error& e) {
       failure = e;
     }
@@ -308,13 +354,13 @@ private:
   }
 
   void count(step_stats& st, std::span<const std::byte> msg) {
-    const auto& up_plan = worker_.worker_codec().spans();
-    const auto& down_plan = worker_.master_codec().spans();
-    const model_layout& layout = worker_.layout();
+    const auto& up_plan = worker_->worker_codec().spans();
+    const auto& down_plan = worker_->master_codec().spans();
+    const model_layout& layout = worker_->layout();
     st.up = detail::traffic_table(up_plan, layout);
     st.down = detail::traffic_table(down_plan, layout);
     std::vector<double> err(up_plan.size()), norm(up_plan.size());
-    auto& mem = worker_.memory();
+    auto& mem = worker_->memory();
     detail::count_message(msg, up_plan, mem.last_input(), mem.last_sent(), st.up, err, norm);
     detail::finish_errors(st.up, err, norm);
     std::vector<double> derr(down_plan.size()), dnorm(down_plan.size());
@@ -322,13 +368,15 @@ private:
                           dnorm);
   }
 
-  std::size_t max_up() { return worker_.worker_codec().template max_encoded_bytes<float>(); }
-  std::size_t max_down() { return worker_.master_codec().template max_encoded_bytes<float>(); }
+  std::size_t max_up() { return worker_->worker_codec().template max_encoded_bytes<float>(); }
+  std::size_t max_down() { return worker_->master_codec().template max_encoded_bytes<float>(); }
 
   mpi_communicator& comm_;
   options opt_;
-  worker<WorkerScheme, MasterScheme> worker_;
-  std::optional<master<WorkerScheme, MasterScheme>> master_;
+  std::size_t total_;
+  std::optional<worker_type> worker_;
+  std::optional<master_type> master_;
+  std::optional<sharded_type> sharded_;
   exchange_envelope mine_;
   std::vector<std::size_t> sizes_;
   std::vector<std::byte> gathered_;

@@ -33,6 +33,12 @@ struct step_stats {
   double seconds_compress = 0;    ///< all workers' Q_W (with scale sharing and error feedback)
   double seconds_aggregate = 0;   ///< the master: decode, sum or vote, Q_M
   double seconds_decompress = 0;  ///< one worker decoding the broadcast
+  /// Over MPI (mpi_cluster), this rank's share of the step: bytes it sent and received through
+  /// the communicator (envelopes included) and gradient elements it decoded (messages it
+  /// aggregated and the broadcast). Zero in one process.
+  std::size_t rank_bytes_sent = 0;
+  std::size_t rank_bytes_received = 0;
+  std::size_t rank_elements_decoded = 0;
 };
 
 namespace detail {
