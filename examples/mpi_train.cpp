@@ -39,7 +39,7 @@ namespace {
 struct config {
   ex::training_options t;
   std::string master = "identity";   // identity | qsgd | a spec (Q_M of the aggregate)
-  std::string mode = "allreduce";    // allreduce | ps
+  std::string mode = "allreduce";    // allreduce | ps | sharded
   std::uint32_t master_levels = 255; // QSGD (Q_M)
   bool share_scales = false;         // TernGrad scaler sharing
   std::size_t simulate = 0;          // > 0: that many workers in this process, no MPI
@@ -50,7 +50,7 @@ struct config {
   std::fprintf(
       stderr,
       "mpi_train: %s\noptions:\n%s"
-      "  --master identity|qsgd|SPEC --master-levels S --mode allreduce|ps --share-scales\n"
+      "  --master identity|qsgd|SPEC --master-levels S --mode allreduce|ps|sharded --share-scales\n"
       "  --simulate N --timeout-ms T\n",
       why.c_str(), ex::training_usage);
   std::exit(2);
@@ -79,8 +79,8 @@ config parse(int argc, char** argv) {
   }
   if (const std::string why = ex::check_training_options(c.t); !why.empty())
     usage(why);
-  if (c.mode != "allreduce" && c.mode != "ps")
-    usage("--mode allreduce|ps");
+  if (c.mode != "allreduce" && c.mode != "ps" && c.mode != "sharded")
+    usage("--mode allreduce|ps|sharded");
   return c;
 }
 
@@ -222,15 +222,23 @@ int run(const config& c) {
     const W q_w = ex::worker_scheme(c.t, t.model().layout());
     const M q_m{master_spec(c)};
     t.describe(q_w.spec, q_m.spec);
-    in_process_cluster<W, M> cluster(
-        q_w, q_m, t.model().layout(), c.simulate,
-        {c.t.seed, aggregation::mean, c.t.feedback, false, c.share_scales, false});
-    t.run(
-        [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
-          std::vector<std::span<const float>> views(g.begin(), g.end());
-          return cluster.step(cpu, std::span<const std::span<const float>>(views), step, 1.0f, u);
-        },
-        [](double x) { return x; }, true);
+    const in_process_cluster<W, M>::options opt{c.t.seed, aggregation::mean, c.t.feedback,
+                                                false,    c.share_scales,    false};
+    auto simulate = [&](auto& cluster) {
+      t.run(
+          [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
+            std::vector<std::span<const float>> views(g.begin(), g.end());
+            return cluster.step(cpu, std::span<const std::span<const float>>(views), step, 1.0f, u);
+          },
+          [](double x) { return x; }, true);
+    };
+    if (c.mode == "sharded") { // the same sharding as the MPI run's
+      in_process_sharded_cluster<W, M> cluster(q_w, q_m, t.model().layout(), c.simulate, opt);
+      simulate(cluster);
+    } else {
+      in_process_cluster<W, M> cluster(q_w, q_m, t.model().layout(), c.simulate, opt);
+      simulate(cluster);
+    }
     return 0;
   }
   return abort_on_error(MPI_COMM_WORLD, [&] {
@@ -243,7 +251,9 @@ int run(const config& c) {
     opt.seed = c.t.seed;
     opt.worker_feedback = c.t.feedback;
     opt.share_scales = c.share_scales;
-    opt.mode = c.mode == "ps" ? topology::parameter_server : topology::all_reduce;
+    opt.mode = c.mode == "ps"        ? topology::parameter_server
+               : c.mode == "sharded" ? topology::sharded
+                                     : topology::all_reduce;
     mpi_cluster<W, M> cluster(q_w, q_m, t.model().layout(), comm, opt);
     t.run(
         [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {

@@ -99,7 +99,8 @@ public:
       master_.emplace(q_w, q_m, layout, comm.size(),
                       typename master_type::options{opt.seed, opt.rule, opt.master_feedback});
     }
-    const scheme_ids ids = codec<WorkerScheme>(q_w, layout).ids();
+    const scheme_ids ids =
+        sharded_ ? sharded_->shard_worker(0).worker_codec().ids() : worker_->worker_codec().ids();
     mine_.compressor = ids.compressor;
     mine_.encoding = ids.encoding;
     mine_.granularity = ids.granularity;
