@@ -10,12 +10,24 @@
 //   parameter server, worker       m_up
 //   parameter server, root         (n-1) * m_down           (broadcast to the others, flat)
 //   and the root receives          (n-1) * m_up
+//   sharded exchange, rank s       sum over t != s of m_t + (n-1) b_s   (m_t: its message for
+//                                  shard t, b_s: shard s's broadcast; as much comes in)
 // The allgather stops paying where (n-1) m > 2 (n-1)/n 4d, i.e. n > 8d / m.
+//
+// With --time, it also measures each operator's encode and decode rates on ResNet-50 (one
+// thread) and prints a step-time model per mode (see step_time below) and a CSV of the winners
+// for scripts/scaling_plot.py.
 
+#include <gradcomp/comm/exchange_envelope.hpp>
 #include <gradcomp/gradcomp.hpp>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 using namespace gradcomp;
@@ -56,17 +68,45 @@ model_layout transformer_1b() {
   return model_layout::from_sizes(sizes, names);
 }
 
+const std::vector<int> rank_counts{8, 64, 256, 1024};
+
 struct op_size {
   std::string name;
-  double layer = 0, flat = 0; ///< message bytes, layer-wise and entire-model
+  double layer = 0, flat = 0;  ///< message bytes, layer-wise and entire-model
+  std::vector<double> sharded; ///< per rank_counts: the busiest rank's bytes out (as many in)
 };
+
+/// The bytes the busiest rank sends in the sharded exchange with n ranks (Q_M = Q_W, layer-wise
+/// shards), envelopes and size words included.
+template <class C>
+double sharded_bytes(const C& comp, const model_layout& layout, int n) {
+  const auto shards = shard_model(layout, static_cast<std::size_t>(n), 0);
+  std::vector<double> m;
+  double total = 0;
+  for (const model_shard& sh : shards) {
+    m.push_back(static_cast<double>(
+        codec<scheme<C, layer_span>>(scheme<C, layer_span>{comp}, sh.layout).max_encoded_bytes()));
+    total += m.back();
+  }
+  double worst = 0;
+  for (const double ms : m) {
+    worst = std::max(worst, total - ms + (n - 1) * ms);
+  }
+  return worst + (n - 1) * (2.0 * envelope_bytes + 16);
+}
 
 template <class C>
 op_size sizes_of(const std::string& name, const C& comp, const model_layout& layout) {
   const codec<scheme<C, layer_span>> lw(scheme<C, layer_span>{comp}, layout);
   const codec<scheme<C, flat_span>> em(scheme<C, flat_span>{comp}, layout);
-  return {name, static_cast<double>(lw.max_encoded_bytes()),
-          static_cast<double>(em.max_encoded_bytes())};
+  op_size o{name,
+            static_cast<double>(lw.max_encoded_bytes()),
+            static_cast<double>(em.max_encoded_bytes()),
+            {}};
+  for (const int n : rank_counts) {
+    o.sharded.push_back(sharded_bytes(comp, layout, n));
+  }
+  return o;
 }
 
 std::string human(double bytes) {
@@ -116,8 +156,10 @@ void report(const char* title, const model_layout& layout) {
   }
   std::printf("\nBytes sent per step by one rank, layer-wise messages. Parameter server: Q_M is "
               "the same operator as Q_W (the paper's bidirectional setting), so the broadcast has "
-              "the size m too; the root receives (n-1) m and sends (n-1) m (flat broadcast):\n\n");
-  const std::vector<int> ranks{8, 64, 256, 1024};
+              "the size m too; the root receives (n-1) m and sends (n-1) m (flat broadcast). "
+              "Sharded: the busiest rank, from the exact message sizes of each shard's codec, "
+              "envelopes included; it receives as much:\n\n");
+  const std::vector<int>& ranks = rank_counts;
   std::printf("| operator | mode |");
   for (const int n : ranks) {
     std::printf(" n=%d |", n);
@@ -147,14 +189,180 @@ void report(const char* title, const model_layout& layout) {
     for (const int n : ranks) {
       std::printf(" %s, %s |", human((n - 1) * o.layer).c_str(), human((n - 1) * o.layer).c_str());
     }
+    std::printf("\n| %s | sharded |", o.name.c_str());
+    for (const double b : o.sharded) {
+      std::printf(" %s |", human(b).c_str());
+    }
     std::printf("\n");
   }
   std::printf("\n");
 }
 
+// ---- step-time model (--time) ----------------------------------------------------------------
+
+/// Encode and decode rates of a layer-wise operator, elements per second, one thread, best of 3.
+struct rates {
+  double encode = 0, decode = 0;
+};
+
+template <class C>
+rates measure(const C& comp, const model_layout& layout) {
+  using S = scheme<C, layer_span>;
+  codec<S> c(S{comp}, layout);
+  const std::size_t d = layout.total_size();
+  std::vector<float> g(d), out(d);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> nd(0.0f, 1e-3f);
+  for (float& x : g) {
+    x = nd(rng);
+  }
+  std::vector<std::byte> msg(c.max_encoded_bytes());
+  auto best = [](auto&& f) {
+    double t = 1e30;
+    for (int i = 0; i < 3; ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      f();
+      t = std::min(t, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return t;
+  };
+  std::size_t bytes = 0;
+  const double te = best([&] {
+    bytes = c.encode(cpu, std::span<const float>(g), std::span<std::byte>(msg), {1, 0, 0});
+  });
+  const double td = best(
+      [&] { c.decode(cpu, std::span<const std::byte>(msg.data(), bytes), std::span<float>(out)); });
+  return {static_cast<double>(d) / te, static_cast<double>(d) / td};
+}
+
+/// Modeled seconds of one step with n ranks at `bw` bytes/s per direction: bandwidth, latency
+/// (alpha per round of exchanges, beta per point-to-point message posted) and the busiest rank's
+/// encode and decode work at the measured rates. The dense ring's summation is left out (it runs
+/// at memory speed), which favours the baseline.
+struct step_model {
+  double d, m, sharded, bw;
+  int n;
+  rates r;
+  double compute = 1; ///< 0: communication only (codec work overlapped or on a fast device)
+  static constexpr double alpha = 5e-6, beta = 0.5e-6;
+
+  [[nodiscard]] double latency(double rounds, double messages) const {
+    return rounds * alpha + messages * beta;
+  }
+  [[nodiscard]] double dense_ring() const {
+    return 2.0 * (n - 1) / n * 4 * d / bw + latency(2.0 * (n - 1), 2.0 * (n - 1));
+  }
+  [[nodiscard]] double all_reduce() const { // allgather; every rank decodes n messages, runs Q_M
+    return (n - 1) * (m + envelope_bytes) / bw + latency(2, 4.0 * (n - 1)) +
+           compute * (2 * d / r.encode + (n + 1) * d / r.decode);
+  }
+  [[nodiscard]] double parameter_server() const { // the root's link, in then out
+    return 2 * (n - 1) * (m + envelope_bytes) / bw + latency(4, 4.0 * (n - 1)) + 2 * d / r.encode +
+           (n + 1) * d / r.decode;
+  }
+  [[nodiscard]] double sharded_exchange() const { // all-to-all, then allgather of broadcasts
+    return sharded / bw + latency(6, 12.0 * (n - 1)) +
+           compute * ((d + d / n) / r.encode + 2 * d / r.decode);
+  }
+};
+
+template <class C>
+void time_rows(const char* model, const char* name, const C& comp, const model_layout& layout,
+               const rates& r, double compute, std::FILE* csv) {
+  const std::vector<double> gbps{10, 25, 100, 400};
+  const double d = static_cast<double>(layout.total_size());
+  const double m = static_cast<double>(
+      codec<scheme<C, layer_span>>(scheme<C, layer_span>{comp}, layout).max_encoded_bytes());
+  std::vector<double> sharded;
+  for (int n = 8; n <= 1024; n *= 2) {
+    sharded.push_back(sharded_bytes(comp, layout, n));
+  }
+  for (const double g : gbps) {
+    std::printf("| %s | %.0f |", name, g);
+    int i = 0;
+    for (int n = 8; n <= 1024; n *= 2, ++i) {
+      const step_model sm{d, m, sharded[i], g * 1e9 / 8, n, r, compute};
+      const std::pair<const char*, double> modes[] = {{"dense ring", sm.dense_ring()},
+                                                      {"all-reduce", sm.all_reduce()},
+                                                      {"param. server", sm.parameter_server()},
+                                                      {"sharded", sm.sharded_exchange()}};
+      const auto* win = &modes[0];
+      for (const auto& md : modes) {
+        win = md.second < win->second ? &md : win;
+        std::fprintf(csv, "%s,%s,%s,%.0f,%d,%s,%.6f\n", model, compute > 0 ? "measured" : "none",
+                     name, g, n, md.first, md.second);
+      }
+      if (n == 8 || n == 64 || n == 256 || n == 1024) {
+        std::printf(" %s %.0f ms (ring %.0f) |", win->first, 1e3 * win->second,
+                    1e3 * sm.dense_ring());
+      }
+    }
+    std::printf("\n");
+  }
+}
+
+template <class Ops>
+void time_model(const char* title, const model_layout& layout, const Ops& ops, std::FILE* csv) {
+  for (const double compute : {1.0, 0.0}) {
+    std::printf("### %s, %s\n\n| operator | Gb/s | n=8 | n=64 | n=256 | n=1024 |\n"
+                "|---|---|---|---|---|---|\n",
+                title,
+                compute > 0 ? "codec work at the measured CPU rates"
+                            : "communication only (codec work left out)");
+    std::apply(
+        [&](const auto&... op) {
+          (time_rows(title, op.name, op.comp, layout, op.r, compute, csv), ...);
+        },
+        ops);
+    std::printf("\n");
+  }
+}
+
+template <class C>
+struct timed_op {
+  const char* name;
+  C comp;
+  rates r;
+};
+
+void step_times(const char* csv_path) {
+  const model_layout r50 = models::resnet50_imagenet();
+  auto op = [&](const char* name, auto comp) {
+    return timed_op<decltype(comp)>{name, comp, measure(comp, r50)};
+  };
+  const auto ops = std::make_tuple(op("fp32 through the codec", identity{}),
+                                   op("stochastic rounding bf16", stochastic_rounding<bfloat16>{}),
+                                   op("QSGD s=15", qsgd{15}), op("TernGrad", terngrad{}),
+                                   op("top-k 1%", topk{0.01}));
+  std::printf("## Step time, modeled\n\nMeasured rates on this machine (ResNet-50, layer-wise, "
+              "one thread), in million elements per second:\n\n| operator | encode | decode |\n"
+              "|---|---|---|\n");
+  std::apply(
+      [](const auto&... o) {
+        (std::printf("| %s | %.0f | %.0f |\n", o.name, o.r.encode / 1e6, o.r.decode / 1e6), ...);
+      },
+      ops);
+  std::printf("\nThe fastest mode per cell and its modeled step time (the dense ring's in "
+              "brackets); Q_M = Q_W; alpha = %.0f us per round of exchanges, beta = %.1f us per "
+              "message posted:\n\n",
+              step_model::alpha * 1e6, step_model::beta * 1e6);
+  std::FILE* csv = std::fopen(csv_path, "w");
+  if (csv == nullptr) {
+    std::fprintf(stderr, "cannot write %s\n", csv_path);
+    return;
+  }
+  std::fprintf(csv, "model,compute,operator,gbps,ranks,mode,seconds\n");
+  time_model("ResNet-50", r50, ops, csv);
+  time_model("Transformer 1.1B", transformer_1b(), ops, csv);
+  std::fclose(csv);
+}
+
 } // namespace
 
-int main() {
+int main(int argc, char** argv) {
   report("ResNet-50 (ImageNet)", models::resnet50_imagenet());
   report("Transformer, 1.1B parameters (GPT-like, width 2048, 20 blocks)", transformer_1b());
+  if (argc > 2 && std::strcmp(argv[1], "--time") == 0) {
+    step_times(argv[2]);
+  }
 }

@@ -371,6 +371,58 @@ TEST_CASE("a corrupted message is rejected by its receivers, a failed rank stops
   }
 }
 
+namespace {
+/// The worker residuals of this rank (one per shard in sharded mode) and the inputs they last
+/// compressed, back to back.
+template <class C>
+std::pair<std::vector<float>, std::vector<float>> residuals_of(C& cluster, topology mode) {
+  std::pair<std::vector<float>, std::vector<float>> out;
+  auto add = [&](auto& w) {
+    const auto r = w.memory().residual();
+    const auto p = w.memory().last_input();
+    out.first.insert(out.first.end(), r.begin(), r.end());
+    out.second.insert(out.second.end(), p.begin(), p.end());
+  };
+  if (mode == topology::sharded) {
+    for (std::size_t s = 0; s < world_size(); ++s) {
+      add(cluster.shard_worker(s));
+    }
+  } else {
+    add(cluster.local_worker());
+  }
+  return out;
+}
+} // namespace
+
+TEST_CASE("a failed step returns what each rank sent to its residual", "[mpi][faults]") {
+  const std::size_t me = world_rank(), n = world_size();
+  mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+  for (const topology mode : all_modes) {
+    INFO(mode_name(mode) << ", rank " << me);
+    auto opt = options_for(12, mode);
+    opt.worker_feedback = true;
+    mpi_cluster<topk_lw, dense_down> cluster(topk_lw{{0.05}}, dense_down{}, layout, comm, opt);
+    good_step(cluster, 0);
+    const std::vector<float> before = residuals_of(cluster, mode).first;
+    auto g = gradient(me, 1);
+    if (me == n - 1) {
+      g[40] = std::nanf("");
+    }
+    std::vector<float> u(layout.total_size());
+    const errc e = failure_of(
+        [&] { cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u)); });
+    CHECK(e == (me == n - 1 ? errc::non_finite_input : errc::peer_failed));
+    const auto [after, sent_input] = residuals_of(cluster, mode);
+    if (me == n - 1) { // its compression failed: the residual it had
+      CHECK(std::memcmp(after.data(), before.data(), after.size() * sizeof(float)) == 0);
+    } else { // its message went nowhere: the residual is everything it compressed
+      CHECK(std::memcmp(after.data(), sent_input.data(), after.size() * sizeof(float)) == 0);
+      CHECK(std::memcmp(after.data(), before.data(), after.size() * sizeof(float)) != 0);
+    }
+    good_step(cluster, 2);
+  }
+}
+
 TEST_CASE("an exchange that does not complete names the missing rank", "[mpi][faults]") {
   const std::size_t me = world_rank();
   {

@@ -44,7 +44,9 @@
 /// it; in parameter-server mode the root reports it to the others in its verdict. A rank that
 /// hangs is named by every rank: by each in all-reduce mode, where everyone waits for everyone;
 /// in parameter-server mode by the root, which times out waiting for it and reports that in its
-/// verdict (mpi_communicator::report_failure).
+/// verdict (mpi_communicator::report_failure). When a step fails on every rank after a rank's
+/// compression succeeded, its message returns to its residual (worker::unsend), so error feedback
+/// loses nothing; a rank whose own compression failed keeps the residual it had.
 ///
 /// Statistics per step: bytes_up is all ranks' Q_W messages, bytes_down the broadcast times the
 /// number of ranks, as in the simulation; the per-span tables count this rank's own message (and
@@ -165,9 +167,16 @@ private:
       local_failure = e;
     }
     const auto t1 = clock::now();
-    step_stats st = opt_.mode == topology::all_reduce
-                        ? all_reduce_step(exec, env, local_failure, msg)
-                        : parameter_server_step(exec, env, local_failure, msg);
+    step_stats st;
+    try {
+      st = opt_.mode == topology::all_reduce ? all_reduce_step(exec, env, local_failure, msg)
+                                             : parameter_server_step(exec, env, local_failure, msg);
+    } catch (const error&) { // no rank applies this step: what this rank sent is not lost
+      if (!local_failure) {
+        worker_->unsend(exec);
+      }
+      throw;
+    }
     const auto t2 = clock::now();
     worker_->decompress(exec, std::span<const std::byte>(down_), step, update);
     const auto t3 = clock::now();

@@ -38,7 +38,8 @@
 /// Bytes per rank: (n-1)/n of its Q_W messages out and about as much in, n-1 shard broadcasts in
 /// and its own out n-1 times, about 2 (n-1)/n m with m a whole-model message; elements decoded
 /// per rank: d (its shard, n times d/n) plus d (the broadcasts), whatever n. The update equals
-/// in_process_sharded_cluster's bit for bit.
+/// in_process_sharded_cluster's bit for bit. A step that fails on every rank returns what each
+/// rank had compressed (and what its master had compressed) to the residuals (unsend).
 
 namespace gradcomp::detail {
 
@@ -95,6 +96,8 @@ public:
     const auto t0 = clock::now();
     const std::vector<float> shared = shared_scales(exec, grad, step, scale);
     std::optional<error> failure;
+    compressed_ = 0;
+    aggregated_ = false;
     try {
       compress_all(exec, grad, step, scale, shared);
       env.payload_bytes = out_.size();
@@ -103,7 +106,18 @@ public:
       failure = e;
     }
     const auto t1 = clock::now();
-    step_stats st = exchange(exec, env, failure);
+    step_stats st;
+    try {
+      st = exchange(exec, env, failure);
+    } catch (const error&) { // no rank applies this step: what was sent returns to the residuals
+      for (std::size_t s = 0; s < compressed_; ++s) {
+        workers_[s].unsend(exec);
+      }
+      if (aggregated_) {
+        master_->unsend(exec);
+      }
+      throw;
+    }
     const auto t2 = clock::now();
     for (std::size_t s = 0; s < shards_.size(); ++s) {
       workers_[s].decompress(exec, piece(down_, down_offsets_, s), step,
@@ -144,6 +158,7 @@ private:
           workers_[s].compress(exec, grad.subspan(shards_[s].begin, shards_[s].size), step, scale,
                                std::span<const float>(shared).subspan(scale_at, count));
       scale_at += count;
+      ++compressed_;
       out_.insert(out_.end(), msg.begin(), msg.end());
       out_offsets_.push_back(out_.size());
     }
@@ -174,6 +189,7 @@ private:
     std::optional<error> own;
     try {
       const auto bcast = aggregate(exec, env.step);
+      aggregated_ = true;
       own_bcast_.assign(bcast.begin(), bcast.end());
       verdict.payload_bytes = own_bcast_.size();
     } catch (const error& e) {
@@ -319,6 +335,8 @@ private:
   std::vector<worker_type> workers_;
   std::optional<master_type> master_;
   std::vector<std::size_t> scale_counts_;
+  std::size_t compressed_ = 0; ///< shards compressed in this step (their residuals changed)
+  bool aggregated_ = false;    ///< this rank's master ran Q_M in this step
   std::vector<std::byte> out_, in_, own_bcast_, down_;
   std::vector<std::size_t> out_offsets_, in_offsets_, down_offsets_;
 };

@@ -16,9 +16,10 @@
 /// the master of shard s, a contiguous range [begin, begin + size) of the flat gradient.
 ///
 /// The rule. With d elements and n shards, the ideal cut k (k = 1 .. n-1) sits at floor(k d / n).
-/// It moves to the nearest tensor boundary when one lies within d / (4n) elements of it, so that
-/// shards hold whole tensors wherever that keeps every cut within a quarter of a share of its
-/// ideal place (a shard then holds between a half and one and a half shares); otherwise the cut
+/// It moves to the nearest tensor boundary when one lies within d / (16n) elements of it, so that
+/// shards hold whole tensors wherever that keeps every cut within a sixteenth of a share of its
+/// ideal place (a shard then holds between 7/8 and 9/8 of a share: the busiest rank, which sends
+/// its shard's broadcast n - 1 times, bounds the step); otherwise the cut
 /// stays at floor(k d / n), inside a tensor, whose two pieces are named "name[lo:hi]" (the
 /// element range within the tensor) in their shards' layouts. At most n - 1 tensors are cut. A
 /// zero-length tensor belongs to the shard its offset falls in (the last shard at offset d).
@@ -60,7 +61,7 @@ namespace detail {
   for (const auto& l : layout.layers()) {
     ends.push_back(l.offset + l.size);
   }
-  const std::size_t tolerance = d / (4 * n);
+  const std::size_t tolerance = d / (16 * n);
   std::vector<std::size_t> cuts{0};
   for (std::size_t k = 1; k < n; ++k) {
     const std::size_t ideal = ideal_cut(d, n, k);

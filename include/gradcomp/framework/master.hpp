@@ -123,6 +123,15 @@ public:
     return {message_.data(), bytes};
   }
 
+  /// The last broadcast() was never delivered (the step failed elsewhere): with error feedback,
+  /// its content returns to the master's residual (error_feedback::unsend); without, nothing.
+  template <class Exec = detail::default_policy_t<Backend>>
+  void unsend(const Exec& exec = {}) {
+    if (opt_.error_feedback) {
+      down_.unsend(exec);
+    }
+  }
+
   /// The sum of the decoded worker messages (mean aggregation) and the aggregate Q_M compressed.
   [[nodiscard]] std::span<const float> sum() const noexcept { return detail::view(sum_); }
   [[nodiscard]] std::span<const float> aggregate() const noexcept {

@@ -110,6 +110,15 @@ public:
     return {message_.data(), bytes};
   }
 
+  /// The last compress()'s message was never delivered (the step failed elsewhere): with error
+  /// feedback, its content returns to the residual (error_feedback::unsend); without, nothing.
+  template <class Exec = detail::default_policy_t<Backend>>
+  void unsend(const Exec& exec = {}) {
+    if (opt_.error_feedback) {
+      up_.unsend(exec);
+    }
+  }
+
   /// Decodes the master's broadcast for `step` into update (the whole flat buffer). Errors: a
   /// message from another seed, step or role, and every error of codec::decode; update is
   /// untouched on error.

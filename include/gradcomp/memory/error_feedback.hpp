@@ -100,6 +100,13 @@ public:
     }
     detail::copy_to(policy{}, residual_.data(), saved.data(), saved.size() * sizeof(float));
   }
+  /// The last encoded message was never delivered (its step failed after it was written): the
+  /// residual becomes that encode's p, so what the message carried is sent later instead of lost,
+  /// as if it had decoded to zero. Call it once, right after the failed step.
+  template <class Exec = detail::default_policy_t<Backend>>
+  void unsend(const Exec& exec = {}) {
+    detail::copy_to(exec, residual_.data(), input_.data(), residual_.size() * sizeof(float));
+  }
   /// Sets the residual to 0 (on the backend's default policy, or `exec`).
   template <class Exec = detail::default_policy_t<Backend>>
   void reset(const Exec& exec = {}) {
