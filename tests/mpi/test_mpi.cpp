@@ -423,6 +423,48 @@ TEST_CASE("a failed step returns what each rank sent to its residual", "[mpi][fa
   }
 }
 
+TEST_CASE("sharded: masters whose broadcast was not delivered keep it in their residual",
+          "[mpi][faults]") {
+  const std::size_t me = world_rank(), n = world_size();
+  mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+  using lossy_down = scheme<qsgd, layer_span>;
+  mpi_cluster<topk_lw, lossy_down>::options opt;
+  opt.seed = 13;
+  opt.mode = topology::sharded;
+  opt.worker_feedback = true;
+  opt.master_feedback = true;
+  bool corrupt = false;
+  opt.on_send = [&](std::span<std::byte> m) { // the last shard's message, which rank n-1 decodes
+    if (corrupt && me == 1 % n) {
+      m[m.size() - 1] ^= std::byte{0x20};
+    }
+  };
+  mpi_cluster<topk_lw, lossy_down> cluster(topk_lw{{0.05}}, lossy_down{{15}}, layout, comm, opt);
+  const auto g0 = gradient(me, 0);
+  std::vector<float> u(layout.total_size());
+  REQUIRE_NOTHROW(cluster.step(cpu, std::span<const float>(g0), 0, 1.0f, std::span<float>(u)));
+  auto& m = cluster.coordinator();
+  const auto residual = [&] {
+    const auto r = m.memory().residual();
+    return std::vector<float>(r.begin(), r.end());
+  };
+  const std::vector<float> before = residual();
+  corrupt = true;
+  const auto g1 = gradient(me, 1);
+  const errc e = failure_of(
+      [&] { cluster.step(cpu, std::span<const float>(g1), 1, 1.0f, std::span<float>(u)); });
+  CHECK(e == (me == n - 1 ? errc::checksum_mismatch : errc::peer_failed));
+  const std::vector<float> after = residual();
+  if (me == n - 1) { // its master stopped at the corrupted message: the residual it had
+    CHECK(std::memcmp(after.data(), before.data(), after.size() * sizeof(float)) == 0);
+  } else { // its broadcast went nowhere: the residual is everything Q_M compressed
+    const auto p = m.memory().last_input();
+    CHECK(std::memcmp(after.data(), p.data(), after.size() * sizeof(float)) == 0);
+  }
+  corrupt = false;
+  good_step(cluster, 2);
+}
+
 TEST_CASE("an exchange that does not complete names the missing rank", "[mpi][faults]") {
   const std::size_t me = world_rank();
   {

@@ -4,15 +4,8 @@
 #include "../detail/bits.hpp"
 #include "../error.hpp"
 #include "exchange_envelope.hpp"
-#include "mpi_transfers.hpp"
+#include "mpi_transfers.hpp" // includes <mpi.h> without the C++ bindings
 
-// the C API only: OpenMPI's deprecated C++ bindings do not compile warning-free
-#ifndef OMPI_SKIP_MPICXX
-#define OMPI_SKIP_MPICXX 1
-#endif
-#ifndef MPICH_SKIP_MPICXX
-#define MPICH_SKIP_MPICXX 1
-#endif
 #include <algorithm>
 #include <chrono>
 #include <climits>

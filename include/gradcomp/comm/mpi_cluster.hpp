@@ -8,6 +8,7 @@
 #include "../layout/model_layout.hpp"
 #include "exchange_envelope.hpp"
 #include "mpi.hpp"
+#include "mpi_rounds.hpp"
 #include "mpi_sharded.hpp"
 
 #include <algorithm>
@@ -118,6 +119,14 @@ public:
     detail::require(worker_.has_value(), errc::invalid_parameter,
                     "a sharded cluster has one worker per shard: use shard_worker(s)");
     return *worker_;
+  }
+  /// This rank's master: every rank's in all_reduce mode, the root's in parameter_server mode,
+  /// the one of its shard in sharded mode. Error invalid_parameter on a rank without one.
+  [[nodiscard]] master_type& coordinator() {
+    master_type* m = sharded_ ? &sharded_->shard_master() : (master_ ? &*master_ : nullptr);
+    detail::require(m != nullptr, errc::invalid_parameter,
+                    "rank " + std::to_string(rank()) + " is not the parameter server");
+    return *m;
   }
   /// This rank's worker for shard s (sharded mode).
   [[nodiscard]] worker_type& shard_worker(std::size_t s) {
@@ -325,17 +334,8 @@ private:
   template <class Exec>
   std::span<const std::byte> aggregate(const Exec& exec, std::uint64_t step,
                                        const std::vector<std::size_t>& offsets) {
-    master_->begin(step);
-    for (std::size_t r = 0; r < size(); ++r) {
-      try {
-        master_->receive(exec, std::span<const std::byte>(gathered_.data() + offsets[r],
-                                                          offsets[r + 1] - offsets[r]));
-      } catch (const error& e) {
-        detail::fail(e.code(),
-                     "the message of rank " + std::to_string(r) + ": " + std::string(e.reason()));
-      }
-    }
-    return master_->broadcast(exec);
+    return detail::aggregate_in_rank_order(exec, *master_, step,
+                                           std::span<const std::byte>(gathered_), offsets);
   }
 
   template <class Exec>
@@ -344,23 +344,8 @@ private:
     if (!opt_.share_scales) {
       return {};
     }
-    // first whether every rank has its scales, so nobody waits for a rank that threw
-    std::vector<float> v;
-    std::optional<error> failure;
-    try {
-      v = worker_->local_scales(exec, grad, step, scale);
-    } catch (const error& e) {
-      failure = e;
-    }
-    float failed = failure ? 1.0f : 0.0f;
-    comm_.allreduce_max(std::span<float>(&failed, 1));
-    if (failure) {
-      throw *failure;
-    }
-    detail::require(failed == 0.0f, errc::peer_failed,
-                    "another rank failed to compute its scales for step " + std::to_string(step));
-    comm_.allreduce_max(std::span<float>(v));
-    return v;
+    return detail::max_scales_over_ranks(
+        comm_, step, [&] { return worker_->local_scales(exec, grad, step, scale); });
   }
 
   void count(step_stats& st, std::span<const std::byte> msg) {

@@ -9,6 +9,7 @@
 #include "exchange_envelope.hpp"
 #include "in_process_sharded.hpp"
 #include "mpi.hpp"
+#include "mpi_rounds.hpp"
 #include "shard_plan.hpp"
 
 #include <algorithm>
@@ -75,6 +76,8 @@ public:
 
   [[nodiscard]] const std::vector<model_shard>& shards() const noexcept { return shards_; }
   [[nodiscard]] worker_type& shard_worker(std::size_t s) { return workers_.at(s); }
+  /// The master of this rank's shard.
+  [[nodiscard]] master_type& shard_master() { return *master_; }
   /// Digests of Q_W's and Q_M's plans over all shards, for the envelopes.
   [[nodiscard]] std::uint64_t worker_plan() {
     return plan_digest([](worker_type & w) -> auto& { return w.worker_codec(); });
@@ -247,48 +250,29 @@ private:
   /// Step 5: this rank's shard, the n contributions in rank order, then Q_M.
   template <class Exec>
   std::span<const std::byte> aggregate(const Exec& exec, std::uint64_t step) {
-    master_->begin(step);
-    for (std::size_t r = 0; r < comm_.size(); ++r) {
-      try {
-        master_->receive(exec, piece(in_, in_offsets_, r));
-      } catch (const error& e) {
-        detail::fail(e.code(), "the message of rank " + std::to_string(r) + " for shard " +
-                                   std::to_string(comm_.rank()) + ": " + std::string(e.reason()));
-      }
-    }
-    return master_->broadcast(exec);
+    return aggregate_in_rank_order(exec, *master_, step, std::span<const std::byte>(in_),
+                                   in_offsets_, " for shard " + std::to_string(comm_.rank()));
   }
 
   /// With share_scales: every shard's scales, the elementwise max over ranks (one collective
-  /// for all shards), after checking that every rank has them.
+  /// for all shards).
   template <class Exec>
   std::vector<float> shared_scales(const Exec& exec, std::span<const float> grad,
                                    std::uint64_t step, float scale) {
     if (!set_.share_scales) {
       return {};
     }
-    std::vector<float> v;
-    std::optional<error> failure;
     scale_counts_.assign(shards_.size(), 0);
-    try {
+    return max_scales_over_ranks(comm_, step, [&] {
+      std::vector<float> v;
       for (std::size_t s = 0; s < shards_.size(); ++s) {
         const std::vector<float> local = workers_[s].local_scales(
             exec, grad.subspan(shards_[s].begin, shards_[s].size), step, scale);
         scale_counts_[s] = local.size();
         v.insert(v.end(), local.begin(), local.end());
       }
-    } catch (const error& e) {
-      failure = e;
-    }
-    float failed = failure ? 1.0f : 0.0f;
-    comm_.allreduce_max(std::span<float>(&failed, 1));
-    if (failure) {
-      throw *failure;
-    }
-    detail::require(failed == 0.0f, errc::peer_failed,
-                    "another rank failed to compute its scales for step " + std::to_string(step));
-    comm_.allreduce_max(std::span<float>(v));
-    return v;
+      return v;
+    });
   }
 
   /// Bounds for the envelopes: all of a rank's Q_W messages together; one shard's broadcast.

@@ -4,5 +4,5 @@
 
 namespace gradcomp::runtime {
 template std::unique_ptr<gradcomp::detail::any_codec_base>
-make_slice_codec<level_slice>(std::size_t, const scheme_spec&, model_layout);
+make_slice_codec<terngrad_slice>(std::size_t, const scheme_spec&, model_layout);
 } // namespace gradcomp::runtime
