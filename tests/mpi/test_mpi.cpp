@@ -322,6 +322,29 @@ TEST_CASE("a rank with another layout, scheme, seed or step fails the step on ev
   }
 }
 
+TEST_CASE("a rank with a gradient of the wrong size fails the step on every rank",
+          "[mpi][faults]") {
+  const std::size_t me = world_rank(), n = world_size();
+  mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+  for (const topology mode : all_modes) {
+    for (const bool share : {false, true}) {
+      INFO(mode_name(mode) << (share ? ", shared scales" : "") << ", rank " << me);
+      using tern = scheme<terngrad, layer_span>;
+      mpi_cluster<tern, dense_down> cluster(tern{}, dense_down{}, layout, comm,
+                                            options_for<tern>(14, mode, share));
+      auto g = gradient(me, 1);
+      if (me == n - 1) {
+        g.pop_back();
+      }
+      std::vector<float> u(layout.total_size());
+      const errc e = failure_of(
+          [&] { cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u)); });
+      CHECK(e == (me == n - 1 ? errc::size_mismatch : errc::peer_failed));
+      good_step(cluster, 2);
+    }
+  }
+}
+
 TEST_CASE("a corrupted message is rejected by its receivers, a failed rank stops everyone",
           "[mpi][faults]") {
   const std::size_t me = world_rank(), n = world_size();

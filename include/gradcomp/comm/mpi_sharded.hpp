@@ -91,17 +91,14 @@ public:
   template <class Exec>
   step_stats step(const Exec& exec, exchange_envelope env, std::span<const float> grad,
                   std::uint64_t step, float scale, std::span<float> update) {
-    detail::require(grad.size() == total_ && update.size() == total_, errc::size_mismatch,
-                    "gradient of " + std::to_string(grad.size()) + " and update of " +
-                        std::to_string(update.size()) + " elements for a model of " +
-                        std::to_string(total_));
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
-    const std::vector<float> shared = shared_scales(exec, grad, step, scale);
+    const std::vector<float> shared = shared_scales(exec, grad, update, step, scale);
     std::optional<error> failure;
     compressed_ = 0;
     aggregated_ = false;
-    try {
+    try { // told to the others in this rank's envelope, then thrown
+      require_sizes(grad, update);
       compress_all(exec, grad, step, scale, shared);
       env.payload_bytes = out_.size();
     } catch (const error& e) {
@@ -134,6 +131,15 @@ public:
   }
 
 private:
+  /// A gradient or update of another size than the model: size_mismatch (before any shard is
+  /// cut from them, inside the rounds that tell the other ranks).
+  void require_sizes(std::span<const float> grad, std::span<float> update) const {
+    detail::require(grad.size() == total_ && update.size() == total_, errc::size_mismatch,
+                    "gradient of " + std::to_string(grad.size()) + " and update of " +
+                        std::to_string(update.size()) + " elements for a model of " +
+                        std::to_string(total_));
+  }
+
   template <class Codec>
   std::uint64_t plan_digest(Codec&& codec_of) {
     digest_builder d;
@@ -258,12 +264,13 @@ private:
   /// for all shards).
   template <class Exec>
   std::vector<float> shared_scales(const Exec& exec, std::span<const float> grad,
-                                   std::uint64_t step, float scale) {
+                                   std::span<float> update, std::uint64_t step, float scale) {
     if (!set_.share_scales) {
       return {};
     }
     scale_counts_.assign(shards_.size(), 0);
     return max_scales_over_ranks(comm_, step, [&] {
+      require_sizes(grad, update);
       std::vector<float> v;
       for (std::size_t s = 0; s < shards_.size(); ++s) {
         const std::vector<float> local = workers_[s].local_scales(
