@@ -189,7 +189,7 @@ private:
     const auto t2 = clock::now();
     worker_->decompress(exec, std::span<const std::byte>(down_), step, update);
     const auto t3 = clock::now();
-    count(st, msg);
+    detail::count_own_traffic(st, *worker_, msg, std::span<const std::byte>(down_));
     detail::record_times(st, t0, t1, t2, t3);
     st.rank_elements_decoded = (master_ ? size() + 1 : 1) * total_;
     return st;
@@ -346,21 +346,6 @@ private:
     }
     return detail::max_scales_over_ranks(
         comm_, step, [&] { return worker_->local_scales(exec, grad, step, scale); });
-  }
-
-  void count(step_stats& st, std::span<const std::byte> msg) {
-    const auto& up_plan = worker_->worker_codec().spans();
-    const auto& down_plan = worker_->master_codec().spans();
-    const model_layout& layout = worker_->layout();
-    st.up = detail::traffic_table(up_plan, layout);
-    st.down = detail::traffic_table(down_plan, layout);
-    std::vector<double> err(up_plan.size()), norm(up_plan.size());
-    auto& mem = worker_->memory();
-    detail::count_message(msg, up_plan, mem.last_input(), mem.last_sent(), st.up, err, norm);
-    detail::finish_errors(st.up, err, norm);
-    std::vector<double> derr(down_plan.size()), dnorm(down_plan.size());
-    detail::count_message(std::span<const std::byte>(down_), down_plan, {}, {}, st.down, derr,
-                          dnorm);
   }
 
   std::size_t max_up() { return worker_->worker_codec().template max_encoded_bytes<float>(); }

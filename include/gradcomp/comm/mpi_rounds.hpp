@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../error.hpp"
+#include "../framework/step_stats.hpp"
 #include "mpi.hpp"
 
 #include <cstddef>
@@ -13,7 +14,8 @@
 
 /// @file
 /// Rounds that every topology of mpi_cluster shares: the master's pass over the received
-/// messages in rank order, and TernGrad's scaler sharing (the elementwise max over ranks).
+/// messages in rank order, TernGrad's scaler sharing (the elementwise max over ranks), and the
+/// per-span tables of one worker's message and broadcast.
 
 namespace gradcomp::detail {
 
@@ -59,6 +61,22 @@ std::vector<float> max_scales_over_ranks(mpi_communicator& comm, std::uint64_t s
           "another rank failed to compute its scales for step " + std::to_string(step));
   comm.allreduce_max(std::span<float>(v));
   return v;
+}
+
+/// The per-span tables of worker `w`'s message `msg` (with its compression error) in `st.up` and
+/// of the broadcast `bcast` in `st.down`.
+template <class Worker>
+void count_own_traffic(step_stats& st, Worker& w, std::span<const std::byte> msg,
+                       std::span<const std::byte> bcast) {
+  const auto& up_plan = w.worker_codec().spans();
+  const auto& down_plan = w.master_codec().spans();
+  st.up = traffic_table(up_plan, w.layout());
+  st.down = traffic_table(down_plan, w.layout());
+  std::vector<double> err(up_plan.size()), norm(up_plan.size());
+  count_message(msg, up_plan, w.memory().last_input(), w.memory().last_sent(), st.up, err, norm);
+  finish_errors(st.up, err, norm);
+  std::vector<double> derr(down_plan.size()), dnorm(down_plan.size());
+  count_message(bcast, down_plan, {}, {}, st.down, derr, dnorm);
 }
 
 } // namespace gradcomp::detail

@@ -303,19 +303,10 @@ private:
   void count(step_stats& st) {
     for (std::size_t s = 0; s < shards_.size(); ++s) {
       worker_type& w = workers_[s];
-      const auto& up_plan = w.worker_codec().spans();
-      const auto& down_plan = w.master_codec().spans();
       step_stats one;
-      one.up = traffic_table(up_plan, w.layout());
-      one.down = traffic_table(down_plan, w.layout());
-      std::vector<double> err(up_plan.size()), norm(up_plan.size());
-      count_message(piece(out_, out_offsets_, s), up_plan, w.memory().last_input(),
-                    w.memory().last_sent(), one.up, err, norm);
-      finish_errors(one.up, err, norm);
-      std::vector<double> derr(down_plan.size()), dnorm(down_plan.size());
-      count_message(piece(down_, down_offsets_, s), down_plan, {}, {}, one.down, derr, dnorm);
-      append_shard_table(st.up, one.up, up_plan, s);
-      append_shard_table(st.down, one.down, down_plan, s);
+      count_own_traffic(one, w, piece(out_, out_offsets_, s), piece(down_, down_offsets_, s));
+      append_shard_table(st.up, one.up, w.worker_codec().spans(), s);
+      append_shard_table(st.down, one.down, w.master_codec().spans(), s);
     }
   }
 
