@@ -7,6 +7,8 @@
 //   mpirun -np 4 ./mpi_scaling --model resnet50 --steps 2
 //   mpirun -np 8 --oversubscribe ./mpi_scaling --specs 'topk:0.01/layer,terngrad/layer'
 //
+// The summable all-reduce rows appear for schemes whose codes add (TernGrad, QSGD, sign); its
+// all-reduce bytes are those of a bandwidth-optimal all-reduce, 2 (n-1)/n of the level words.
 // Q_W and Q_M are the same scheme (bidirectional compression), without error feedback; the
 // gradient is Gaussian, a different one per rank. Step times are wall times on this machine
 // (meaningless when ranks are oversubscribed); bytes and decoded elements are exact.
@@ -110,11 +112,17 @@ int main(int argc, char** argv) {
     if (me == 0) {
       print_row("dense fp32 (MPI_Allreduce, ring model)", "-", n, dense);
     }
-    const std::pair<topology, const char*> modes[] = {{topology::all_reduce, "all-reduce"},
-                                                      {topology::parameter_server, "param. server"},
-                                                      {topology::sharded, "sharded"}};
+    const std::pair<topology, const char*> modes[] = {
+        {topology::all_reduce, "all-reduce"},
+        {topology::parameter_server, "param. server"},
+        {topology::sharded, "sharded"},
+        {topology::summable_all_reduce, "summable all-reduce"}};
     for (const std::string& spec : c.specs) {
+      const bool summable = any_codec(spec, layout).level_spans().summable();
       for (const auto& [mode, name] : modes) {
+        if (mode == topology::summable_all_reduce && !summable) {
+          continue; // its codes do not add
+        }
         mpi_cluster<runtime_scheme, runtime_scheme>::options opt;
         opt.seed = 17;
         opt.mode = mode;

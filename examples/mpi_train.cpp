@@ -39,7 +39,7 @@ namespace {
 struct config {
   ex::training_options t;
   std::string master = "identity";   // identity | qsgd | a spec (Q_M of the aggregate)
-  std::string mode = "allreduce";    // allreduce | ps | sharded
+  std::string mode = "allreduce";    // allreduce | ps | sharded | summable
   std::uint32_t master_levels = 255; // QSGD (Q_M)
   bool share_scales = false;         // TernGrad scaler sharing
   std::size_t simulate = 0;          // > 0: that many workers in this process, no MPI
@@ -47,12 +47,12 @@ struct config {
 };
 
 [[noreturn]] void usage(const std::string& why) {
-  std::fprintf(
-      stderr,
-      "mpi_train: %s\noptions:\n%s"
-      "  --master identity|qsgd|SPEC --master-levels S --mode allreduce|ps|sharded --share-scales\n"
-      "  --simulate N --timeout-ms T\n",
-      why.c_str(), ex::training_usage);
+  std::fprintf(stderr,
+               "mpi_train: %s\noptions:\n%s"
+               "  --master identity|qsgd|SPEC --master-levels S --mode "
+               "allreduce|ps|sharded|summable --share-scales\n"
+               "  --simulate N --timeout-ms T\n",
+               why.c_str(), ex::training_usage);
   std::exit(2);
 }
 
@@ -79,8 +79,8 @@ config parse(int argc, char** argv) {
   }
   if (const std::string why = ex::check_training_options(c.t); !why.empty())
     usage(why);
-  if (c.mode != "allreduce" && c.mode != "ps" && c.mode != "sharded")
-    usage("--mode allreduce|ps|sharded");
+  if (c.mode != "allreduce" && c.mode != "ps" && c.mode != "sharded" && c.mode != "summable")
+    usage("--mode allreduce|ps|sharded|summable");
   return c;
 }
 
@@ -222,8 +222,11 @@ int run(const config& c) {
     const W q_w = ex::worker_scheme(c.t, t.model().layout());
     const M q_m{master_spec(c)};
     t.describe(q_w.spec, q_m.spec);
-    const in_process_cluster<W, M>::options opt{c.t.seed, aggregation::mean, c.t.feedback,
-                                                false,    c.share_scales,    false};
+    // summable mode: the master sums levels, on scales the workers share
+    const bool summable = c.mode == "summable";
+    const in_process_cluster<W, M>::options opt{c.t.seed, aggregation::mean,          c.t.feedback,
+                                                false,    c.share_scales || summable, false,
+                                                summable};
     auto simulate = [&](auto& cluster) {
       t.run(
           [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {
@@ -251,9 +254,10 @@ int run(const config& c) {
     opt.seed = c.t.seed;
     opt.worker_feedback = c.t.feedback;
     opt.share_scales = c.share_scales;
-    opt.mode = c.mode == "ps"        ? topology::parameter_server
-               : c.mode == "sharded" ? topology::sharded
-                                     : topology::all_reduce;
+    opt.mode = c.mode == "ps"         ? topology::parameter_server
+               : c.mode == "sharded"  ? topology::sharded
+               : c.mode == "summable" ? topology::summable_all_reduce
+                                      : topology::all_reduce;
     mpi_cluster<W, M> cluster(q_w, q_m, t.model().layout(), comm, opt);
     t.run(
         [&](std::uint64_t step, const std::vector<std::vector<float>>& g, std::span<float> u) {

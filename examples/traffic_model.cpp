@@ -12,6 +12,8 @@
 //   and the root receives          (n-1) * m_up
 //   sharded exchange, rank s       sum over t != s of m_t + (n-1) b_s   (m_t: its message for
 //                                  shard t, b_s: shard s's broadcast; as much comes in)
+//   summable all-reduce            2 (n-1)/n * 8w + envelopes and scales (w: level_sums words
+//                                  for n ranks, about d / floor(64 / bit_width(2 L n)))
 // The allgather stops paying where (n-1) m > 2 (n-1)/n 4d, i.e. n > 8d / m.
 //
 // With --time, it also measures each operator's encode and decode rates on ResNet-50 (one
@@ -74,6 +76,7 @@ struct op_size {
   std::string name;
   double layer = 0, flat = 0;  ///< message bytes, layer-wise and entire-model
   std::vector<double> sharded; ///< per rank_counts: the busiest rank's bytes out (as many in)
+  std::vector<double> summed;  ///< per rank_counts: summable all-reduce bytes out (empty: none)
 };
 
 /// The bytes the busiest rank sends in the sharded exchange with n ranks (Q_M = Q_W, layer-wise
@@ -95,6 +98,22 @@ double sharded_bytes(const C& comp, const model_layout& layout, int n) {
   return worst + (n - 1) * (2.0 * envelope_bytes + 16);
 }
 
+/// The bytes one rank sends in summable all-reduce mode with n ranks (layer-wise; 0 when the
+/// codes do not add): its level words through a bandwidth-optimal all-reduce, 2 (n-1)/n of them,
+/// plus the envelopes and the shared scales it sends to every peer. It receives as much.
+template <class C>
+double summable_bytes(const C& comp, const model_layout& layout, int n) {
+  const codec<scheme<C, layer_span>> c(scheme<C, layer_span>{comp}, layout);
+  const detail::level_plan plan = c.level_spans();
+  if (!plan.summable()) {
+    return 0;
+  }
+  const level_sums sums(plan, static_cast<std::size_t>(n));
+  const double words = 8.0 * static_cast<double>(sums.words());
+  const double scales = 4.0 * static_cast<double>(sums.num_scales() + 1);
+  return 2.0 * (n - 1) / n * words + (n - 1) * (envelope_bytes + (sums.scaled() ? scales : 0));
+}
+
 template <class C>
 op_size sizes_of(const std::string& name, const C& comp, const model_layout& layout) {
   const codec<scheme<C, layer_span>> lw(scheme<C, layer_span>{comp}, layout);
@@ -105,6 +124,9 @@ op_size sizes_of(const std::string& name, const C& comp, const model_layout& lay
             {}};
   for (const int n : rank_counts) {
     o.sharded.push_back(sharded_bytes(comp, layout, n));
+    if (const double b = summable_bytes(comp, layout, n); b > 0) {
+      o.summed.push_back(b);
+    }
   }
   return o;
 }
@@ -193,6 +215,12 @@ void report(const char* title, const model_layout& layout) {
     for (const double b : o.sharded) {
       std::printf(" %s |", human(b).c_str());
     }
+    if (!o.summed.empty()) {
+      std::printf("\n| %s | summable all-reduce |", o.name.c_str());
+      for (const double b : o.summed) {
+        std::printf(" %s |", human(b).c_str());
+      }
+    }
     std::printf("\n");
   }
   std::printf("\n");
@@ -240,7 +268,7 @@ rates measure(const C& comp, const model_layout& layout) {
 /// encode and decode work at the measured rates. The dense ring's summation is left out (it runs
 /// at memory speed), which favours the baseline.
 struct step_model {
-  double d, m, sharded, bw;
+  double d, m, sharded, summed, bw; ///< summed: 0 when the codes do not add
   int n;
   rates r;
   double compute = 1; ///< 0: communication only (codec work overlapped or on a fast device)
@@ -264,6 +292,10 @@ struct step_model {
     return sharded / bw + latency(6, 12.0 * (n - 1)) +
            compute * ((d + d / n) / r.encode + 2 * d / r.decode);
   }
+  [[nodiscard]] double summable_all_reduce() const { // scales, envelopes, a ring of level words
+    return summed / bw + latency(2.0 * (n - 1) + 4, 2.0 * (n - 1) + 8.0 * (n - 1)) +
+           compute * (2 * d / r.encode + 2 * d / r.decode);
+  }
 };
 
 template <class C>
@@ -273,21 +305,27 @@ void time_rows(const char* model, const char* name, const C& comp, const model_l
   const double d = static_cast<double>(layout.total_size());
   const double m = static_cast<double>(
       codec<scheme<C, layer_span>>(scheme<C, layer_span>{comp}, layout).max_encoded_bytes());
-  std::vector<double> sharded;
+  std::vector<double> sharded, summed;
   for (int n = 8; n <= 1024; n *= 2) {
     sharded.push_back(sharded_bytes(comp, layout, n));
+    summed.push_back(summable_bytes(comp, layout, n));
   }
   for (const double g : gbps) {
     std::printf("| %s | %.0f |", name, g);
     int i = 0;
     for (int n = 8; n <= 1024; n *= 2, ++i) {
-      const step_model sm{d, m, sharded[i], g * 1e9 / 8, n, r, compute};
-      const std::pair<const char*, double> modes[] = {{"dense ring", sm.dense_ring()},
-                                                      {"all-reduce", sm.all_reduce()},
-                                                      {"param. server", sm.parameter_server()},
-                                                      {"sharded", sm.sharded_exchange()}};
+      const step_model sm{d, m, sharded[i], summed[i], g * 1e9 / 8, n, r, compute};
+      const std::pair<const char*, double> modes[] = {
+          {"dense ring", sm.dense_ring()},
+          {"all-reduce", sm.all_reduce()},
+          {"param. server", sm.parameter_server()},
+          {"sharded", sm.sharded_exchange()},
+          {"summable all-reduce", summed[i] > 0 ? sm.summable_all_reduce() : 1e30}};
       const auto* win = &modes[0];
       for (const auto& md : modes) {
+        if (md.second >= 1e30) {
+          continue; // not available to this operator
+        }
         win = md.second < win->second ? &md : win;
         std::fprintf(csv, "%s,%s,%s,%.0f,%d,%s,%.6f\n", model, compute > 0 ? "measured" : "none",
                      name, g, n, md.first, md.second);

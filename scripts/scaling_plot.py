@@ -15,6 +15,7 @@ COLORS = {
     "all-reduce": "#e6a23c",
     "param. server": "#409eff",
     "sharded": "#67c23a",
+    "summable all-reduce": "#9b59b6",
 }
 CELL, GAP, LEFT, TOP, TITLE = 26, 40, 70, 60, 34
 

@@ -558,3 +558,215 @@ TEST_CASE("sharding a lossless exchange changes nothing: the mean, bit for bit",
   CHECK_THROWS_WITH(sharded.step(cpu, grads.first(3), 1, 1.0f, std::span<float>(b)),
                     Catch::Contains("3 gradients for 4 workers"));
 }
+
+namespace {
+
+/// Gaussian gradients with a per-rank spread: scales are not powers of two, so fp32 sums of the
+/// decoded values depend on their order, while level sums must not.
+std::vector<std::vector<float>> gaussian_ranks(std::size_t n, std::size_t d, std::uint64_t seed) {
+  std::vector<std::vector<float>> g(n, std::vector<float>(d));
+  for (std::size_t r = 0; r < n; ++r) {
+    std::mt19937_64 rng(seed * 131 + r);
+    std::normal_distribution<float> nd(0.0f, 0.3f * static_cast<float>(r + 1));
+    for (auto& v : g[r])
+      v = nd(rng);
+  }
+  return g;
+}
+
+/// The elementwise max of every rank's scales (TernGrad's scaler sharing).
+template <class Scheme>
+std::vector<float> max_scales(codec<Scheme>& c, const std::vector<std::vector<float>>& g) {
+  std::vector<float> shared;
+  for (const auto& x : g) {
+    const auto local = c.local_scales(cpu, std::span<const float>(x), {5, 1, 0});
+    if (shared.empty())
+      shared = local;
+    for (std::size_t i = 0; i < local.size(); ++i)
+      shared[i] = std::max(shared[i], local[i]);
+  }
+  return shared;
+}
+
+/// An element's level from its decoded value alone (a reference independent of level_sums):
+/// value / (scale / unit), rounded (exact for these magnitudes).
+double level_of(float decoded, double scale, double unit, bool scaled) {
+  const double step = scaled ? scale / unit : 1.0 / unit;
+  return step == 0.0 ? 0.0 : std::round(static_cast<double>(decoded) / step);
+}
+
+/// Master with sum_levels over n ranks' messages in three random orders: the aggregate is the
+/// same bit for bit each time, and equals fp32(scale * sum of levels / unit) / n per element.
+template <class Scheme>
+void check_level_sums(Scheme s, std::size_t n, std::uint64_t seed, double unit, bool scaled,
+                      std::size_t group) {
+  codec<Scheme> c(s, small_layout);
+  const std::size_t d = small_layout.total_size();
+  const auto g = gaussian_ranks(n, d, seed);
+  const auto shared = max_scales(c, g);
+  std::vector<std::vector<std::byte>> msgs(n);
+  std::vector<double> levels(d, 0.0);
+  for (std::size_t r = 0; r < n; ++r) {
+    msgs[r] = encode_msg(c, g[r], {5, 1, static_cast<std::uint32_t>(r)}, shared);
+    const auto dec = decoded(c, msgs[r]);
+    for (std::size_t i = 0; i < d; ++i) {
+      const double scale = shared.empty() ? 1.0 : shared[i / group];
+      levels[i] += level_of(dec[i], scale, unit, scaled);
+    }
+  }
+  std::vector<std::size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(seed);
+  for (int trial = 0; trial < 3; ++trial) {
+    std::shuffle(order.begin(), order.end(), rng);
+    master m(s, scheme<identity, flat_span>{}, small_layout, n,
+             {5, aggregation::mean, false, true});
+    m.begin(1);
+    for (std::size_t r : order)
+      m.receive(cpu, std::span<const std::byte>(msgs[r]));
+    (void)m.broadcast(cpu);
+    for (std::size_t i = 0; i < d; ++i) {
+      const double scale = shared.empty() || !scaled ? 1.0 : shared[i / group];
+      const auto sum = static_cast<float>(scale * levels[i] / unit);
+      CAPTURE(n, trial, i);
+      REQUIRE(m.sum()[i] == sum);
+      REQUIRE(m.aggregate()[i] == sum / static_cast<float>(n));
+    }
+  }
+}
+
+} // namespace
+
+TEST_CASE("level sums: exact in any order, whatever the shared scale", "[framework][E1][levels]") {
+  for (std::size_t n : {1u, 2u, 3u, 4u, 8u}) {
+    check_level_sums(scheme<terngrad, flat_span>{}, n, 1, 1.0, true, 172);
+    check_level_sums(scheme<qsgd, flat_span>{{15}}, n, 2, 15.0, true, 172);
+    check_level_sums(scheme<qsgd, bucket_span>{{255, 16}, {172}}, n, 3, 255.0, true, 16);
+    check_level_sums(scheme<scaled_sign, flat_span>{}, n, 4, 1.0, true, 172);
+    check_level_sums(scheme<sign_sgd, layer_span>{}, n, 5, 1.0, false, 1);
+  }
+}
+
+TEST_CASE("level sums: majority vote and saturated levels", "[framework][E3][levels]") {
+  const scheme<sign_sgd, layer_span> s{};
+  codec c(s, small_layout);
+  for (std::size_t n : {1u, 2u, 3u, 4u}) {
+    const auto g = gaussian_ranks(n, small_layout.total_size(), 9 + n);
+    master plain(s, s, small_layout, n, {0, aggregation::majority_vote, false});
+    master summed(s, s, small_layout, n, {0, aggregation::majority_vote, false, true});
+    plain.begin(0);
+    summed.begin(0);
+    for (std::uint32_t r = 0; r < n; ++r) {
+      const auto msg = encode_msg(c, g[r], {0, 0, r});
+      plain.receive(cpu, std::span<const std::byte>(msg));
+      summed.receive(cpu, std::span<const std::byte>(msg));
+    }
+    (void)plain.broadcast(cpu);
+    (void)summed.broadcast(cpu);
+    REQUIRE(
+        std::equal(plain.aggregate().begin(), plain.aggregate().end(), summed.aggregate().begin()));
+  }
+  // every rank at the largest level of one sign: the fields hold 2 L n and 0 without overflow
+  const model_layout one = model_layout::from_sizes({200});
+  const scheme<qsgd, flat_span> q{{255}};
+  codec qc(q, one);
+  for (std::size_t n : {1u, 7u, 8u, 64u}) {
+    for (const float sign : {1.0f, -1.0f}) {
+      std::vector<float> x(200, 0.0f);
+      x[101] = sign * 3.0f; // the one non-zero element: level 255 (norm 3)
+      master m(q, scheme<identity, flat_span>{}, one, n, {0, aggregation::mean, false, true});
+      m.begin(0);
+      for (std::uint32_t r = 0; r < n; ++r)
+        m.receive(cpu, std::span<const std::byte>(encode_msg(qc, x, {0, 0, r})));
+      (void)m.broadcast(cpu);
+      CAPTURE(n, sign);
+      REQUIRE(m.sum()[101] == sign * 3.0f * static_cast<float>(n));
+      REQUIRE(m.aggregate()[101] == sign * 3.0f);
+      REQUIRE(m.sum()[100] == 0.0f);
+    }
+  }
+  level_sums ls(qc.level_spans(), 8);       // 2 * 255 * 8 = 4080: 12-bit fields, 5 per word
+  REQUIRE(ls.words() == (200 + 4) / 5 + 2); // and the two check words
+  REQUIRE(ls.num_scales() == 1);
+  REQUIRE(ls.scaled());
+}
+
+TEST_CASE("level sums: codes that do not add, other scales and bad sums are named errors",
+          "[framework][levels][errors]") {
+  const auto is_invalid = [](auto&& make) {
+    try {
+      make();
+    } catch (const gradcomp::error& e) {
+      return e.code() == errc::invalid_parameter;
+    }
+    return false;
+  };
+  const scheme<identity, flat_span> down{};
+  REQUIRE(is_invalid([&] {
+    master(scheme<topk, flat_span>{{0.1}}, down, small_layout, 2,
+           {0, aggregation::mean, false, true});
+  }));
+  REQUIRE(is_invalid([&] {
+    master(scheme<natural, flat_span>{}, down, small_layout, 2,
+           {0, aggregation::mean, false, true});
+  }));
+  REQUIRE(is_invalid([&] {
+    master(scheme<identity, flat_span>{}, down, small_layout, 2,
+           {0, aggregation::mean, false, true});
+  }));
+  REQUIRE(is_invalid([&] {
+    master(scheme<stochastic_rounding<bfloat16>, flat_span>{}, down, small_layout, 2,
+           {0, aggregation::mean, false, true});
+  }));
+  scheme<terngrad, layer_span> raw_bias{};
+  raw_bias.rules.identity_below = 6; // layer "c" (5 elements) travels as fp32
+  REQUIRE(is_invalid([&] {
+    master(raw_bias, down, small_layout, 2, {0, aggregation::mean, false, true});
+  }));
+  REQUIRE(is_invalid([&] {
+    in_process_cluster<scheme<terngrad, flat_span>, scheme<identity, flat_span>>(
+        {}, {}, small_layout, 2, {0, aggregation::mean, false, false, false, true, true});
+  }));
+  REQUIRE_NOTHROW(in_process_cluster<scheme<sign_sgd, flat_span>, scheme<identity, flat_span>>(
+      {}, {}, small_layout, 2, {0, aggregation::mean, false, false, false, true, true}));
+
+  // a message on other scales is rejected and adds nothing; the right one is taken after it
+  const scheme<terngrad, flat_span> t{};
+  codec c(t, small_layout);
+  const auto g = gaussian_ranks(2, small_layout.total_size(), 4);
+  const auto shared = max_scales(c, g);
+  master m(t, down, small_layout, 2, {0, aggregation::mean, false, true});
+  m.begin(0);
+  m.receive(cpu, std::span<const std::byte>(encode_msg(c, g[0], {0, 0, 0}, shared)));
+  try {
+    m.receive(cpu, std::span<const std::byte>(encode_msg(c, g[0], {0, 0, 1}))); // own scale
+    FAIL("a message on other scales was summed");
+  } catch (const gradcomp::error& e) {
+    REQUIRE(e.code() == errc::scheme_mismatch);
+  }
+  REQUIRE(m.received() == 1);
+  m.receive(cpu, std::span<const std::byte>(encode_msg(c, g[1], {0, 0, 1}, shared)));
+  REQUIRE_NOTHROW(m.broadcast(cpu));
+
+  // sums from elsewhere: a field above 2 L n, or set spare bits, is corrupt_payload
+  const level_sums& ls = *m.sums_of_levels();
+  std::vector<std::uint64_t> words(ls.words(), 0);
+  std::vector<float> scales;
+  ls.add(std::span<const std::byte>(encode_msg(c, g[0], {0, 0, 0}, shared)), words, scales);
+  ls.add(std::span<const std::byte>(encode_msg(c, g[1], {0, 0, 1}, shared)), words, scales);
+  m.begin(1);
+  REQUIRE_NOTHROW(m.receive_sums(words, scales)); // 3-bit fields (2 L n = 4), 21 per word
+  REQUIRE_THROWS_AS(m.receive_sums(words, scales), gradcomp::error); // twice in a step
+  for (const std::uint64_t bad : {std::uint64_t{5}, std::uint64_t{1} << 63}) {
+    auto corrupt = words;
+    corrupt[2] = (corrupt[2] & ~std::uint64_t{7}) | bad;
+    m.begin(2);
+    try {
+      m.receive_sums(corrupt, scales);
+      FAIL("out-of-range level sums were taken");
+    } catch (const gradcomp::error& e) {
+      REQUIRE(e.code() == errc::corrupt_payload);
+    }
+    REQUIRE(m.received() == 0);
+  }
+}

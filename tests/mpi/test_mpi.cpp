@@ -85,8 +85,10 @@ void check_against_simulation(const W& q_w, const M& q_m, topology mode, bool sh
   opt.mode = mode;
   opt.root = n - 1;
   mpi_cluster<W, M> cluster(q_w, q_m, layout, comm, opt);
-  const typename in_process_cluster<W, M>::options sim_opt{opt.seed, rule,  opt.worker_feedback,
-                                                           true,     share, false};
+  // summable mode shares scales itself, and its master sums levels
+  const bool summable = mode == topology::summable_all_reduce;
+  const typename in_process_cluster<W, M>::options sim_opt{
+      opt.seed, rule, opt.worker_feedback, true, share || summable, false, summable};
   in_process_cluster<W, M> sim(q_w, q_m, layout, n, sim_opt);
   in_process_sharded_cluster<W, M> sharded_sim(q_w, q_m, layout, n, sim_opt);
   const std::size_t d = layout.total_size();
@@ -108,6 +110,7 @@ void check_against_simulation(const W& q_w, const M& q_m, topology mode, bool sh
     REQUIRE(s.bytes_down == t.bytes_down);
     const bool aggregates = mode == topology::all_reduce || me == opt.root;
     const std::size_t decoded = mode == topology::sharded ? n * sharded_sim.shards()[me].size + d
+                                : summable                ? 2 * d
                                                           : (aggregates ? n + 1 : 1) * d;
     REQUIRE(s.rank_elements_decoded == decoded);
     REQUIRE(s.rank_bytes_received > 0);
@@ -144,9 +147,10 @@ using topk_lw = scheme<topk, layer_span>;
 constexpr topology all_modes[] = {topology::all_reduce, topology::parameter_server,
                                   topology::sharded};
 const char* mode_name(topology mode) {
-  return mode == topology::all_reduce ? "all-reduce"
-         : mode == topology::sharded  ? "sharded"
-                                      : "parameter server";
+  return mode == topology::all_reduce            ? "all-reduce"
+         : mode == topology::sharded             ? "sharded"
+         : mode == topology::summable_all_reduce ? "summable all-reduce"
+                                                 : "parameter server";
 }
 using dense_down = scheme<identity, flat_span>;
 
@@ -167,6 +171,33 @@ void good_step(C& cluster, std::uint64_t step) {
   const auto g = gradient(world_rank(), step);
   std::vector<float> u(layout.total_size());
   REQUIRE_NOTHROW(cluster.step(cpu, std::span<const float>(g), step, 1.0f, std::span<float>(u)));
+}
+
+/// A good step 0, then step 1 with rank `hung` stopped (as by SIGSTOP) long enough for every
+/// other rank to give up: each of them must fail with a timeout that names it.
+template <class C>
+void check_hung_rank_named(C& cluster, std::size_t hung) {
+  const std::size_t me = world_rank();
+  const auto g = gradient(me, 0);
+  std::vector<float> u(layout.total_size());
+  good_step(cluster, 0);
+  if (me == hung) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    try { // it finds the others gone; what it says is not the point here
+      cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
+    } catch (const error&) {
+    }
+    return;
+  }
+  try {
+    cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
+    FAIL("rank " << me << ": the step did not fail");
+  } catch (const error& e) {
+    INFO(e.what());
+    CHECK(e.code() == errc::timeout);
+    // every rank names the rank that hung, never only the root
+    CHECK_THAT(e.what(), Catch::Contains("from rank " + std::to_string(hung)));
+  }
 }
 
 } // namespace
@@ -226,6 +257,94 @@ TEST_CASE("every operator over MPI equals the in-process simulation", "[mpi]") {
                                false, aggregation::majority_vote);
     }
   }
+}
+
+TEST_CASE("summable all-reduce: levels summed by MPI equal the simulation", "[mpi][summable]") {
+  const topology mode = topology::summable_all_reduce;
+  using tern = scheme<terngrad, layer_span>;
+  SECTION("TernGrad, scales shared by the mode itself") {
+    check_against_simulation(tern{}, dense_down{}, mode);
+  }
+  SECTION("TernGrad entire-model, share_scales set") {
+    check_against_simulation(scheme<terngrad, flat_span>{}, dense_down{}, mode, true);
+  }
+  SECTION("QSGD s=15") {
+    check_against_simulation(scheme<qsgd, layer_span>{{15}}, dense_down{}, mode);
+  }
+  SECTION("QSGD bucketed") {
+    check_against_simulation(scheme<qsgd, bucket_span>{{255, 128}, {256}}, dense_down{}, mode);
+  }
+  SECTION("scaled sign") {
+    check_against_simulation(scheme<scaled_sign, flat_span>{}, dense_down{}, mode);
+  }
+  SECTION("sign, mean and majority vote") {
+    check_against_simulation(scheme<sign_sgd, layer_span>{}, dense_down{}, mode);
+    check_against_simulation(scheme<sign_sgd, flat_span>{}, scheme<sign_sgd, flat_span>{}, mode,
+                             false, aggregation::majority_vote);
+  }
+  SECTION("Q_W != Q_M: TernGrad up, QSGD down") {
+    check_against_simulation(tern{}, scheme<qsgd, flat_span>{{255}}, mode);
+  }
+  SECTION("in 61-byte pieces") {
+    mpi_communicator::options small = test_timeout();
+    small.max_transfer_bytes = 61;
+    check_against_simulation(tern{}, dense_down{}, mode, false, aggregation::mean, small);
+  }
+}
+
+TEST_CASE("summable all-reduce: codes that do not add, altered sums, failed and hung ranks",
+          "[mpi][summable][faults]") {
+  const std::size_t me = world_rank(), n = world_size();
+  const topology mode = topology::summable_all_reduce;
+  using tern = scheme<terngrad, layer_span>;
+  std::vector<float> u(layout.total_size());
+  auto g = gradient(me, 1);
+  {
+    mpi_communicator comm(MPI_COMM_WORLD, test_timeout());
+    // top-k's values do not add: refused when the cluster is built, on every rank
+    REQUIRE(failure_of([&] {
+              mpi_cluster<topk_lw, dense_down>(topk_lw{{0.05}}, dense_down{}, layout, comm,
+                                               options_for(3, mode));
+            }) == errc::invalid_parameter);
+
+    // rank 1 alters a field of its contribution beyond 2 L n: every rank sees the same bad sum
+    auto opt = options_for<tern>(3, mode);
+    opt.worker_feedback = true;
+    opt.on_send = [&](std::span<std::byte> words) {
+      if (me == 1 % n) {
+        words[0] |= std::byte{0xff};
+      }
+    };
+    mpi_cluster<tern, dense_down> altered(tern{}, dense_down{}, layout, comm, opt);
+    CHECK(failure_of([&] {
+            altered.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
+          }) == errc::corrupt_payload);
+    // nothing of what this rank sent is lost: its message went back to the residual
+    const auto last = altered.local_worker().memory().last_input();
+    const auto after = altered.local_worker().memory().residual();
+    CHECK(std::equal(after.begin(), after.end(), last.begin()));
+
+    // a NaN on the last rank: it throws non_finite_input, the others peer_failed
+    mpi_cluster<tern, dense_down> c2(tern{}, dense_down{}, layout, comm,
+                                     options_for<tern>(3, mode));
+    auto bad = g;
+    if (me == n - 1) {
+      bad[40] = std::nanf("");
+    }
+    CHECK(failure_of([&] {
+            c2.step(cpu, std::span<const float>(bad), 1, 1.0f, std::span<float>(u));
+          }) == (me == n - 1 ? errc::non_finite_input : errc::peer_failed));
+    good_step(c2, 2);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  {
+    const std::size_t hung = 1;
+    mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(300)});
+    mpi_cluster<tern, dense_down> cluster(tern{}, dense_down{}, layout, comm,
+                                          options_for<tern>(4, mode));
+    check_hung_rank_named(cluster, hung);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
 }
 
 TEST_CASE("messages larger than one MPI transfer travel in pieces, in every mode", "[mpi]") {
@@ -531,26 +650,7 @@ TEST_CASE("a rank that hangs is named by every other rank, in every topology", "
       mpi_communicator comm(MPI_COMM_WORLD, {std::chrono::milliseconds(300)});
       mpi_cluster<topk_lw, dense_down> cluster(topk_lw{{0.05}}, dense_down{}, layout, comm,
                                                options_for(4, mode));
-      const auto g = gradient(me, 0);
-      std::vector<float> u(layout.total_size());
-      good_step(cluster, 0);
-      if (me == hung) { // stopped (as by SIGSTOP) long enough for every other rank to give up
-        std::this_thread::sleep_for(std::chrono::milliseconds(2000));
-        try { // it finds the others gone; what it says is not the point here
-          cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
-        } catch (const error&) {
-        }
-      } else {
-        try {
-          cluster.step(cpu, std::span<const float>(g), 1, 1.0f, std::span<float>(u));
-          FAIL("rank " << me << ": the step did not fail");
-        } catch (const error& e) {
-          INFO(e.what());
-          CHECK(e.code() == errc::timeout);
-          // every rank names the rank that hung, never only the root
-          CHECK_THAT(e.what(), Catch::Contains("from rank " + std::to_string(hung)));
-        }
-      }
+      check_hung_rank_named(cluster, hung);
     }
     MPI_Barrier(MPI_COMM_WORLD);
   }

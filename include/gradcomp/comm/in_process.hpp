@@ -42,12 +42,20 @@ public:
     bool master_feedback = false; ///< error feedback on the master (Q_M)
     bool share_scales = false;    ///< workers quantize with the max of their scales (TernGrad)
     bool measure_error = true;    ///< per-span compression error in the statistics
+    /// The master sums the workers' integer levels exactly (master::options::sum_levels); codes
+    /// with scales need share_scales. What mpi_cluster's summed_levels mode computes.
+    bool sum_levels = false;
   };
 
   in_process_cluster(WorkerScheme q_w, MasterScheme q_m, const model_layout& layout,
                      std::size_t workers, options opt)
-      : master_(q_w, q_m, layout, workers, {opt.seed, opt.rule, opt.master_feedback}), opt_(opt),
-        sent_(workers) {
+      : master_(q_w, q_m, layout, workers,
+                {opt.seed, opt.rule, opt.master_feedback, opt.sum_levels}),
+        opt_(opt), sent_(workers) {
+    detail::require(!opt.sum_levels || opt.share_scales || !master_.sums_of_levels()->scaled(),
+                    errc::invalid_parameter,
+                    "sum_levels: the workers' codes carry scales, which they must share "
+                    "(share_scales)");
     workers_.reserve(workers);
     for (std::size_t r = 0; r < workers; ++r) {
       workers_.emplace_back(q_w, q_m, layout, static_cast<std::uint32_t>(r),

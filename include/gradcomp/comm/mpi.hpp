@@ -16,7 +16,6 @@
 #include <mpi.h>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -270,6 +269,29 @@ public:
     }
   }
 
+  /// Elementwise sum over ranks of 64-bit unsigned words, in place, by MPI's own all-reduce
+  /// (MPI_Iallreduce, MPI_SUM on MPI_UINT64_T: integer sums do not depend on the algorithm or
+  /// order MPI picks), in pieces of at most max_transfer_bytes, each polled until it completes or
+  /// the timeout passes: then errc::timeout, and the communicator is broken (a collective cannot
+  /// be cancelled). traffic() counts what a bandwidth-optimal all-reduce moves per rank, 2 (n-1)/n
+  /// of the buffer each way; MPI chooses the actual algorithm.
+  void allreduce_sum(std::span<std::uint64_t> v) {
+    usable();
+    const std::size_t per =
+        std::max<std::size_t>(1, opt_.max_transfer_bytes / sizeof(std::uint64_t));
+    for (std::size_t first = 0; first < v.size(); first += per) {
+      const auto count = static_cast<int>(std::min(per, v.size() - first));
+      MPI_Request req = MPI_REQUEST_NULL;
+      check(
+          MPI_Iallreduce(MPI_IN_PLACE, v.data() + first, count, MPI_UINT64_T, MPI_SUM, comm_, &req),
+          "MPI_Iallreduce");
+      wait_collective(req, "all-reduce");
+    }
+    const std::uint64_t moved = 2 * (size() - 1) * v.size_bytes() / size();
+    traffic_.sent += moved;
+    traffic_.received += moved;
+  }
+
 private:
   using transfer = detail::mpi_transfer;
   static constexpr int all_ranks = -1;
@@ -354,28 +376,24 @@ private:
       }
     }
     const auto deadline = std::chrono::steady_clock::now() + patience * opt_.timeout;
-    for (long polls = 0;; ++polls) {
-      bool pending = false;
-      for (MPI_Request& r : reqs) {
-        if (r != MPI_REQUEST_NULL) { // MPI_Test sets a completed request to MPI_REQUEST_NULL
-          int flag = 0;
-          check(MPI_Test(&r, &flag, MPI_STATUS_IGNORE), "MPI_Test");
-          pending = pending || r != MPI_REQUEST_NULL;
-        }
-      }
-      if (!pending) {
-        return;
-      }
-      if (std::chrono::steady_clock::now() > deadline) {
-        broken_ = true;
-        const std::string who = detail::pending_peers(ts, reqs, what, rank_);
-        detail::cancel_pending(reqs);
-        detail::fail(errc::timeout,
-                     who + " within " + std::to_string(patience * opt_.timeout.count()) + " ms");
-      }
-      if (polls > 2000) { // a peer is late: stop spinning on a core the others may need
-        std::this_thread::sleep_for(std::chrono::microseconds(50));
-      }
+    if (!detail::poll_until(reqs, deadline, [this](int rc, const char* c) { check(rc, c); })) {
+      broken_ = true;
+      const std::string who = detail::pending_peers(ts, reqs, what, rank_);
+      detail::cancel_pending(reqs);
+      detail::fail(errc::timeout,
+                   who + " within " + std::to_string(patience * opt_.timeout.count()) + " ms");
+    }
+  }
+
+  /// Polls a collective until it completes or the timeout passes (then timeout; broken).
+  void wait_collective(MPI_Request& req, const char* what) {
+    const auto deadline = std::chrono::steady_clock::now() + opt_.timeout;
+    if (!detail::poll_until(std::span(&req, 1), deadline,
+                            [this](int rc, const char* c) { check(rc, c); })) {
+      broken_ = true;
+      detail::fail(errc::timeout,
+                   "rank " + std::to_string(rank_) + ": the " + what + " did not complete within " +
+                       std::to_string(opt_.timeout.count()) + " ms: a rank did not join it");
     }
   }
 

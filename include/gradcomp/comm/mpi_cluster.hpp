@@ -37,6 +37,12 @@
 ///   (comm/mpi_sharded.hpp). Bytes and decode work per rank do not grow with the rank count; the
 ///   result is in_process_sharded_cluster's (comm/in_process_sharded.hpp) bit for bit, since the
 ///   sharding changes what is compressed: an entire-model scheme compresses each shard whole.
+/// - summable_all_reduce: for codes that add (TernGrad, QSGD, sign, scaled sign;
+///   framework/level_sums.hpp), every rank's integer levels in fields wide enough for n ranks,
+///   summed by MPI's own all-reduce (MPI_SUM on 64-bit words: exact, any order); every rank runs
+///   the master on the sums and applies Q_M itself, as in all_reduce mode. Scales are shared
+///   (one max over ranks per step) whether or not share_scales is set. The result is that of
+///   in_process_cluster with share_scales and sum_levels, bit for bit.
 ///
 /// Before any message moves, ranks exchange envelopes (comm/exchange_envelope.hpp) and check
 /// them: a rank with another layout, scheme, version, seed or step, or one whose compression
@@ -56,7 +62,7 @@
 
 namespace gradcomp {
 
-enum class topology : std::uint8_t { all_reduce, parameter_server, sharded };
+enum class topology : std::uint8_t { all_reduce, parameter_server, sharded, summable_all_reduce };
 
 template <class WorkerScheme, class MasterScheme>
 class mpi_cluster {
@@ -97,11 +103,14 @@ public:
       mine_.worker_plan = worker_->worker_codec().plan_digest();
       mine_.master_plan = worker_->master_codec().plan_digest();
     }
-    if (opt.mode == topology::all_reduce ||
+    const bool summable = opt.mode == topology::summable_all_reduce;
+    if (opt.mode == topology::all_reduce || summable ||
         (opt.mode == topology::parameter_server && comm.rank() == opt.root)) {
-      master_.emplace(q_w, q_m, layout, comm.size(),
-                      typename master_type::options{opt.seed, opt.rule, opt.master_feedback});
+      master_.emplace(
+          q_w, q_m, layout, comm.size(),
+          typename master_type::options{opt.seed, opt.rule, opt.master_feedback, summable});
     }
+    share_scales_ = opt.share_scales || (summable && master_->sums_of_levels()->scaled());
     const scheme_ids ids =
         sharded_ ? sharded_->shard_worker(0).worker_codec().ids() : worker_->worker_codec().ids();
     mine_.compressor = ids.compressor;
@@ -165,7 +174,7 @@ private:
     const std::vector<float> shared = shared_scales(exec, grad, step, scale);
     try {
       msg = worker_->compress(exec, grad, step, scale, shared);
-      if (opt_.on_send) {
+      if (opt_.on_send && opt_.mode != topology::summable_all_reduce) {
         sent_.assign(msg.begin(), msg.end());
         opt_.on_send(std::span<std::byte>(sent_));
         msg = sent_;
@@ -179,7 +188,9 @@ private:
     step_stats st;
     try {
       st = opt_.mode == topology::all_reduce ? all_reduce_step(exec, env, local_failure, msg)
-                                             : parameter_server_step(exec, env, local_failure, msg);
+           : opt_.mode == topology::summable_all_reduce
+               ? summable_step(exec, env, local_failure, msg)
+               : parameter_server_step(exec, env, local_failure, msg);
     } catch (const error&) { // no rank applies this step: what this rank sent is not lost
       if (!local_failure) {
         worker_->unsend(exec);
@@ -191,7 +202,8 @@ private:
     const auto t3 = clock::now();
     detail::count_own_traffic(st, *worker_, msg, std::span<const std::byte>(down_));
     detail::record_times(st, t0, t1, t2, t3);
-    st.rank_elements_decoded = (master_ ? size() + 1 : 1) * total_;
+    const bool summed = opt_.mode == topology::summable_all_reduce; // the sums, the broadcast
+    st.rank_elements_decoded = (summed ? 2 : (master_ ? size() + 1 : 1)) * total_;
     return st;
   }
 
@@ -201,6 +213,42 @@ private:
   step_stats all_reduce_step(const Exec& exec, const exchange_envelope& env,
                              const std::optional<error>& local_failure,
                              std::span<const std::byte> msg) {
+    step_stats st = exchange_and_check_envelopes(env, local_failure);
+    const auto offsets = comm_.allgatherv(msg, sizes_, gathered_);
+    const auto bcast = aggregate(exec, env.step, offsets);
+    down_.assign(bcast.begin(), bcast.end());
+    st.bytes_down = down_.size() * size();
+    return st;
+  }
+
+  /// Envelopes as in all_reduce mode, then this rank's levels summed with every other rank's by
+  /// MPI's all-reduce; each rank runs the master on the sums (checked: a field out of range is
+  /// corrupt_payload on every rank, since every rank holds the same sums).
+  template <class Exec>
+  step_stats summable_step(const Exec& exec, const exchange_envelope& env,
+                           const std::optional<error>& local_failure,
+                           std::span<const std::byte> msg) {
+    step_stats st = exchange_and_check_envelopes(env, local_failure);
+    const level_sums& sums = *master_->sums_of_levels();
+    level_words_.assign(sums.words(), 0);
+    std::vector<float> scales;
+    sums.add(msg, level_words_, scales);
+    if (opt_.on_send) {
+      opt_.on_send(std::as_writable_bytes(std::span<std::uint64_t>(level_words_)));
+    }
+    comm_.allreduce_sum(level_words_);
+    master_->begin(env.step);
+    master_->receive_sums(level_words_, scales);
+    const auto bcast = master_->broadcast(exec);
+    down_.assign(bcast.begin(), bcast.end());
+    st.bytes_down = down_.size() * size();
+    return st;
+  }
+
+  /// Every rank's envelope on every rank, checked (a rank that failed locally throws its own
+  /// error); sets sizes_ and the step's bytes_up (the Q_W messages of all ranks).
+  step_stats exchange_and_check_envelopes(const exchange_envelope& env,
+                                          const std::optional<error>& local_failure) {
     const std::vector<exchange_envelope> envs = comm_.exchange_envelopes(env);
     if (local_failure) {
       throw *local_failure;
@@ -214,10 +262,6 @@ private:
       sizes_[r] = envs[r].payload_bytes;
       st.bytes_up += sizes_[r];
     }
-    const auto offsets = comm_.allgatherv(msg, sizes_, gathered_);
-    const auto bcast = aggregate(exec, env.step, offsets);
-    down_.assign(bcast.begin(), bcast.end());
-    st.bytes_down = down_.size() * size();
     return st;
   }
 
@@ -341,7 +385,7 @@ private:
   template <class Exec>
   std::vector<float> shared_scales(const Exec& exec, std::span<const float> grad,
                                    std::uint64_t step, float scale) {
-    if (!opt_.share_scales) {
+    if (!share_scales_) {
       return {};
     }
     return detail::max_scales_over_ranks(
@@ -362,6 +406,8 @@ private:
   std::vector<std::byte> gathered_;
   std::vector<std::byte> sent_; ///< the message as on_send left it
   std::vector<std::byte> down_;
+  std::vector<std::uint64_t> level_words_; ///< this rank's levels, then their sum (summable mode)
+  bool share_scales_ = false;
 };
 
 } // namespace gradcomp

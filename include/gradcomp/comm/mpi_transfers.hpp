@@ -9,10 +9,12 @@
 #define MPICH_SKIP_MPICXX 1
 #endif
 #include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <mpi.h>
 #include <span>
 #include <string>
+#include <thread>
 #include <vector>
 
 /// @file
@@ -66,6 +68,33 @@ struct mpi_transfer {
     return me + " got no " + what + " from rank " + recv;
   }
   return me + "'s " + what + " was not taken by rank " + send;
+}
+
+/// Polls `reqs` until all complete (true) or `deadline` passes (false). Each MPI_Test's return
+/// code goes through check(rc, "MPI_Test"), which throws on failure. After 2000 polls a rank
+/// that waits for a late peer sleeps between polls, leaving the core to the others.
+template <class Check>
+bool poll_until(std::span<MPI_Request> reqs, std::chrono::steady_clock::time_point deadline,
+                Check&& check) {
+  for (long polls = 0;; ++polls) {
+    bool pending = false;
+    for (MPI_Request& r : reqs) {
+      if (r != MPI_REQUEST_NULL) { // MPI_Test sets a completed request to MPI_REQUEST_NULL
+        int flag = 0;
+        check(MPI_Test(&r, &flag, MPI_STATUS_IGNORE), "MPI_Test");
+        pending = pending || r != MPI_REQUEST_NULL;
+      }
+    }
+    if (!pending) {
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return false;
+    }
+    if (polls > 2000) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+  }
 }
 
 /// After a timeout: cancels the pending operations, so no late message is written into a buffer

@@ -6,6 +6,7 @@
 #include "../math/canonical_sum.hpp"
 #include "../math/qsgd.hpp"
 #include "common.hpp"
+#include "level_rule.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -36,6 +37,9 @@ struct qsgd_coder {
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE bool valid(std::uint32_t c) const noexcept {
     return math::qsgd_valid(c, s, level_bits);
+  }
+  [[nodiscard]] level_rule levels() const noexcept {
+    return {level_map::sign_magnitude, s, static_cast<double>(s)};
   }
 };
 } // namespace detail

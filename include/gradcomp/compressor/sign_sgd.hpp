@@ -6,6 +6,7 @@
 #include "../math/canonical_sum.hpp"
 #include "common.hpp"
 #include "identity.hpp"
+#include "level_rule.hpp"
 #include "mixins.hpp"
 
 #include <optional>
@@ -28,6 +29,7 @@ struct sign_coder {
     return c != 0 ? -s : s;
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE bool valid(std::uint32_t) const noexcept { return true; }
+  [[nodiscard]] static constexpr level_rule levels() noexcept { return {level_map::sign_bit, 1}; }
 };
 } // namespace detail
 
@@ -47,6 +49,9 @@ struct sign_sgd : detail::without_parameter<sign_sgd>, detail::without_scale {
   struct unit_coder : detail::sign_coder {
     [[nodiscard]] GRADCOMP_HOST_DEVICE float decode(std::uint32_t c, float) const noexcept {
       return c != 0 ? -1.0f : 1.0f;
+    }
+    [[nodiscard]] static constexpr level_rule levels() noexcept {
+      return {level_map::sign_bit, 1, 1.0, false};
     }
   };
   [[nodiscard]] unit_coder coder(const sign_bits&) const { return {}; }

@@ -7,6 +7,7 @@
 #include "../math/ternary.hpp"
 #include "common.hpp"
 #include "identity.hpp"
+#include "level_rule.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -33,6 +34,7 @@ struct ternary_coder {
     return math::ternary_decode(c, s);
   }
   [[nodiscard]] GRADCOMP_HOST_DEVICE bool valid(std::uint32_t c) const noexcept { return c != 3u; }
+  [[nodiscard]] static constexpr level_rule levels() noexcept { return {level_map::ternary, 1}; }
 };
 } // namespace detail
 

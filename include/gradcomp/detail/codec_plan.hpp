@@ -5,6 +5,7 @@
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
 #include "../scheme.hpp"
+#include "level_plan.hpp"
 #include "span_coder.hpp"
 
 #include <cstddef>
@@ -68,6 +69,34 @@ public:
       total += plan_[s].compressed ? coder().max_bytes(span_compressors_[s], n) : n * sizeof(T);
     }
     return total;
+  }
+
+  /// Where the integer levels of this codec's messages lie, for exact sums over workers
+  /// (framework/level_sums.hpp); `why_not` says why when its codes do not add.
+  [[nodiscard]] level_plan level_spans() const {
+    level_plan lp;
+    if constexpr (is_sparse || is_composite ||
+                  !requires(const compressor_type& c, const encoding_type& e) {
+                    c.coder(e).levels();
+                  }) {
+      lp.why_not = std::string(compressor_type::name) + " codes do not add: level sums take " +
+                   "TernGrad, QSGD, sign and scaled sign on their fixed-width encodings";
+    } else {
+      std::size_t offset = wire_header_bytes + plan_.size() * wire_directory_entry_bytes;
+      for (std::size_t s = 0; s < plan_.size() && lp.why_not.empty(); ++s) {
+        const span_desc& d = plan_[s];
+        if (!d.compressed) {
+          lp.why_not = span_name(s) + " is sent raw: fp32 sums depend on their order";
+          break;
+        }
+        const compressor_type& c = span_compressors_[s];
+        const auto coder_of = c.coder(scheme_.encoding);
+        lp.spans.push_back({d.begin, d.size, offset, c.num_scales(d.size), c.scale_group(d.size),
+                            coder_layout(coder_of), coder_of.levels()});
+        offset += coder().max_bytes(c, d.size);
+      }
+    }
+    return lp;
   }
 
   /// The digest of the plan (compressor parameters, span sizes, rules) that messages carry.

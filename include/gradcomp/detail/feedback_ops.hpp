@@ -88,6 +88,14 @@ struct count_vote {
     votes[i] += decoded[i] > 0.0f ? 1 : -1;
   }
 };
+/// Majority vote from exact sums of the signs (level sums): ties +1.
+struct vote_of_sum {
+  const float* sum;
+  float* out;
+  GRADCOMP_HOST_DEVICE void operator()(std::size_t i) const {
+    out[i] = sum[i] >= 0.0f ? 1.0f : -1.0f;
+  }
+};
 struct vote_result {
   const std::int32_t* votes;
   float* out;

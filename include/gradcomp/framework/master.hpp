@@ -7,11 +7,13 @@
 #include "../layout/model_layout.hpp"
 #include "../memory/error_feedback.hpp"
 #include "../random/stream_key.hpp"
+#include "level_sums.hpp"
 #include "worker.hpp"
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -29,6 +31,11 @@
 /// exact and independent of the order (SPECS.md §2.5 E1). The mean is sum / n.
 /// Majority vote (signSGD, Bernstein et al. 2019) counts the workers' signs per element; the
 /// result is +1 where at least half vote +1 (a tie is +1, like sign(0) = +1), else -1.
+///
+/// With options::sum_levels (codes that add: TernGrad, QSGD, sign, scaled sign; every worker on
+/// the same scales) the master sums the workers' integer levels instead (framework/level_sums.hpp):
+/// the sum is exact whatever the order or the scales, each element rounded once to fp32, and it
+/// can come summed from a real all-reduce (receive_sums). CPU backend.
 
 namespace gradcomp {
 
@@ -44,15 +51,22 @@ public:
     std::uint64_t seed = 0;
     aggregation rule = aggregation::mean;
     bool error_feedback = false; ///< a master-side residual for Q_M
+    bool sum_levels = false;     ///< aggregate exact sums of integer levels (level_sums)
   };
 
   master(WorkerScheme q_w, MasterScheme q_m, const model_layout& layout, std::size_t workers,
          options opt)
       : up_(std::move(q_w), layout), down_(std::move(q_m), layout), workers_(workers), opt_(opt),
         sum_(layout.total_size()), votes_(opt.rule == aggregation::majority_vote ? sum_.size() : 0),
-        decoded_(votes_.size()), aggregate_(sum_.size()), seen_(workers),
-        message_(down_.max_encoded_bytes()) {
+        decoded_(opt.sum_levels ? sum_.size() : votes_.size()), aggregate_(sum_.size()),
+        seen_(workers), message_(down_.max_encoded_bytes()) {
     detail::require(workers > 0, errc::invalid_parameter, "a master needs at least one worker");
+    if (opt.sum_levels) {
+      detail::require(std::is_same_v<Backend, cpu_tag>, errc::invalid_parameter,
+                      "level sums run on the CPU backend");
+      levels_.emplace(up_.level_spans(), workers);
+      level_words_.resize(levels_->words());
+    }
     if (opt.rule == aggregation::majority_vote) {
       detail::require(up_.ids().compressor == sign_sgd::id, errc::invalid_parameter,
                       "majority vote aggregates sign_sgd messages; the worker scheme is " +
@@ -74,6 +88,8 @@ public:
     detail::run<detail::for_each_element>(exec, votes_.size(),
                                           detail::fill_value<std::int32_t>{votes_.data(), 0});
     std::fill(seen_.begin(), seen_.end(), std::uint8_t{0});
+    std::fill(level_words_.begin(), level_words_.end(), std::uint64_t{0});
+    level_scales_.clear();
   }
 
   /// Adds one worker's message. Errors (nothing is added on error): another seed, step or role
@@ -88,7 +104,10 @@ public:
     detail::require(seen_[key.rank] == 0, errc::duplicate_message,
                     "a second message from rank " + std::to_string(key.rank) + " for step " +
                         std::to_string(step_));
-    if (opt_.rule == aggregation::majority_vote) {
+    if (levels_) {
+      up_.decode(exec, msg, detail::view(decoded_)); // validates every code and scale
+      levels_->add(msg, level_words_, level_scales_);
+    } else if (opt_.rule == aggregation::majority_vote) {
       up_.decode(exec, msg, detail::view(decoded_));
       detail::run<detail::for_each_element>(exec, decoded_.size(),
                                             detail::count_vote{decoded_.data(), votes_.data()});
@@ -99,6 +118,30 @@ public:
     ++received_;
   }
 
+  /// With sum_levels: the levels of all workers for this step, summed elsewhere (an all-reduce
+  /// of level_sums words; what n receive() calls would sum), and the scales they share, in place
+  /// of the n receive() calls. Errors: protocol_error after a receive(), size_mismatch, and
+  /// corrupt_payload for sums out of range (level_sums::check); nothing is taken on error.
+  void receive_sums(std::span<const std::uint64_t> sums, std::span<const float> scales) {
+    detail::require(levels_.has_value(), errc::protocol_error,
+                    "receive_sums needs a master built with sum_levels");
+    detail::require(received_ == 0, errc::protocol_error,
+                    "receive_sums after " + std::to_string(received_) + " messages");
+    detail::require(scales.size() == levels_->num_scales(), errc::size_mismatch,
+                    std::to_string(scales.size()) + " scales with the level sums, expected " +
+                        std::to_string(levels_->num_scales()));
+    levels_->check(sums);
+    std::copy(sums.begin(), sums.end(), level_words_.begin());
+    level_scales_.assign(scales.begin(), scales.end());
+    std::fill(seen_.begin(), seen_.end(), std::uint8_t{1});
+    received_ = workers_;
+  }
+
+  /// The level sums of this master (options::sum_levels), else nullptr.
+  [[nodiscard]] const level_sums* sums_of_levels() const noexcept {
+    return levels_ ? &*levels_ : nullptr;
+  }
+
   /// The aggregate of the step (mean or vote), after every worker was received, then Q_M of it
   /// as the broadcast message: a view valid until the next broadcast().
   template <class Exec>
@@ -106,7 +149,15 @@ public:
     detail::require(received_ == workers_, errc::protocol_error,
                     "broadcast after " + std::to_string(received_) + " of " +
                         std::to_string(workers_) + " workers' messages");
-    if (opt_.rule == aggregation::majority_vote) {
+    if (levels_) {
+      if constexpr (std::is_same_v<Backend, cpu_tag>) {
+        levels_->values(level_words_, level_scales_, detail::view(sum_));
+      }
+    }
+    if (opt_.rule == aggregation::majority_vote && levels_) {
+      detail::run<detail::for_each_element>(exec, aggregate_.size(),
+                                            detail::vote_of_sum{sum_.data(), aggregate_.data()});
+    } else if (opt_.rule == aggregation::majority_vote) {
       detail::run<detail::for_each_element>(exec, aggregate_.size(),
                                             detail::vote_result{votes_.data(), aggregate_.data()});
     } else {
@@ -149,6 +200,9 @@ private:
   detail::buffer_t<Backend, float> aggregate_;
   std::vector<std::uint8_t> seen_;
   detail::buffer_t<Backend, std::byte> message_;
+  std::optional<level_sums> levels_;
+  std::vector<std::uint64_t> level_words_; ///< this step's level sums (sum_levels)
+  std::vector<float> level_scales_;        ///< the scales the workers share (sum_levels)
   std::uint64_t step_ = 0;
   std::size_t received_ = 0;
 };

@@ -3,6 +3,7 @@
 
 #include "../backend/tags.hpp"
 #include "../core/float16.hpp"
+#include "../detail/level_plan.hpp"
 #include "../granularity/span_plan.hpp"
 #include "../layout/model_layout.hpp"
 #include "../random/stream_key.hpp"
@@ -66,6 +67,7 @@ public:
   [[nodiscard]] virtual std::string_view compressor_name() const noexcept = 0;
   [[nodiscard]] virtual std::uint64_t plan_digest() const noexcept = 0;
   [[nodiscard]] virtual std::string scheme_name() const = 0;
+  [[nodiscard]] virtual detail::level_plan level_spans() const = 0;
   virtual std::size_t encode(const cpu_policy&, std::span<const float>, std::span<std::byte>,
                              const stream_key&, std::span<const float> scales) = 0;
   virtual std::vector<float> local_scales(const cpu_policy&, std::span<const float>,
@@ -128,6 +130,8 @@ public:
     return impl_->compressor_name();
   }
   [[nodiscard]] std::uint64_t plan_digest() const noexcept { return impl_->plan_digest(); }
+  /// Where its messages' levels lie (codec::level_spans, framework/level_sums.hpp).
+  [[nodiscard]] detail::level_plan level_spans() const { return impl_->level_spans(); }
 
   template <gradient_value T = float>
   [[nodiscard]] std::size_t max_encoded_bytes() const {

@@ -36,6 +36,9 @@ public:
     return codec_.compressor_name();
   }
   [[nodiscard]] std::uint64_t plan_digest() const noexcept override { return codec_.plan_digest(); }
+  [[nodiscard]] gradcomp::detail::level_plan level_spans() const override {
+    return codec_.level_spans();
+  }
   [[nodiscard]] std::string scheme_name() const override {
     return std::string(Scheme::compressor_type::name) + "/" +
            std::string(codec_.scheme().granularity.runtime_name()) + "/" +

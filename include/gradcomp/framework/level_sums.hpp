@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+#include "../detail/bits.hpp"
+#include "../detail/level_plan.hpp"
+#include "../error.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+/// @file
+/// Exact sums of quantized messages over n workers (compressor/level_rule.hpp). Each element's
+/// level l in [-L, L] is stored biased, as l + L in [0, 2L], in a field of w = bit_width(2 L n)
+/// bits; floor(64 / w) fields share a 64-bit word, none straddles two. The words of n messages
+/// then add as plain unsigned integers: no field can pass 2 L n < 2^w, so no carry crosses a
+/// field, and the sum is the same in any order and under any reduction tree. That is what lets
+/// a real all-reduce (MPI_SUM on MPI_UINT64_T, NCCL's ncclUint64 sum) carry the aggregate with
+/// accumulators of log2(n) + log2(2L + 1) bits per element. The value of an element's sum S of
+/// levels is scale * S / unit, rounded once to fp32 (S / unit for codes without a scale), so it
+/// needs every worker's scales to be the same (TernGrad's scaler sharing, a shared QSGD norm).
+///
+/// Words per span: ceil(size / floor(64 / w)); each span starts a new word. Two last words hold
+/// checks that add like the rest (mod 2^64): the total of all biased levels, and their total
+/// weighted by element index + 1. A sum whose fields do not match both was altered, or carried
+/// from one field into the next (check()); a contributor that sends valid but wrong levels cannot
+/// be told apart in any sum. Host memory, CPU.
+
+namespace gradcomp {
+
+class level_sums {
+public:
+  /// Sums of messages with level plan `plan` (codec::level_spans()) over `contributors` workers.
+  /// Errors: invalid_parameter when the plan's codes do not add (its why_not) or contributors is
+  /// 0, value_out_of_range when a sum would need fields wider than 63 bits.
+  level_sums(detail::level_plan plan, std::size_t contributors)
+      : plan_(std::move(plan)), contributors_(contributors) {
+    detail::require(plan_.summable(), errc::invalid_parameter, plan_.why_not);
+    detail::require(contributors > 0, errc::invalid_parameter, "level sums of 0 contributors");
+    for (const detail::level_span& sp : plan_.spans) {
+      const std::uint64_t top = 2ull * sp.rule.max_level * contributors;
+      detail::require(contributors < (1ull << 32) && std::bit_width(top) <= 63,
+                      errc::value_out_of_range,
+                      "sums of levels up to " + std::to_string(sp.rule.max_level) + " over " +
+                          std::to_string(contributors) + " contributors need over 63 bits");
+      const auto width = static_cast<unsigned>(std::bit_width(top));
+      fields_.push_back({width, 64 / width, words_, scales_});
+      words_ += detail::ceil_div(sp.size, 64 / width);
+      scales_ += sp.num_scales;
+      scaled_ = scaled_ || (sp.rule.scaled && sp.num_scales > 0);
+    }
+  }
+
+  /// 64-bit words of one message's levels, and of their sum (the two check words included).
+  [[nodiscard]] std::size_t words() const noexcept { return words_ + 2; }
+  [[nodiscard]] std::size_t contributors() const noexcept { return contributors_; }
+  /// Scales per message (the layout of codec::local_scales()).
+  [[nodiscard]] std::size_t num_scales() const noexcept { return scales_; }
+  /// Whether the messages carry scales, which every contributor must then share.
+  [[nodiscard]] bool scaled() const noexcept { return scaled_; }
+
+  /// Adds the levels of `msg`, a message its codec validated, to `sums` (words() words). The
+  /// first message added sets `scales` (when it is empty); a later one whose scales differ is
+  /// rejected (scheme_mismatch) and adds nothing.
+  void add(std::span<const std::byte> msg, std::span<std::uint64_t> sums,
+           std::vector<float>& scales) const {
+    require_words(sums.size());
+    std::vector<float> mine(scales_);
+    for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
+      const detail::level_span& sp = plan_.spans[s];
+      for (std::size_t i = 0; i < sp.num_scales; ++i) {
+        mine[fields_[s].first_scale + i] =
+            detail::load_le<float>(msg.data() + sp.payload_offset + 4 * i);
+      }
+    }
+    if (scales.empty()) {
+      scales = mine;
+    } else {
+      require_same_scales(scales, mine);
+    }
+    for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
+      add_span(plan_.spans[s], fields_[s], msg.data(), sums.data(), sums.data() + words_);
+    }
+  }
+
+  /// Checks the words of a sum that came over the network: every field at most 2 L n, the bits
+  /// above a word's last field zero, and the fields matching the two check words, else
+  /// corrupt_payload (a contributor sent codes outside its levels, or the words were altered).
+  void check(std::span<const std::uint64_t> sums) const {
+    require_words(sums.size());
+    std::uint64_t total = 0, weighted = 0;
+    for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
+      const detail::level_span& sp = plan_.spans[s];
+      const field_layout& f = fields_[s];
+      const std::uint64_t top = 2ull * sp.rule.max_level * contributors_;
+      for (std::size_t e = 0; e < sp.size; ++e) {
+        const std::uint64_t word = sums[f.first_word + e / f.per_word];
+        const bool spare_clear =
+            f.per_word * f.width == 64 || (word >> (f.per_word * f.width)) == 0;
+        const std::uint64_t v = field(word, e % f.per_word, f.width);
+        total += v;
+        weighted += v * (sp.begin + e + 1);
+        detail::require(v <= top && spare_clear, errc::corrupt_payload, [&] {
+          return "the summed levels of element " + std::to_string(sp.begin + e) +
+                 " are out of range: a contributor sent codes outside its levels";
+        });
+      }
+    }
+    detail::require(total == sums[words_] && weighted == sums[words_ + 1], errc::corrupt_payload,
+                    "the summed levels do not match their check words: the sums were altered");
+  }
+
+  /// The value of every element's sum: out[i] = scale * S / unit (S / unit without scales),
+  /// rounded once to fp32, with S the sum of the contributors' levels.
+  void values(std::span<const std::uint64_t> sums, std::span<const float> scales,
+              std::span<float> out) const {
+    require_words(sums.size());
+    detail::require(scales.size() == scales_, errc::size_mismatch,
+                    "level sums: " + std::to_string(scales.size()) + " scales, expected " +
+                        std::to_string(scales_));
+    for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
+      const detail::level_span& sp = plan_.spans[s];
+      const field_layout& f = fields_[s];
+      const auto bias = static_cast<std::int64_t>(sp.rule.max_level * contributors_);
+      for (std::size_t e = 0; e < sp.size; ++e) {
+        const std::uint64_t word = sums[f.first_word + e / f.per_word];
+        const auto sum = static_cast<double>(
+            static_cast<std::int64_t>(field(word, e % f.per_word, f.width)) - bias);
+        const double scale = sp.rule.scaled && sp.num_scales > 0
+                                 ? static_cast<double>(scales[f.first_scale + e / sp.group])
+                                 : 1.0;
+        out[sp.begin + e] = static_cast<float>(scale * sum / sp.rule.unit);
+      }
+    }
+  }
+
+private:
+  struct field_layout {
+    unsigned width;
+    std::size_t per_word;
+    std::size_t first_word;
+    std::size_t first_scale;
+  };
+
+  void require_words(std::size_t got) const {
+    detail::require(got == words(), errc::size_mismatch,
+                    std::to_string(got) + " words of level sums, expected " +
+                        std::to_string(words()));
+  }
+
+  [[nodiscard]] static std::uint64_t field(std::uint64_t word, std::size_t j,
+                                           unsigned width) noexcept {
+    return (word >> (j * width)) & ((std::uint64_t{1} << width) - 1);
+  }
+
+  void require_same_scales(const std::vector<float>& first, const std::vector<float>& mine) const {
+    for (std::size_t i = 0; i < mine.size(); ++i) {
+      detail::require(std::memcmp(&first[i], &mine[i], sizeof(float)) == 0, errc::scheme_mismatch,
+                      [&] {
+                        return "scale " + std::to_string(i) + " is " + std::to_string(mine[i]) +
+                               ", the first message's " + std::to_string(first[i]) +
+                               ": level sums need one shared scale per span (share_scales)";
+                      });
+    }
+  }
+
+  /// The code of element e in a stream of `bits`-bit codes (LSB first) of `bytes` bytes.
+  [[nodiscard]] static std::uint32_t code_at(const std::byte* stream, std::size_t bytes,
+                                             std::size_t e, unsigned bits) noexcept {
+    const std::size_t bit = e * bits, at = bit / 8;
+    std::byte tmp[8] = {};
+    std::memcpy(tmp, stream + at, std::min<std::size_t>(8, bytes - at));
+    const std::uint64_t v = detail::load_le<std::uint64_t>(tmp) >> (bit % 8);
+    return static_cast<std::uint32_t>(v & ((std::uint64_t{1} << bits) - 1));
+  }
+
+  /// The level of element e of a span's codes.
+  [[nodiscard]] static std::int64_t level_at(const detail::level_span& sp, const std::byte* codes,
+                                             std::size_t e) noexcept {
+    const unsigned m = sp.codes.magnitude_bits();
+    const std::size_t stream = detail::packed_bytes(sp.size, m);
+    const std::uint32_t c = code_at(codes, stream, e, m);
+    switch (sp.rule.map) {
+    case level_map::ternary:
+      return c == 1 ? 1 : (c == 2 ? -1 : 0);
+    case level_map::sign_bit:
+      return c != 0 ? -1 : 1;
+    case level_map::sign_magnitude:
+      break;
+    }
+    if (sp.codes.sign_plane) {
+      const bool negative = code_at(codes + stream, detail::packed_bytes(sp.size, 1), e, 1) != 0;
+      return negative ? -static_cast<std::int64_t>(c) : static_cast<std::int64_t>(c);
+    }
+    const std::uint32_t magnitude = c & ((1u << (m - 1)) - 1);
+    return (c >> (m - 1)) != 0 ? -static_cast<std::int64_t>(magnitude) : magnitude;
+  }
+
+  /// Adds span sp's biased levels to its words, and to the two check words.
+  static void add_span(const detail::level_span& sp, const field_layout& f, const std::byte* msg,
+                       std::uint64_t* sums, std::uint64_t* checks) {
+    const std::byte* codes = msg + sp.payload_offset + 4 * sp.num_scales;
+    const auto bias = static_cast<std::int64_t>(sp.rule.max_level);
+    for (std::size_t first = 0; first < sp.size; first += f.per_word) {
+      std::uint64_t word = 0;
+      const std::size_t end = std::min(sp.size, first + f.per_word);
+      for (std::size_t e = first; e < end; ++e) {
+        const auto biased = static_cast<std::uint64_t>(level_at(sp, codes, e) + bias);
+        word |= biased << ((e - first) * f.width);
+        checks[0] += biased;
+        checks[1] += biased * (sp.begin + e + 1);
+      }
+      sums[f.first_word + first / f.per_word] += word;
+    }
+  }
+
+  detail::level_plan plan_;
+  std::size_t contributors_;
+  std::vector<field_layout> fields_;
+  std::size_t words_ = 0;
+  std::size_t scales_ = 0;
+  bool scaled_ = false;
+};
+
+} // namespace gradcomp
