@@ -138,6 +138,53 @@ void register_spec(const std::string& spec, const std::string& layout_name,
       ->UseRealTime();
 }
 
+/// Level sums (framework/level_sums.hpp) of a spec whose codes add, for `ranks` contributors:
+/// one message's levels added into the words (what each rank does before the all-reduce), and the
+/// summed words turned into the aggregate's values (after it). Rates are per gradient element.
+void register_level_sums(const std::string& spec, const std::string& layout_name,
+                         const model_layout& layout, std::size_t ranks) {
+  const std::string name = "levels/" + spec + "/" + layout_name + "/ranks:" + std::to_string(ranks);
+  struct fixture {
+    level_sums sums;
+    std::vector<std::byte> msg;
+    std::vector<std::uint64_t> words;
+    std::vector<float> scales;
+  };
+  auto make = [spec, layout, ranks] {
+    any_codec c(spec, layout);
+    const auto& x = gradient(layout.total_size());
+    fixture f{
+        level_sums(c.level_spans(), ranks), std::vector<std::byte>(c.max_encoded_bytes()), {}, {}};
+    f.msg.resize(c.encode(cpu, std::span<const float>(x), std::span<std::byte>(f.msg), {1, 0}));
+    f.words.assign(f.sums.words(), 0);
+    f.sums.add(f.msg, f.words, f.scales);
+    return f;
+  };
+  benchmark::RegisterBenchmark((name + "/add").c_str(),
+                               [make, layout](benchmark::State& st) {
+                                 fixture f = make();
+                                 for (auto _ : st) {
+                                   f.sums.add(f.msg, f.words, f.scales);
+                                   benchmark::DoNotOptimize(f.words.data());
+                                 }
+                                 report(st, layout.total_size(), 8 * f.words.size());
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+  benchmark::RegisterBenchmark((name + "/values").c_str(),
+                               [make, layout](benchmark::State& st) {
+                                 fixture f = make();
+                                 std::vector<float> out(layout.total_size());
+                                 for (auto _ : st) {
+                                   f.sums.values(f.words, f.scales, std::span<float>(out));
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                                 report(st, layout.total_size(), 8 * f.words.size());
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+
 /// Every benchmarked spec over `layout` with granularity `g` (flat, layer or bucket).
 void register_all(const std::string& layout_name, const model_layout& layout, std::string_view g,
                   cpu_policy exec = cpu) {
@@ -256,6 +303,9 @@ int main(int argc, char** argv) {
     if (name == "resnet50") { // the multi-threaded policy, on the 2-core machine's two threads
       register_all(name, layout, "flat", cpu_threads(2));
       register_all(name, layout, "layer", cpu_threads(2));
+      for (const char* spec : {"terngrad/layer", "qsgd:15/layer", "sign/layer"}) {
+        register_level_sums(spec, name, layout, 8);
+      }
     }
   }
   for (unsigned log2 = 16; log2 <= 26; log2 += 2) {

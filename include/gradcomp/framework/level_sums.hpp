@@ -90,27 +90,30 @@ public:
   }
 
   /// Checks the words of a sum that came over the network: every field at most 2 L n, the bits
-  /// above a word's last field zero, and the fields matching the two check words, else
+  /// above a word's last used field zero, and the fields matching the two check words, else
   /// corrupt_payload (a contributor sent codes outside its levels, or the words were altered).
   void check(std::span<const std::uint64_t> sums) const {
     require_words(sums.size());
     std::uint64_t total = 0, weighted = 0;
     for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
       const detail::level_span& sp = plan_.spans[s];
-      const field_layout& f = fields_[s];
       const std::uint64_t top = 2ull * sp.rule.max_level * contributors_;
-      for (std::size_t e = 0; e < sp.size; ++e) {
-        const std::uint64_t word = sums[f.first_word + e / f.per_word];
-        const bool spare_clear =
-            f.per_word * f.width == 64 || (word >> (f.per_word * f.width)) == 0;
-        const std::uint64_t v = field(word, e % f.per_word, f.width);
-        total += v;
-        weighted += v * (sp.begin + e + 1);
-        detail::require(v <= top && spare_clear, errc::corrupt_payload, [&] {
-          return "the summed levels of element " + std::to_string(sp.begin + e) +
+      std::size_t e = sp.begin;
+      for_each_word(fields_[s], sp.size, sums.data(), [&](std::uint64_t word, std::size_t used) {
+        const unsigned width = fields_[s].width;
+        const bool spare_clear = used * width == 64 || (word >> (used * width)) == 0;
+        bool in_range = spare_clear;
+        for (std::size_t j = 0; j < used; ++j, ++e) {
+          const std::uint64_t v = (word >> (j * width)) & mask(width);
+          in_range = in_range && v <= top;
+          total += v;
+          weighted += v * (e + 1);
+        }
+        detail::require(in_range, errc::corrupt_payload, [&] {
+          return "the summed levels of elements up to " + std::to_string(e) +
                  " are out of range: a contributor sent codes outside its levels";
         });
-      }
+      });
     }
     detail::require(total == sums[words_] && weighted == sums[words_ + 1], errc::corrupt_payload,
                     "the summed levels do not match their check words: the sums were altered");
@@ -126,17 +129,24 @@ public:
                         std::to_string(scales_));
     for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
       const detail::level_span& sp = plan_.spans[s];
-      const field_layout& f = fields_[s];
       const auto bias = static_cast<std::int64_t>(sp.rule.max_level * contributors_);
-      for (std::size_t e = 0; e < sp.size; ++e) {
-        const std::uint64_t word = sums[f.first_word + e / f.per_word];
-        const auto sum = static_cast<double>(
-            static_cast<std::int64_t>(field(word, e % f.per_word, f.width)) - bias);
-        const double scale = sp.rule.scaled && sp.num_scales > 0
-                                 ? static_cast<double>(scales[f.first_scale + e / sp.group])
-                                 : 1.0;
-        out[sp.begin + e] = static_cast<float>(scale * sum / sp.rule.unit);
-      }
+      const bool scaled = sp.rule.scaled && sp.num_scales > 0;
+      const float* scale = scales.data() + fields_[s].first_scale;
+      float* dst = out.data() + sp.begin;
+      std::size_t in_group = 0;
+      for_each_word(fields_[s], sp.size, sums.data(), [&](std::uint64_t word, std::size_t used) {
+        const unsigned width = fields_[s].width;
+        for (std::size_t j = 0; j < used; ++j) {
+          const auto sum = static_cast<double>(
+              static_cast<std::int64_t>((word >> (j * width)) & mask(width)) - bias);
+          *dst++ =
+              static_cast<float>((scaled ? static_cast<double>(*scale) : 1.0) * sum / sp.rule.unit);
+          if (++in_group == sp.group) { // the next element is on the next scale
+            in_group = 0;
+            ++scale;
+          }
+        }
+      });
     }
   }
 
@@ -154,9 +164,17 @@ private:
                         std::to_string(words()));
   }
 
-  [[nodiscard]] static std::uint64_t field(std::uint64_t word, std::size_t j,
-                                           unsigned width) noexcept {
-    return (word >> (j * width)) & ((std::uint64_t{1} << width) - 1);
+  [[nodiscard]] static constexpr std::uint64_t mask(unsigned width) noexcept {
+    return (std::uint64_t{1} << width) - 1;
+  }
+
+  /// Calls visit(word, fields used) for each word of a span of n elements, in order.
+  template <class Visit>
+  static void for_each_word(const field_layout& f, std::size_t n, const std::uint64_t* sums,
+                            Visit&& visit) {
+    for (std::size_t e = 0, w = f.first_word; e < n; e += f.per_word, ++w) {
+      visit(sums[w], std::min(f.per_word, n - e));
+    }
   }
 
   void require_same_scales(const std::vector<float>& first, const std::vector<float>& mine) const {
@@ -170,36 +188,63 @@ private:
     }
   }
 
-  /// The code of element e in a stream of `bits`-bit codes (LSB first) of `bytes` bytes.
-  [[nodiscard]] static std::uint32_t code_at(const std::byte* stream, std::size_t bytes,
-                                             std::size_t e, unsigned bits) noexcept {
-    const std::size_t bit = e * bits, at = bit / 8;
-    std::byte tmp[8] = {};
-    std::memcpy(tmp, stream + at, std::min<std::size_t>(8, bytes - at));
-    const std::uint64_t v = detail::load_le<std::uint64_t>(tmp) >> (bit % 8);
-    return static_cast<std::uint32_t>(v & ((std::uint64_t{1} << bits) - 1));
-  }
+  /// Consecutive codes of `bits` (<= 32) bits from an LSB-first stream of `bytes` bytes.
+  class code_stream {
+  public:
+    code_stream(const std::byte* p, std::size_t bytes, unsigned bits) noexcept
+        : p_(p), bytes_(bytes), bits_(bits) {}
+    std::uint32_t next() noexcept {
+      while (have_ < bits_ && pos_ < bytes_) { // at most 56 + 8 bits held
+        buffer_ |= static_cast<std::uint64_t>(p_[pos_++]) << have_;
+        have_ += 8;
+      }
+      const auto c = static_cast<std::uint32_t>(buffer_ & mask(bits_));
+      buffer_ >>= bits_;
+      have_ -= have_ < bits_ ? have_ : bits_;
+      return c;
+    }
 
-  /// The level of element e of a span's codes.
-  [[nodiscard]] static std::int64_t level_at(const detail::level_span& sp, const std::byte* codes,
-                                             std::size_t e) noexcept {
+  private:
+    const std::byte* p_;
+    std::size_t bytes_, pos_ = 0;
+    unsigned bits_, have_ = 0;
+    std::uint64_t buffer_ = 0;
+  };
+
+  /// Calls f(level) for the levels of a span's n codes, in order.
+  template <class F>
+  static void for_each_level(const detail::level_span& sp, const std::byte* codes, F&& f) {
     const unsigned m = sp.codes.magnitude_bits();
     const std::size_t stream = detail::packed_bytes(sp.size, m);
-    const std::uint32_t c = code_at(codes, stream, e, m);
+    code_stream mags(codes, stream, m);
     switch (sp.rule.map) {
     case level_map::ternary:
-      return c == 1 ? 1 : (c == 2 ? -1 : 0);
+      for (std::size_t e = 0; e < sp.size; ++e) {
+        const std::uint32_t c = mags.next();
+        f(c == 1 ? std::int64_t{1} : (c == 2 ? std::int64_t{-1} : std::int64_t{0}));
+      }
+      return;
     case level_map::sign_bit:
-      return c != 0 ? -1 : 1;
+      for (std::size_t e = 0; e < sp.size; ++e) {
+        f(mags.next() != 0 ? std::int64_t{-1} : std::int64_t{1});
+      }
+      return;
     case level_map::sign_magnitude:
       break;
     }
     if (sp.codes.sign_plane) {
-      const bool negative = code_at(codes + stream, detail::packed_bytes(sp.size, 1), e, 1) != 0;
-      return negative ? -static_cast<std::int64_t>(c) : static_cast<std::int64_t>(c);
+      code_stream signs(codes + stream, detail::packed_bytes(sp.size, 1), 1);
+      for (std::size_t e = 0; e < sp.size; ++e) {
+        const auto magnitude = static_cast<std::int64_t>(mags.next());
+        f(signs.next() != 0 ? -magnitude : magnitude);
+      }
+      return;
     }
-    const std::uint32_t magnitude = c & ((1u << (m - 1)) - 1);
-    return (c >> (m - 1)) != 0 ? -static_cast<std::int64_t>(magnitude) : magnitude;
+    for (std::size_t e = 0; e < sp.size; ++e) {
+      const std::uint32_t c = mags.next();
+      const auto magnitude = static_cast<std::int64_t>(c & mask(m - 1));
+      f((c >> (m - 1)) != 0 ? -magnitude : magnitude);
+    }
   }
 
   /// Adds span sp's biased levels to its words, and to the two check words.
@@ -207,16 +252,22 @@ private:
                        std::uint64_t* sums, std::uint64_t* checks) {
     const std::byte* codes = msg + sp.payload_offset + 4 * sp.num_scales;
     const auto bias = static_cast<std::int64_t>(sp.rule.max_level);
-    for (std::size_t first = 0; first < sp.size; first += f.per_word) {
-      std::uint64_t word = 0;
-      const std::size_t end = std::min(sp.size, first + f.per_word);
-      for (std::size_t e = first; e < end; ++e) {
-        const auto biased = static_cast<std::uint64_t>(level_at(sp, codes, e) + bias);
-        word |= biased << ((e - first) * f.width);
-        checks[0] += biased;
-        checks[1] += biased * (sp.begin + e + 1);
+    std::uint64_t* dst = sums + f.first_word;
+    std::uint64_t word = 0, index = sp.begin;
+    std::size_t j = 0;
+    for_each_level(sp, codes, [&](std::int64_t level) {
+      const auto biased = static_cast<std::uint64_t>(level + bias);
+      word |= biased << (j * f.width);
+      checks[0] += biased;
+      checks[1] += biased * ++index;
+      if (++j == f.per_word) {
+        *dst++ += word;
+        word = 0;
+        j = 0;
       }
-      sums[f.first_word + first / f.per_word] += word;
+    });
+    if (j != 0) {
+      *dst += word;
     }
   }
 
