@@ -121,6 +121,7 @@ op_size sizes_of(const std::string& name, const C& comp, const model_layout& lay
   op_size o{name,
             static_cast<double>(lw.max_encoded_bytes()),
             static_cast<double>(em.max_encoded_bytes()),
+            {},
             {}};
   for (const int n : rank_counts) {
     o.sharded.push_back(sharded_bytes(comp, layout, n));

@@ -754,6 +754,10 @@ TEST_CASE("level sums: codes that do not add, other scales and bad sums are name
   std::vector<float> scales;
   ls.add(std::span<const std::byte>(encode_msg(c, g[0], {0, 0, 0}, shared)), words, scales);
   ls.add(std::span<const std::byte>(encode_msg(c, g[1], {0, 0, 1}, shared)), words, scales);
+  const auto whole = encode_msg(c, g[0], {0, 0, 0}, shared);
+  REQUIRE_THROWS_AS(
+      ls.add(std::span<const std::byte>(whole).first(whole.size() - 1), words, scales),
+      gradcomp::error);
   m.begin(1);
   REQUIRE_NOTHROW(m.receive_sums(words, scales)); // 3-bit fields (2 L n = 4), 21 per word
   REQUIRE_THROWS_AS(m.receive_sums(words, scales), gradcomp::error); // twice in a step

@@ -53,6 +53,8 @@ public:
       fields_.push_back({width, 64 / width, words_, scales_});
       words_ += detail::ceil_div(sp.size, 64 / width);
       scales_ += sp.num_scales;
+      message_bytes_ = std::max(message_bytes_, sp.payload_offset + 4 * sp.num_scales +
+                                                    detail::packed_bytes(sp.size, sp.codes));
       scaled_ = scaled_ || (sp.rule.scaled && sp.num_scales > 0);
     }
   }
@@ -67,10 +69,14 @@ public:
 
   /// Adds the levels of `msg`, a message its codec validated, to `sums` (words() words). The
   /// first message added sets `scales` (when it is empty); a later one whose scales differ is
-  /// rejected (scheme_mismatch) and adds nothing.
+  /// rejected (scheme_mismatch) and adds nothing. A message too short for the plan is
+  /// truncated_message.
   void add(std::span<const std::byte> msg, std::span<std::uint64_t> sums,
            std::vector<float>& scales) const {
     require_words(sums.size());
+    detail::require(msg.size() >= message_bytes_, errc::truncated_message,
+                    "a message of " + std::to_string(msg.size()) + " bytes, its levels need " +
+                        std::to_string(message_bytes_));
     std::vector<float> mine(scales_);
     for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
       const detail::level_span& sp = plan_.spans[s];
@@ -276,6 +282,7 @@ private:
   std::vector<field_layout> fields_;
   std::size_t words_ = 0;
   std::size_t scales_ = 0;
+  std::size_t message_bytes_ = 0; ///< where the last span's codes end
   bool scaled_ = false;
 };
 
