@@ -231,14 +231,14 @@ private:
     step_stats st = exchange_and_check_envelopes(env, local_failure);
     const level_sums& sums = *master_->sums_of_levels();
     level_words_.assign(sums.words(), 0);
-    std::vector<float> scales;
-    sums.add(msg, level_words_, scales);
+    level_scales_.clear();
+    sums.add(msg, level_words_, level_scales_);
     if (opt_.on_send) {
       opt_.on_send(std::as_writable_bytes(std::span<std::uint64_t>(level_words_)));
     }
     comm_.allreduce_sum(level_words_);
     master_->begin(env.step);
-    master_->receive_sums(level_words_, scales);
+    master_->receive_sums(level_words_, level_scales_);
     const auto bcast = master_->broadcast(exec);
     down_.assign(bcast.begin(), bcast.end());
     st.bytes_down = down_.size() * size();
@@ -407,6 +407,7 @@ private:
   std::vector<std::byte> sent_; ///< the message as on_send left it
   std::vector<std::byte> down_;
   std::vector<std::uint64_t> level_words_; ///< this rank's levels, then their sum (summable mode)
+  std::vector<float> level_scales_;        ///< the scales this rank's levels are on
   bool share_scales_ = false;
 };
 

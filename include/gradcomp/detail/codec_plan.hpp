@@ -83,7 +83,7 @@ public:
                    "TernGrad, QSGD, sign and scaled sign on their fixed-width encodings";
     } else {
       std::size_t offset = wire_header_bytes + plan_.size() * wire_directory_entry_bytes;
-      for (std::size_t s = 0; s < plan_.size() && lp.why_not.empty(); ++s) {
+      for (std::size_t s = 0; s < plan_.size(); ++s) {
         const span_desc& d = plan_[s];
         if (!d.compressed) {
           lp.why_not = span_name(s) + " is sent raw: fp32 sums depend on their order";

@@ -77,18 +77,21 @@ public:
     detail::require(msg.size() >= message_bytes_, errc::truncated_message,
                     "a message of " + std::to_string(msg.size()) + " bytes, its levels need " +
                         std::to_string(message_bytes_));
-    std::vector<float> mine(scales_);
-    for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
+    const bool first = scales.empty();
+    if (first) {
+      scales.resize(scales_);
+    }
+    for (std::size_t s = 0; s < plan_.spans.size(); ++s) { // all scales checked before any add
       const detail::level_span& sp = plan_.spans[s];
       for (std::size_t i = 0; i < sp.num_scales; ++i) {
-        mine[fields_[s].first_scale + i] =
-            detail::load_le<float>(msg.data() + sp.payload_offset + 4 * i);
+        const auto v = detail::load_le<float>(msg.data() + sp.payload_offset + 4 * i);
+        float& shared = scales[fields_[s].first_scale + i];
+        if (first) {
+          shared = v;
+        } else {
+          require_same_scale(fields_[s].first_scale + i, shared, v);
+        }
       }
-    }
-    if (scales.empty()) {
-      scales = mine;
-    } else {
-      require_same_scales(scales, mine);
     }
     for (std::size_t s = 0; s < plan_.spans.size(); ++s) {
       add_span(plan_.spans[s], fields_[s], msg.data(), sums.data(), sums.data() + words_);
@@ -183,15 +186,12 @@ private:
     }
   }
 
-  void require_same_scales(const std::vector<float>& first, const std::vector<float>& mine) const {
-    for (std::size_t i = 0; i < mine.size(); ++i) {
-      detail::require(std::memcmp(&first[i], &mine[i], sizeof(float)) == 0, errc::scheme_mismatch,
-                      [&] {
-                        return "scale " + std::to_string(i) + " is " + std::to_string(mine[i]) +
-                               ", the first message's " + std::to_string(first[i]) +
-                               ": level sums need one shared scale per span (share_scales)";
-                      });
-    }
+  static void require_same_scale(std::size_t i, float first, float mine) {
+    detail::require(std::memcmp(&first, &mine, sizeof(float)) == 0, errc::scheme_mismatch, [&] {
+      return "scale " + std::to_string(i) + " is " + std::to_string(mine) +
+             ", the first message's " + std::to_string(first) +
+             ": level sums need one shared scale per span (share_scales)";
+    });
   }
 
   /// Consecutive codes of `bits` (<= 32) bits from an LSB-first stream of `bytes` bytes.
