@@ -7,17 +7,18 @@
 #      (pytest: bytes against the C++ library, errors, a 2-process DDP run on gloo);
 #   2. clang++ Release, warnings as errors: the same typed tests (not the numeric suites:
 #      statistics, convex runs, Lemma 1, nor the thread-count suite, which g++ and ASan run),
-#      examples and MPI tests, the package test with -O2 and the direct -ffp-contract=fast build;
-#      without the registry library and what links it (registry suites, trainers, Python): the
-#      g++ stage runs those, and stage 5 compiles the registry with clang++, warnings as errors;
+#      MPI tests (not the examples, which the g++ stage builds and runs), the package test with
+#      -O2 and the direct -ffp-contract=fast build; without the registry library and what links
+#      it (registry suites, trainers, Python): the g++ stage runs those, and stage 5 compiles the
+#      registry with clang++, warnings as errors;
 #   3. g++ with AddressSanitizer + UndefinedBehaviorSanitizer (-fno-sanitize-recover=all), one seed,
 #      the suites that drive encode/decode with hostile inputs (not the numeric ones or the
 #      per-element math, nor the examples, nor the registry library, which the two builds above
 #      test; without MPI, libtorch and Python: their allocations would trip LeakSanitizer);
 #   4. the CUDA build (nvcc, sm_90 + PTX): every kernel compiles, a consumer of the installed
 #      `cuda` package component builds; its tests run where a GPU is present and skip where not;
-#   5. libFuzzer targets (clang, ASan + UBSan): corpora replayed and 10 s of fuzzing each
-#      (scripts/fuzz.sh; run it with more seconds for a nightly campaign);
+#   5. libFuzzer targets (clang, ASan + UBSan, built at -O0 here): corpora replayed and 10 s of
+#      fuzzing each (scripts/fuzz.sh; run it with more seconds for a nightly campaign);
 #   6. clang-format check of every source file.
 # Compiles go through ccache (scripts/deps.sh: use_ccache), so a rerun rebuilds what changed only.
 # Optimization levels are chosen for build time on CI's 2 cores: the g++ and clang++ stages build
@@ -105,7 +106,7 @@ if build gcc-release "$ROOT/gcc-release" "${release_flags[@]}" -DCMAKE_CXX_COMPI
 fi
 
 if build clang-release "$ROOT/clang-release" "${release_flags[@]}" -DCMAKE_CXX_COMPILER=clang++ \
-  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=ON \
+  -DGRADCOMP_WERROR=ON -DGRADCOMP_BUILD_BENCHMARKS=OFF -DGRADCOMP_BUILD_EXAMPLES=OFF \
   -DGRADCOMP_ENABLE_MPI=ON -DGRADCOMP_ENABLE_TORCH=OFF -DGRADCOMP_ENABLE_PYTHON=OFF \
   -DGRADCOMP_PACKAGE_FLAG_MATRIX=OFF -DGRADCOMP_BUILD_RUNTIME=OFF \
   "-DGRADCOMP_SKIP_TESTS=test_statistics;test_convex;test_layerwise_theory;test_threads"; then
@@ -159,7 +160,7 @@ else
 fi
 
 echo "== [fuzz] libFuzzer targets: corpora and reproducers replayed, 10 s of fuzzing each"
-if FUZZ_DIR="$ROOT/fuzz" scripts/fuzz.sh 10 >"$ROOT/fuzz.log" 2>&1; then
+if FUZZ_DIR="$ROOT/fuzz" FUZZ_OPT=-O0 scripts/fuzz.sh 10 >"$ROOT/fuzz.log" 2>&1; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))
