@@ -121,6 +121,13 @@ public:
     }
   }
 
+  /// Validates `message` completely (frame, every span) as decode() does, and writes nothing: a
+  /// receiver that takes the codes by other means (framework/level_sums.hpp) checks it this way.
+  /// Host messages (the CPU policy).
+  void validate(const cpu_policy& exec, std::span<const std::byte> message) {
+    (void)validate_message(exec, message, layout_.total_size());
+  }
+
   /// Validates `message` completely, then writes the decompressed gradient into `out` (the whole
   /// flat buffer). Errors: any errc of the wire format; out is untouched on error.
   template <class Exec, gradient_value T>

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -41,14 +42,23 @@ std::vector<std::byte> encode(codec<S>& c, const std::vector<float>& g, const st
 void reseal(std::vector<std::byte>& m) {
   detail::seal_message(m);
 }
+/// The error decode() throws for m (into fp32, so every check is validate()'s: validate() must
+/// throw the same one).
 template <class S>
 errc decode_error(codec<S>& c, const std::vector<std::byte>& m) {
+  std::optional<errc> validated;
+  try {
+    c.validate(cpu, std::span<const std::byte>(m));
+  } catch (const gradcomp::error& e) {
+    validated = e.code();
+  }
   std::vector<float> out(c.layout().total_size(), 42.0f);
   try {
     c.decode(cpu, std::span<const std::byte>(m), std::span<float>(out));
   } catch (const gradcomp::error& e) {
     for (float v : out)
       REQUIRE(v == 42.0f); // untouched on error
+    REQUIRE(validated == e.code());
     return e.code();
   }
   FAIL("decode accepted a message it should reject");

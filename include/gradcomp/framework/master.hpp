@@ -58,8 +58,8 @@ public:
          options opt)
       : up_(std::move(q_w), layout), down_(std::move(q_m), layout), workers_(workers), opt_(opt),
         sum_(layout.total_size()), votes_(opt.rule == aggregation::majority_vote ? sum_.size() : 0),
-        decoded_(opt.sum_levels ? sum_.size() : votes_.size()), aggregate_(sum_.size()),
-        seen_(workers), message_(down_.max_encoded_bytes()) {
+        decoded_(votes_.size()), aggregate_(sum_.size()), seen_(workers),
+        message_(down_.max_encoded_bytes()) {
     detail::require(workers > 0, errc::invalid_parameter, "a master needs at least one worker");
     if (opt.sum_levels) {
       detail::require(std::is_same_v<Backend, cpu_tag>, errc::invalid_parameter,
@@ -105,8 +105,10 @@ public:
                     "a second message from rank " + std::to_string(key.rank) + " for step " +
                         std::to_string(step_));
     if (levels_) {
-      up_.decode(exec, msg, detail::view(decoded_)); // validates every code and scale
-      levels_->add(msg, level_words_, level_scales_);
+      if constexpr (std::is_same_v<Backend, cpu_tag>) { // (the constructor refuses the others)
+        up_.validate(exec, msg);                        // every code and scale, nothing decoded
+        levels_->add(msg, level_words_, level_scales_);
+      }
     } else if (opt_.rule == aggregation::majority_vote) {
       up_.decode(exec, msg, detail::view(decoded_));
       detail::run<detail::for_each_element>(exec, decoded_.size(),

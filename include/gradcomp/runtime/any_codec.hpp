@@ -72,6 +72,7 @@ public:
                              const stream_key&, std::span<const float> scales) = 0;
   virtual std::vector<float> local_scales(const cpu_policy&, std::span<const float>,
                                           const stream_key&) = 0;
+  virtual void validate(const cpu_policy&, std::span<const std::byte>) = 0;
   virtual void sent_elements(const cpu_policy&, std::span<const std::byte>,
                              std::span<std::uint8_t>) = 0;
 };
@@ -149,6 +150,10 @@ public:
   std::vector<float> local_scales(const cpu_policy& exec, std::span<const float> grad,
                                   const stream_key& key) {
     return impl_->local_scales(exec, grad, key);
+  }
+  /// codec::validate: checks every byte as decode() does, writes nothing.
+  void validate(const cpu_policy& exec, std::span<const std::byte> message) {
+    impl_->validate(exec, message);
   }
   void sent_elements(const cpu_policy& exec, std::span<const std::byte> message,
                      std::span<std::uint8_t> sent) {

@@ -69,6 +69,9 @@ public:
                                   const stream_key& k) override {
     return codec_.local_scales(e, g, k);
   }
+  void validate(const cpu_policy& e, std::span<const std::byte> m) override {
+    codec_.validate(e, m);
+  }
   void sent_elements(const cpu_policy& e, std::span<const std::byte> m,
                      std::span<std::uint8_t> sent) override {
     codec_.sent_elements(e, m, sent);
