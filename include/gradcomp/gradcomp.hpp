@@ -24,6 +24,7 @@
 #include "config.hpp"
 #include "core/float16.hpp"
 #include "encoding/code_encodings.hpp"
+#include "encoding/index_coding.hpp"
 #include "encoding/sparse_codes.hpp"
 #include "encoding/sparse_coo.hpp"
 #include "encoding/wire_header.hpp"

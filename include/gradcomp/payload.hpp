@@ -50,6 +50,11 @@ enum class encoding_id : std::uint8_t {
   dense_f16 = 10,
   dense_bf16 = 11,
   sparse_codes = 12, ///< indices + the kept values in a fixed-width code encoding
+  // the same with Elias-Fano coded indices (encoding/index_coding.hpp)
+  sparse_coo_f32_ef = 13,
+  sparse_coo_f16_ef = 14,
+  sparse_coo_bf16_ef = 15,
+  sparse_codes_ef = 16,
 };
 
 } // namespace gradcomp

@@ -42,7 +42,9 @@ inline const std::vector<std::string>& fuzz_specs() {
         "random_k:0.3,unbiased/layer/coo-bf16", // stored values times n/k
         "random_k:0.05,unbiased,shared_seed/flat",
         "threshold_v:0.5/bucket:50",
-        "compose(random_k:0.3,natural)/bucket:60"};
+        "compose(random_k:0.3,natural)/bucket:60",
+        "topk:0.5/layer/coo-f32-ef",              // Elias-Fano with one low bit
+        "threshold_v:0.5/bucket:50/coo-bf16-ef"}; // Elias-Fano, a count per bucket
     for (const std::string& s : runtime::example_specs()) {
       for (const char* g : {"flat", "layer", "bucket:40"}) {
         out.push_back(test::with_granularity(s, g));

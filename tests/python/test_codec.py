@@ -36,7 +36,8 @@ def test_every_registered_scheme_round_trips(spec):
 
 
 @pytest.mark.skipif(ENCODE_TOOL is None, reason="GRADCOMP_ENCODE_TOOL not set")
-@pytest.mark.parametrize("spec", ["topk:0.01/layer/coo-f16", "qsgd:15/bucket:128",
+@pytest.mark.parametrize("spec", ["topk:0.01/layer/coo-f16", "topk:0.01/layer/coo-f16-ef",
+                                  "qsgd:15/bucket:128",
                                   "compose(topk:0.05,terngrad)/layer",
                                   "terngrad:clip=2.5/layer/identity_below=64",
                                   "random_k:0.1,unbiased,shared_seed/layer", "sr_bf16/layer"])

@@ -73,6 +73,15 @@ errc error_of(const std::string& spec, std::string* what = nullptr) {
 
 TEST_CASE("a spec names the scheme whose bytes any_codec writes", "[runtime][spec]") {
   same_as_typed("topk:0.01/layer/coo-f16", scheme<topk, layer_span, sparse_coo<half>>{{0.01}});
+  same_as_typed("topk:0.01/layer/coo-f16-ef",
+                scheme<topk, layer_span, sparse_coo<half, elias_fano_indices>>{{0.01}});
+  same_as_typed(
+      "threshold_v:0.5/bucket:128/coo-f32-ef",
+      scheme<threshold_v, bucket_span, sparse_coo<float, elias_fano_indices>>{{0.5}, {128}});
+  same_as_typed(
+      "compose(topk:0.01,qsgd:7)/layer/codes-ef",
+      scheme<compose<topk, qsgd>, layer_span, sparse_codes<qsgd_levels, elias_fano_indices>>{
+          {{0.01}, {7}}});
   same_as_typed("qsgd:15/bucket:128", scheme<qsgd, bucket_span>{{15}, {128}});
   same_as_typed("qsgd:levels=15,bucket=64/layer", scheme<qsgd, layer_span>{{15, 64}});
   same_as_typed("compose(topk:0.01,terngrad)/layer",

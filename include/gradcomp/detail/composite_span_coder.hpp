@@ -24,6 +24,7 @@ namespace gradcomp::detail {
 template <class Scheme>
 struct composite_span_coder {
   using C = typename Scheme::compressor_type;
+  using sparse_codes_span = detail::sparse_codes_span<typename Scheme::encoding_type::index_coding>;
   const typename Scheme::encoding_type& encoding;
 
   [[nodiscard]] auto quantizer_coder(const C& c) const { return c.quantizer.coder(encoding.codes); }

@@ -82,7 +82,7 @@ struct sparse_span_coder {
   void mark_sent(const std::byte* src, std::size_t n, const codec_workspace& ws, std::size_t s,
                  std::uint8_t* sent) const {
     std::fill(sent, sent + n, std::uint8_t{0});
-    span::for_each_index(src, ws.span_indices(s), [sent](std::size_t i) { sent[i] = 1; });
+    span::for_each_index(src, n, ws.span_indices(s), [sent](std::size_t i) { sent[i] = 1; });
   }
 };
 

@@ -18,10 +18,12 @@
 /// @file
 /// The encoding of compositions (compose<S, Q>): the sparsifier's indices, then the kept values
 /// as the quantizer's fixed-width codes. A span of n elements with k kept is laid out as
-///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, W, flags 0, scale 1.0]
-///     [k indices of W bytes, strictly increasing][Q's packed span for the k values]
-/// with W = 2, 4 or 8 as sparse_coo chooses it from n, and Q's packed span that of CodeEncoding
-/// (encoding/packed_span.hpp: its scales, then its codes). Bytes = 16 + k W + Q's bytes for k.
+///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, the index coding's
+///      parameter, flags (the index coding's), scale 1.0]
+///     [the k indices, strictly increasing, in the index coding I][Q's packed span of k values]
+/// with I fixed_width_indices or elias_fano_indices (encoding/index_coding.hpp), and Q's packed
+/// span that of CodeEncoding (encoding/packed_span.hpp: its scales, then its codes).
+/// Bytes = 16 + I::bytes(n, k) + Q's bytes for k.
 
 namespace gradcomp {
 
@@ -33,11 +35,16 @@ inline constexpr bool sparse_codes_accept<CodeEncoding, sparse_quantized_payload
     CodeEncoding::template accepts<P>;
 } // namespace detail
 
-template <class CodeEncoding>
+template <class CodeEncoding, class I = fixed_width_indices>
 struct sparse_codes {
-  static constexpr encoding_id id = encoding_id::sparse_codes;
-  static constexpr std::string_view name = "sparse_codes";
+  static_assert(detail::is_index_coding<I>,
+                "sparse_codes<E, I>: I must be fixed_width_indices or elias_fano_indices");
+  static constexpr bool elias_fano = std::is_same_v<I, elias_fano_indices>;
+  static constexpr encoding_id id =
+      elias_fano ? encoding_id::sparse_codes_ef : encoding_id::sparse_codes;
+  static constexpr std::string_view name = elias_fano ? "sparse_codes_ef" : "sparse_codes";
   using code_encoding = CodeEncoding;
+  using index_coding = I;
   template <class P>
   static constexpr bool accepts = detail::sparse_codes_accept<CodeEncoding, P>;
 
@@ -51,14 +58,16 @@ struct sparse_codes {
 
 namespace detail {
 
-/// One composite span: S's indices, then Q's packed span of the kept values (layout above).
+/// One composite span: S's indices in the index coding I, then Q's packed span of the kept
+/// values (layout above).
+template <class I>
 struct sparse_codes_span {
   static constexpr std::size_t header = sparse_span_header::bytes;
 
   template <class Q, class Coder>
   [[nodiscard]] static std::size_t bytes(const Q& q, const Coder& coder, std::size_t n,
                                          std::size_t k) {
-    return header + k * sparse_index_bytes(n) + packed_span::bytes(q, coder, k);
+    return header + I::bytes(n, k) + packed_span::bytes(q, coder, k);
   }
 
   /// Writes the span: `indices` (k, ascending, span-local) and the kept values already scaled
@@ -67,16 +76,15 @@ struct sparse_codes_span {
   static void write(const Exec& exec, const Q& q, const Coder& coder, const std::size_t* indices,
                     const float* kept, std::size_t k, std::size_t n, std::uint64_t global_begin,
                     const float* scales, const random_stream& rs, std::byte* dst) {
-    const unsigned w = sparse_index_bytes(n);
-    sparse_span_header::make(n, k, false, 1.0f).write(dst);
-    for (std::size_t j = 0; j < k; ++j) {
-      sparse_coo<float>::store_index(dst + header + j * w, w, indices[j]);
-    }
-    packed_span::write(exec, q, coder, kept, k, global_begin, scales, rs, dst + header + k * w);
+    sparse_span_header::make(k, I::parameter(n, k), I::header_flag, false, 1.0f).write(dst);
+    I::write(dst + header, indices, k, n);
+    packed_span::write(exec, q, coder, kept, k, global_begin, scales, rs,
+                       dst + header + I::bytes(n, k));
   }
 
   /// The checks of a span's 16-byte header against its size, `bytes_in` bytes for n elements:
-  /// the count S keeps, the index width, zero flags and reserved fields, the exact size; returns
+  /// the count S keeps, the index coding's parameter and flag, zero reserved fields and implied
+  /// bit, a value scale of 1, the exact size; returns
   /// k. (The CUDA backend runs them on the headers it copies back.)
   template <class C, class Coder, class Where>
   static std::size_t check_header(const C& c, const Coder& coder, const std::byte* src,
@@ -95,10 +103,11 @@ struct sparse_codes_span {
                            std::to_string(c.sparsifier.count(n)));
       });
     }
-    require(head.index_bytes == sparse_index_bytes(n) && head.flags == 0 && head.reserved == 0 &&
-                float_bits(head.value_scale) == float_bits(1.0f),
+    require_index_parameter<I>(head, n, where);
+    require(!head.implied() && float_bits(head.value_scale) == float_bits(1.0f),
             errc::corrupt_payload, [&] {
-              return std::string(where() + "index width, flags or reserved fields are invalid");
+              return std::string(where() + "implied flag set or value scale not 1 in a composite "
+                                           "span");
             });
     require(bytes_in == bytes(c.quantizer, coder, n, k), errc::corrupt_payload, [&] {
       return std::string(where() + std::to_string(bytes_in) + " payload bytes, the format needs " +
@@ -116,9 +125,8 @@ struct sparse_codes_span {
                               std::size_t span, float* scales, const Where& where,
                               std::uint32_t* max_abs_bits = nullptr) {
     const std::size_t k = check_header(c, coder, src, bytes_in, n, where);
-    const unsigned w = sparse_index_bytes(n);
-    check_sparse_indices(src + header, k, w, n, where);
-    const std::size_t codes_at = header + k * w;
+    I::validate(src + header, k, n, where);
+    const std::size_t codes_at = header + I::bytes(n, k);
     packed_span::validate(exec, c.quantizer, coder, src + codes_at, bytes_in - codes_at, k, span,
                           scales, max_abs_bits);
     return k;
@@ -130,8 +138,8 @@ struct sparse_codes_span {
   static void decode(const Exec& exec, const Q& q, const Coder& coder, const std::byte* src,
                      std::size_t n, const float* scales, decode_mode mode, float* kept, T* out) {
     const auto k = static_cast<std::size_t>(sparse_span_header::read(src).count);
-    const unsigned w = sparse_index_bytes(n);
-    packed_span::decode(exec, q, coder, src + header + k * w, k, scales, decode_mode::assign, kept);
+    packed_span::decode(exec, q, coder, src + header + I::bytes(n, k), k, scales,
+                        decode_mode::assign, kept);
     if (mode == decode_mode::assign) {
       std::fill(out, out + n, from_float<T>(0.0f));
     }
@@ -146,10 +154,8 @@ struct sparse_codes_span {
   template <class F>
   static void for_each_index(const std::byte* src, std::size_t n, F&& f) {
     const auto k = static_cast<std::size_t>(sparse_span_header::read(src).count);
-    const unsigned w = sparse_index_bytes(n);
-    for (std::size_t j = 0; j < k; ++j) {
-      f(static_cast<std::size_t>(sparse_coo<float>::load_index(src + header + j * w, w)));
-    }
+    I::for_each(src + header, k, n,
+                [&](std::size_t, std::uint64_t i) { f(static_cast<std::size_t>(i)); });
   }
 };
 

@@ -8,6 +8,7 @@
 #include "../detail/rounding_barrier.hpp"
 #include "../error.hpp"
 #include "../payload.hpp"
+#include "index_coding.hpp"
 #include "sparse_span_header.hpp"
 
 #include <algorithm>
@@ -19,24 +20,52 @@
 
 /// @file
 /// Sparse index/value encoding. Span layout:
-///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, W, flags, value scale]
-///     [k indices, W bytes each, LE, strictly increasing, < n]   (absent when implied)
+///     [16-byte sparse span header (encoding/sparse_span_header.hpp): k, the index coding's
+///      parameter, flags, value scale]
+///     [the k indices, strictly increasing, < n, in the index coding I]   (absent when implied)
 ///     [k values of V, LE]
-/// W = 2 if n <= 65536, 4 if n <= 2^32, else 8. bytes = 16 + k W + k sizeof(V) (k W omitted when
-/// implied). Decoded value = to_float(V) * scale; scale is 1 except for unbiased random-k (n/k).
+/// I (encoding/index_coding.hpp) is fixed_width_indices (W = 2 bytes if n <= 65536, 4 if
+/// n <= 2^32, else 8) or elias_fano_indices (about 2 + log2(n/k) bits per index). bytes = 16 +
+/// I::bytes(n, k) + k sizeof(V) (the indices omitted when implied). Decoded value =
+/// to_float(V) * scale; scale is 1 except for unbiased random-k (n/k).
 
 namespace gradcomp {
 
-/// Sparse index/value pairs; values stored as V (fp32, or fp16/bf16 rounded to nearest even).
-template <gradient_value V = float>
+namespace detail {
+template <class V, class I>
+[[nodiscard]] constexpr encoding_id sparse_coo_id() noexcept {
+  constexpr bool ef = std::is_same_v<I, elias_fano_indices>;
+  if constexpr (std::is_same_v<V, float>) {
+    return ef ? encoding_id::sparse_coo_f32_ef : encoding_id::sparse_coo_f32;
+  } else if constexpr (std::is_same_v<V, half>) {
+    return ef ? encoding_id::sparse_coo_f16_ef : encoding_id::sparse_coo_f16;
+  } else {
+    return ef ? encoding_id::sparse_coo_bf16_ef : encoding_id::sparse_coo_bf16;
+  }
+}
+template <class V, class I>
+[[nodiscard]] constexpr std::string_view sparse_coo_name() noexcept {
+  constexpr bool ef = std::is_same_v<I, elias_fano_indices>;
+  if constexpr (std::is_same_v<V, float>) {
+    return ef ? "sparse_ef" : "sparse";
+  } else if constexpr (std::is_same_v<V, half>) {
+    return ef ? "sparse_f16_ef" : "sparse_f16";
+  } else {
+    return ef ? "sparse_bf16_ef" : "sparse_bf16";
+  }
+}
+} // namespace detail
+
+/// Sparse index/value pairs; values stored as V (fp32, or fp16/bf16 rounded to nearest even),
+/// indices in the index coding I.
+template <gradient_value V = float, class I = fixed_width_indices>
 struct sparse_coo {
-  static constexpr encoding_id id = std::is_same_v<V, float>  ? encoding_id::sparse_coo_f32
-                                    : std::is_same_v<V, half> ? encoding_id::sparse_coo_f16
-                                                              : encoding_id::sparse_coo_bf16;
-  static constexpr std::string_view name = std::is_same_v<V, float>  ? "sparse"
-                                           : std::is_same_v<V, half> ? "sparse_f16"
-                                                                     : "sparse_bf16";
+  static_assert(detail::is_index_coding<I>,
+                "sparse_coo<V, I>: I must be fixed_width_indices or elias_fano_indices");
+  static constexpr encoding_id id = detail::sparse_coo_id<V, I>();
+  static constexpr std::string_view name = detail::sparse_coo_name<V, I>();
   using value_type = V;
+  using index_coding = I;
   template <class P>
   static constexpr bool accepts = std::is_same_v<P, sparse_payload>;
   friend constexpr bool operator==(sparse_coo, sparse_coo) = default;
@@ -44,26 +73,13 @@ struct sparse_coo {
   static constexpr std::size_t span_header_bytes = detail::sparse_span_header::bytes;
   static constexpr std::uint8_t flag_implied = detail::sparse_span_header::flag_implied;
 
+  /// The fixed index width for n elements (fixed_width_indices; the CUDA backend's layout).
   [[nodiscard]] static constexpr unsigned index_bytes(std::size_t n) noexcept {
     return detail::sparse_index_bytes(n);
   }
   [[nodiscard]] static constexpr std::size_t bytes(std::size_t n, std::size_t k,
                                                    bool implied) noexcept {
-    return span_header_bytes + (implied ? 0 : k * index_bytes(n)) + k * sizeof(V);
-  }
-  static void store_index(std::byte* p, unsigned w, std::uint64_t i) noexcept {
-    if (w == 2) {
-      detail::store_le<std::uint16_t>(p, static_cast<std::uint16_t>(i));
-    } else if (w == 4) {
-      detail::store_le<std::uint32_t>(p, static_cast<std::uint32_t>(i));
-    } else {
-      detail::store_le<std::uint64_t>(p, i);
-    }
-  }
-  [[nodiscard]] static std::uint64_t load_index(const std::byte* p, unsigned w) noexcept {
-    return w == 2
-               ? detail::load_le<std::uint16_t>(p)
-               : (w == 4 ? detail::load_le<std::uint32_t>(p) : detail::load_le<std::uint64_t>(p));
+    return span_header_bytes + (implied ? 0 : I::bytes(n, k)) + k * sizeof(V);
   }
   static void store_value(std::byte* p, float v) noexcept {
     if constexpr (std::is_same_v<V, float>) {
@@ -82,6 +98,24 @@ struct sparse_coo {
 };
 
 namespace detail {
+/// Checks the header's index-coding fields for a span of n elements keeping head.count (at
+/// most n): byte 8 is I's parameter, the flags I's flag (plus the implied bit), reserved zero.
+template <class I, class Where>
+void require_index_parameter(const sparse_span_header& head, std::size_t n, const Where& where) {
+  const auto k = static_cast<std::size_t>(head.count);
+  require(head.index_bytes == I::parameter(n, k), errc::corrupt_payload, [&] {
+    return std::string(
+        where() + (I::header_flag != 0 ? "Elias-Fano low-bit count " : "index width ") +
+        std::to_string(head.index_bytes) + " is not the one for n = " + std::to_string(n) +
+        ", k = " + std::to_string(k));
+  });
+  require((head.flags & ~sparse_span_header::flag_implied) == I::header_flag && head.reserved == 0,
+          errc::corrupt_payload, [&] {
+            return std::string(where() + "unknown flags, a flag of another index coding or "
+                                         "non-zero reserved bits");
+          });
+}
+
 /// Checks the 16-byte header of a sparse span of `bytes` payload bytes for n elements against
 /// the sparsifier c that should have written it (count, index width, flags, value scale, size);
 /// returns k. Every violation is errc::corrupt_payload, prefixed by where(). The CPU and CUDA
@@ -98,13 +132,7 @@ std::size_t check_sparse_header(const C& c, const std::byte* h, std::size_t byte
     return std::string(where() + "count " + std::to_string(k) + " exceeds the span size " +
                        std::to_string(n));
   });
-  require(head.index_bytes == E::index_bytes(n), errc::corrupt_payload, [&] {
-    return std::string(where() + "index width " + std::to_string(head.index_bytes) +
-                       " is not the width for n = " + std::to_string(n));
-  });
-  require((head.flags & ~sparse_span_header::flag_implied) == 0 && head.reserved == 0,
-          errc::corrupt_payload,
-          [&] { return std::string(where() + "unknown flags or non-zero reserved bits"); });
+  require_index_parameter<typename E::index_coding>(head, n, where);
   require(head.implied() == c.indices_implied(), errc::corrupt_payload, [&] {
     return std::string(where() + "indices-implied flag does not match the compressor");
   });
@@ -123,26 +151,11 @@ std::size_t check_sparse_header(const C& c, const std::byte* h, std::size_t byte
   return static_cast<std::size_t>(k);
 }
 
-/// Checks k stored indices of width w: each below n and strictly increasing; names the first
-/// violation (errc::corrupt_payload) with the prefix where().
-template <class Where>
-void check_sparse_indices(const std::byte* q, std::size_t k, unsigned w, std::size_t n,
-                          const Where& where) {
-  std::uint64_t prev = 0;
-  for (std::size_t j = 0; j < k; ++j) {
-    const std::uint64_t i = sparse_coo<float>::load_index(q + j * w, w);
-    require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
-      return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
-                         ") is out of range or not strictly increasing");
-    });
-    prev = i;
-  }
-}
-
 /// One sparse_coo span of n elements (layout above): what the codec writes, validates and
 /// decodes. Indices of an implied span are the ones the receiver regenerated (`regenerated`).
 template <class E>
 struct sparse_coo_span {
+  using I = typename E::index_coding;
   static constexpr std::size_t value_bytes = sizeof(typename E::value_type);
 
   /// Whether kept value v cannot be sent: beyond the stored value type, or not finite once the
@@ -175,14 +188,12 @@ struct sparse_coo_span {
   template <class T>
   static void write(std::byte* dst, const T* x, std::size_t n, const std::size_t* idx,
                     std::size_t k, bool implied, float value_scale) {
-    const sparse_span_header head = sparse_span_header::make(n, k, implied, value_scale);
-    head.write(dst);
+    sparse_span_header::make(k, I::parameter(n, k), I::header_flag, implied, value_scale)
+        .write(dst);
     std::byte* q = dst + sparse_span_header::bytes;
     if (!implied) {
-      for (std::size_t j = 0; j < k; ++j) {
-        E::store_index(q + j * head.index_bytes, head.index_bytes, idx[j]);
-      }
-      q += k * head.index_bytes;
+      I::write(q, idx, k, n);
+      q += I::bytes(n, k);
     }
     for (std::size_t j = 0; j < k; ++j) {
       E::store_value(q + j * value_bytes, to_float(x[idx[j]]));
@@ -197,9 +208,9 @@ struct sparse_coo_span {
     const std::size_t k = check_sparse_header<E>(c, src, bytes, n, where);
     const sparse_span_header head = sparse_span_header::read(src);
     if (!head.implied()) {
-      check_sparse_indices(src + sparse_span_header::bytes, k, head.index_bytes, n, where);
+      I::validate(src + sparse_span_header::bytes, k, n, where);
     }
-    const std::byte* values = values_of(src, head);
+    const std::byte* values = values_of(src, n, head);
     std::uint32_t max_bits = 0;
     for (std::size_t j = 0; j < k; ++j) {
       const float v = E::load_value(values + j * value_bytes);
@@ -214,15 +225,18 @@ struct sparse_coo_span {
     return max_bits;
   }
 
-  /// Calls f(i) for the span-local index of every value of a validated span, in order.
+  /// Calls f(i) for the span-local index of every value of a validated span of n elements, in
+  /// order.
   template <class F>
-  static void for_each_index(const std::byte* src, const std::size_t* regenerated, F&& f) {
+  static void for_each_index(const std::byte* src, std::size_t n, const std::size_t* regenerated,
+                             F&& f) {
     const sparse_span_header head = sparse_span_header::read(src);
-    const std::byte* q = src + sparse_span_header::bytes;
-    for (std::size_t j = 0; j < head.count; ++j) {
-      f(head.implied()
-            ? regenerated[j]
-            : static_cast<std::size_t>(E::load_index(q + j * head.index_bytes, head.index_bytes)));
+    const auto k = static_cast<std::size_t>(head.count);
+    if (head.implied()) {
+      std::for_each(regenerated, regenerated + k, f);
+    } else {
+      I::for_each(src + sparse_span_header::bytes, k, n,
+                  [&](std::size_t, std::uint64_t i) { f(static_cast<std::size_t>(i)); });
     }
   }
 
@@ -231,22 +245,23 @@ struct sparse_coo_span {
   static void decode(const std::byte* src, std::size_t n, const std::size_t* regenerated,
                      decode_mode mode, T* dst) {
     const sparse_span_header head = sparse_span_header::read(src);
-    const std::byte* values = values_of(src, head);
+    const std::byte* values = values_of(src, n, head);
     if (mode == decode_mode::assign) {
       std::fill(dst, dst + n, from_float<T>(0.0f));
     }
     const rounding_barrier keep; // the scaled value stays rounded before it is added
     std::size_t j = 0;
-    for_each_index(src, regenerated, [&](std::size_t i) {
+    for_each_index(src, n, regenerated, [&](std::size_t i) {
       const float v = keep(E::load_value(values + j++ * value_bytes) * head.value_scale);
       dst[i] = from_float<T>(mode == decode_mode::add ? to_float(dst[i]) + v : v);
     });
   }
 
 private:
-  [[nodiscard]] static const std::byte* values_of(const std::byte* src,
+  [[nodiscard]] static const std::byte* values_of(const std::byte* src, std::size_t n,
                                                   const sparse_span_header& head) {
-    return src + sparse_span_header::bytes + (head.implied() ? 0 : head.count * head.index_bytes);
+    return src + sparse_span_header::bytes +
+           (head.implied() ? 0 : I::bytes(n, static_cast<std::size_t>(head.count)));
   }
 };
 } // namespace detail

@@ -10,8 +10,10 @@
 /// The 16-byte header every sparse span starts with (sparse_coo and sparse_codes), LE:
 ///     offset  size
 ///      0      8    count k of kept values
-///      8      1    index width W in bytes (sparse_index_bytes(n))
-///      9      1    flags: bit 0 = indices implied (regenerated from the shared seed)
+///      8      1    the index coding's parameter (encoding/index_coding.hpp): the index width W
+///                  in bytes (sparse_index_bytes(n)), or Elias-Fano's number of low bits
+///      9      1    flags: bit 0 = indices implied (regenerated from the shared seed),
+///                  bit 1 = indices Elias-Fano coded
 ///     10      2    reserved, 0
 ///     12      4    f32 value scale (decoded value = stored value * scale; 1 unless random-k's n/k)
 
@@ -25,6 +27,7 @@ namespace gradcomp::detail {
 struct sparse_span_header {
   static constexpr std::size_t bytes = 16;
   static constexpr std::uint8_t flag_implied = 1;
+  static constexpr std::uint8_t flag_elias_fano = 2;
 
   std::uint64_t count = 0;
   std::uint8_t index_bytes = 0;
@@ -32,11 +35,13 @@ struct sparse_span_header {
   std::uint16_t reserved = 0;
   float value_scale = 1.0f;
 
-  /// The header a writer gives a span of n elements keeping k values.
-  [[nodiscard]] static sparse_span_header make(std::size_t n, std::size_t k, bool implied,
+  /// The header a writer gives a span keeping k values, with the index coding's parameter
+  /// and flag (encoding/index_coding.hpp).
+  [[nodiscard]] static sparse_span_header make(std::size_t k, unsigned parameter,
+                                               std::uint8_t coding_flag, bool implied,
                                                float value_scale) noexcept {
-    return {k, static_cast<std::uint8_t>(sparse_index_bytes(n)),
-            implied ? flag_implied : std::uint8_t{0}, 0, value_scale};
+    return {k, static_cast<std::uint8_t>(parameter),
+            static_cast<std::uint8_t>(coding_flag | (implied ? flag_implied : 0)), 0, value_scale};
   }
   [[nodiscard]] bool implied() const noexcept { return (flags & flag_implied) != 0; }
 

@@ -71,15 +71,32 @@ using sparse_slice = type_list<
     entry<threshold_v, sparse_coo<float>>, entry<threshold_v, sparse_coo<half>>,
     entry<threshold_v, sparse_coo<bfloat16>>, entry<adaptive_threshold, sparse_coo<float>>,
     entry<adaptive_threshold, sparse_coo<half>>, entry<adaptive_threshold, sparse_coo<bfloat16>>>;
+// the same with Elias-Fano coded indices (encoding/index_coding.hpp)
+template <class V>
+using coo_ef = sparse_coo<V, elias_fano_indices>;
+using sparse_ef_slice =
+    type_list<entry<topk, coo_ef<float>>, entry<topk, coo_ef<half>>, entry<topk, coo_ef<bfloat16>>,
+              entry<random_k, coo_ef<float>>, entry<random_k, coo_ef<half>>,
+              entry<random_k, coo_ef<bfloat16>>, entry<threshold_v, coo_ef<float>>,
+              entry<threshold_v, coo_ef<half>>, entry<threshold_v, coo_ef<bfloat16>>,
+              entry<adaptive_threshold, coo_ef<float>>, entry<adaptive_threshold, coo_ef<half>>,
+              entry<adaptive_threshold, coo_ef<bfloat16>>>;
+template <class Q>
+using codes_ef = sparse_codes<default_encoding_t<Q>, elias_fano_indices>;
+using topk_ef_composites = type_list<entry<compose<topk, terngrad>, codes_ef<terngrad>>,
+                                     entry<compose<topk, qsgd>, codes_ef<qsgd>>,
+                                     entry<compose<topk, sign_sgd>, codes_ef<sign_sgd>>,
+                                     entry<compose<topk, scaled_sign>, codes_ef<scaled_sign>>,
+                                     entry<compose<topk, natural>, codes_ef<natural>>>;
 using topk_composites = composites_of<topk>;
 using random_k_composites = composites_of<random_k>;
 using threshold_v_composites = composites_of<threshold_v>;
 using adaptive_composites = composites_of<adaptive_threshold>;
 
 /// The slices in registry order (src/runtime/ compiles one per translation unit).
-using registry_slices =
-    type_list<dense_slice, qsgd_slice, terngrad_slice, sign_slice, sparse_slice, topk_composites,
-              random_k_composites, threshold_v_composites, adaptive_composites>;
+using registry_slices = type_list<dense_slice, qsgd_slice, terngrad_slice, sign_slice, sparse_slice,
+                                  topk_composites, random_k_composites, threshold_v_composites,
+                                  adaptive_composites, sparse_ef_slice, topk_ef_composites>;
 
 // ---- spec names of encodings --------------------------------------------------------------------
 template <class E>
@@ -93,6 +110,12 @@ struct encoding_spec<sparse_coo<V>> {
   static constexpr std::string_view name = std::is_same_v<V, float>  ? "coo-f32"
                                            : std::is_same_v<V, half> ? "coo-f16"
                                                                      : "coo-bf16";
+};
+template <class V>
+struct encoding_spec<sparse_coo<V, elias_fano_indices>> {
+  static constexpr std::string_view name = std::is_same_v<V, float>  ? "coo-f32-ef"
+                                           : std::is_same_v<V, half> ? "coo-f16-ef"
+                                                                     : "coo-bf16-ef";
 };
 template <unsigned Bits>
 struct encoding_spec<natural_codes<Bits>> {
@@ -113,6 +136,10 @@ struct encoding_spec<sign_bits> {
 template <class E>
 struct encoding_spec<sparse_codes<E>> {
   static constexpr std::string_view name = "codes";
+};
+template <class E>
+struct encoding_spec<sparse_codes<E, elias_fano_indices>> {
+  static constexpr std::string_view name = "codes-ef";
 };
 
 // ---- arguments ----------------------------------------------------------------------------------

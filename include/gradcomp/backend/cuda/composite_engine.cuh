@@ -52,6 +52,9 @@ public:
   using coder_type = decltype(std::declval<const quantizer_type&>().coder(
       std::declval<const typename encoding_type::code_encoding&>()));
   static constexpr bool sign_plane = detail::has_sign_plane<coder_type>;
+  static_assert(std::is_same_v<typename encoding_type::index_coding, fixed_width_indices>,
+                "the CUDA backend writes fixed-width indices only: Elias-Fano index coding "
+                "(elias_fano_indices) runs on the CPU backend");
 
   explicit composite_engine(codec<Scheme>& owner)
       : codec_(owner), selection_(codec_, [](const compressor_type& c) { return c.sparsifier; }),
@@ -171,7 +174,8 @@ private:
         continue;
       }
       const std::size_t k = selection_.count(s);
-      const std::size_t bytes = detail::sparse_codes_span::bytes(quantizer(s), coder_, n, k);
+      const std::size_t bytes =
+          detail::sparse_codes_span<fixed_width_indices>::bytes(quantizer(s), coder_, n, k);
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, n,
                                     bytes, span_mode_compressed);
       counts_[s] = k;
@@ -363,7 +367,7 @@ private:
         continue;
       }
       const std::byte* h = tables_.header(s);
-      const std::size_t k = detail::sparse_codes_span::check_header(
+      const std::size_t k = detail::sparse_codes_span<fixed_width_indices>::check_header(
           codec_.span_compressor(s), coder_, h, info.spans[s].bytes, n,
           [&] { return codec_.span_name(s) + ": "; });
       counts_[s] = k;

@@ -41,6 +41,9 @@ public:
   using encoding_type = typename Scheme::encoding_type;
   using value_type = typename encoding_type::value_type;
   using selection_type = detail::cuda::device_selection<compressor_type>;
+  static_assert(std::is_same_v<typename encoding_type::index_coding, fixed_width_indices>,
+                "the CUDA backend writes fixed-width indices only: Elias-Fano index coding "
+                "(elias_fano_indices) runs on the CPU backend");
 
   explicit sparse_engine(codec<Scheme>& owner)
       : codec_(owner), selection_(codec_, [](const compressor_type& c) { return c; }),

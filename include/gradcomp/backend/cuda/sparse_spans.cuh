@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../../detail/bits.hpp"
+#include "../../encoding/index_coding.hpp"
 #include "../../encoding/sparse_span_header.hpp"
 #include "../../encoding/wire_header.hpp"
 #include "../../error.hpp"
@@ -62,7 +63,8 @@ public:
   /// the wire when `implied`), stored times 1 / `scale`.
   void set_encoded(std::size_t s, std::uint64_t offset, std::uint64_t n, std::uint64_t k,
                    bool implied, float scale) {
-    const sparse_span_header head = sparse_span_header::make(n, k, implied, scale);
+    const sparse_span_header head = sparse_span_header::make(
+        k, fixed_width_indices::parameter(n, k), fixed_width_indices::header_flag, implied, scale);
     host_outs_[s] = {offset, k, head.index_bytes, implied ? 1u : 0u};
     head.write(header(s));
   }
