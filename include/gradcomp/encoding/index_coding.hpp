@@ -30,6 +30,23 @@
 
 namespace gradcomp {
 
+namespace detail {
+/// Checks the k indices a coding's for_each yields: each below n and above the one before;
+/// names the first violation (errc::corrupt_payload) with the prefix where().
+template <class Coding, class Where>
+void require_increasing_indices(const std::byte* src, std::size_t k, std::size_t n,
+                                const Where& where) {
+  std::uint64_t prev = 0;
+  Coding::for_each(src, k, n, [&](std::size_t j, std::uint64_t i) {
+    require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
+      return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
+                         ") is out of range or not strictly increasing");
+    });
+    prev = i;
+  });
+}
+} // namespace detail
+
 /// Indices as little-endian integers of sparse_index_bytes(n) bytes (the default).
 struct fixed_width_indices {
   static constexpr std::uint8_t header_flag = 0;
@@ -69,14 +86,7 @@ struct fixed_width_indices {
   /// the first violation (errc::corrupt_payload) with the prefix where().
   template <class Where>
   static void validate(const std::byte* src, std::size_t k, std::size_t n, const Where& where) {
-    std::uint64_t prev = 0;
-    for_each(src, k, n, [&](std::size_t j, std::uint64_t i) {
-      detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
-        return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
-                           ") is out of range or not strictly increasing");
-      });
-      prev = i;
-    });
+    detail::require_increasing_indices<fixed_width_indices>(src, k, n, where);
   }
   /// Calls f(j, i_j) for the k indices of a section, in order.
   template <class F>
@@ -167,14 +177,7 @@ struct elias_fano_indices {
         return std::string(where() + "Elias-Fano low parts: padding bits are not zero");
       });
     }
-    std::uint64_t prev = 0;
-    for_each(src, k, n, [&](std::size_t j, std::uint64_t i) {
-      detail::require(i < n && (j == 0 || i > prev), errc::corrupt_payload, [&] {
-        return std::string(where() + "index " + std::to_string(j) + " (" + std::to_string(i) +
-                           ") is out of range or not strictly increasing");
-      });
-      prev = i;
-    });
+    detail::require_increasing_indices<elias_fano_indices>(src, k, n, where);
   }
 
   /// Calls f(j, i_j) for the indices of a section whose high stream has k bits set (validate
