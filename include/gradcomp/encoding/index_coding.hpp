@@ -127,6 +127,9 @@ struct elias_fano_indices {
   static void write(std::byte* dst, const std::size_t* idx, std::size_t k, std::size_t n) noexcept {
     const unsigned l = low_bits(n, k);
     const std::size_t lows = low_bytes(n, k);
+    if (k == 0) {
+      return; // an empty section: no bytes, dst may be null
+    }
     std::memset(dst, 0, bytes(n, k));
     if (l != 0) {
       const std::uint64_t mask = (std::uint64_t{1} << l) - 1;
