@@ -9,6 +9,7 @@
 #include "../../math/rounding.hpp"
 #include "../../random/philox_batch.hpp"
 #include "../../random/stream_key.hpp"
+#include "code_tables.hpp"
 #include "parallel.hpp"
 
 #include <algorithm>
@@ -293,10 +294,79 @@ private:
     }
   }
 
+  /// Writes (assign) or adds (add) len decoded values to dst.
+  template <class T>
+  GRADCOMP_FORCEINLINE static void store_values(decode_mode mode, const float* values,
+                                                std::size_t len, T* dst) {
+    const rounding_barrier keep; // decoded products stay rounded before they are added
+    if (mode == decode_mode::assign) {
+      for (std::size_t j = 0; j < len; ++j) {
+        dst[j] = from_float<T>(values[j]);
+      }
+    } else {
+      for (std::size_t j = 0; j < len; ++j) {
+        dst[j] = from_float<T>(to_float(dst[j]) + keep(values[j]));
+      }
+    }
+  }
+
+  /// Blocks [first_block, end_block): through a code table where the coder's width allows it
+  /// and the span is long with one scale, else element by element.
   template <unsigned B, class T, class Coder>
   static code_check blocks(const std::byte* in, std::size_t n, std::size_t first_block,
                            std::size_t end_block, const float* scales, std::size_t group,
                            const Coder& coder, decode_mode mode, T* out) {
+    if constexpr (table_decodable<Coder, B>) {
+      if (n >= code_table<Coder, B>::min_elements && (scales == nullptr || group >= n)) {
+        return table_blocks<B>(in, n, first_block, end_block, scales, group, coder, mode, out);
+      }
+    }
+    return element_blocks<B>(in, n, first_block, end_block, scales, group, coder, mode, out);
+  }
+
+  template <unsigned B, class T, class Coder>
+  static code_check table_blocks(const std::byte* in, std::size_t n, std::size_t first_block,
+                                 std::size_t end_block, const float* scales, std::size_t group,
+                                 const Coder& coder, decode_mode mode, T* out) {
+    using table_t = code_table<Coder, B>;
+    table_t table;
+    table.build(coder, scales != nullptr ? scales[0] : 0.0f);
+    const std::size_t whole_end = std::min(end_block, n / codes_per_block);
+    std::uint32_t max_bits = 0;
+    alignas(64) std::uint16_t index[8 * table_t::M];
+    alignas(64) float values[codes_per_block];
+    for (std::size_t block = first_block; block < whole_end; ++block) {
+      std::uint64_t signs = 0;
+      if constexpr (table_t::sign_plane) {
+        signs = load_le<std::uint64_t>(in + packed_bytes(n, table_t::M) + block * 8);
+      }
+      table.entries_of(in + block * (table_t::M * 8), signs, index);
+      if (mode == decode_mode::validate || mode == decode_mode::measure) {
+        if (!table.valid(index)) { // the element search names the first invalid code
+          const code_check c =
+              element_blocks<B>(in, n, block, block + 1, scales, group, coder, mode, out);
+          return {c.first_invalid, max_bits};
+        }
+        if (mode == decode_mode::measure) {
+          max_bits = std::max(max_bits, table.max_bits(index));
+        }
+        continue;
+      }
+      table.values(index, values);
+      store_values(mode, values, codes_per_block, out + block * codes_per_block);
+    }
+    if (whole_end >= end_block) {
+      return {n, max_bits};
+    }
+    const code_check tail = element_blocks<B>(in, n, std::max(first_block, whole_end), end_block,
+                                              scales, group, coder, mode, out);
+    return {tail.first_invalid, std::max(max_bits, tail.max_abs_bits)};
+  }
+
+  template <unsigned B, class T, class Coder>
+  static code_check element_blocks(const std::byte* in, std::size_t n, std::size_t first_block,
+                                   std::size_t end_block, const float* scales, std::size_t group,
+                                   const Coder& coder, decode_mode mode, T* out) {
     alignas(64) std::uint32_t codes[codes_per_block];
     alignas(64) float sc[codes_per_block];
     std::uint32_t max_bits = 0;
