@@ -5,12 +5,13 @@
 // ResNet-9 and AlexNet layer tables and on flat buffers of 2^16 .. 2^26 floats, single thread, and
 // on ResNet-50 again with two threads (cpu_threads(2)). Names:
 // <spec>/<cpu|cpu_t2>/<layout>/<phase>, the spec with its granularity and phase encode or decode,
-// e.g. topk:0.01/layer/coo-f32/cpu/resnet50/encode. Each benchmark reports input GB/s,
-// bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a buffer of the
-// same size measured in the same process (vs_memcpy), so machine noise cancels. Baselines in the
-// same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element and by
-// std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
-// scripts/bench.sh runs a subset and renders the table and plot.
+// e.g. topk:0.01/layer/coo-f32/cpu/resnet50/encode; PowerSGD:
+// powersgd:<r>/<layer|flat>/cpu/<layout>/step. Each benchmark reports input GB/s, bits/element,
+// payload bytes, and its rate as a fraction of memcpy's input rate on a buffer of the same size
+// measured in the same process (vs_memcpy), so machine noise cancels. Baselines in the same binary:
+// memcpy, a plain vectorized read (sum), top-k by std::nth_element and by std::partial_sort over
+// magnitudes, and the tests' plain reference top-k (a full sort). scripts/bench.sh runs a subset
+// and renders the table and plot.
 
 #include "../tests/support/reference.hpp"
 #include "../tests/support/specs.hpp"
@@ -22,6 +23,7 @@
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -185,6 +187,45 @@ void register_level_sums(const std::string& spec, const std::string& layout_name
       ->UseRealTime();
 }
 
+/// PowerSGD (lowrank/powersgd.hpp) at rank r, layer-wise or entire-model: one worker's whole step
+/// (P = M Q, the sum of its one P message, orthonormalization and Q = M^T P, the sum of its Q
+/// message, reconstruction and residual), with error feedback. bits_per_elem counts both messages
+/// a worker sends per step.
+void register_powersgd(const std::string& layout_name, const model_layout& layout, std::size_t r,
+                       bool entire_model) {
+  const std::string name = "powersgd:" + std::to_string(r) + (entire_model ? "/flat" : "/layer") +
+                           "/cpu/" + layout_name + "/step";
+  benchmark::RegisterBenchmark(name.c_str(),
+                               [layout, r, entire_model](benchmark::State& st) {
+                                 powersgd w(layout,
+                                            {.rank = r, .entire_model = entire_model, .seed = 1});
+                                 const auto& x = gradient(layout.total_size());
+                                 std::vector<float> out(x.size());
+                                 std::vector<std::byte> msg;
+                                 std::vector<std::byte> sum;
+                                 std::size_t sent = 0;
+                                 for (auto _ : st) {
+                                   w.encode_p(x, msg);
+                                   sent = msg.size();
+                                   w.sum(lowrank_round::p,
+                                         std::span<const std::span<const std::byte>>(
+                                             std::array{std::span<const std::byte>(msg)}),
+                                         sum);
+                                   w.encode_q(sum, msg);
+                                   sent += msg.size();
+                                   w.sum(lowrank_round::q,
+                                         std::span<const std::span<const std::byte>>(
+                                             std::array{std::span<const std::byte>(msg)}),
+                                         sum);
+                                   w.decode(sum, out);
+                                   benchmark::DoNotOptimize(out.data());
+                                 }
+                                 report(st, x.size(), sent);
+                               })
+      ->Unit(benchmark::kMillisecond)
+      ->UseRealTime();
+}
+
 /// Every benchmarked spec over `layout` with granularity `g` (flat, layer or bucket).
 void register_all(const std::string& layout_name, const model_layout& layout, std::string_view g,
                   cpu_policy exec = cpu) {
@@ -305,6 +346,12 @@ int main(int argc, char** argv) {
       register_all(name, layout, "layer", cpu_threads(2));
       for (const char* spec : {"terngrad/layer", "qsgd:15/layer", "sign/layer"}) {
         register_level_sums(spec, name, layout, 8);
+      }
+    }
+    if (name != "alexnet") {
+      for (const std::size_t r : {1, 2, 4}) {
+        register_powersgd(name, layout, r, false);
+        register_powersgd(name, layout, r, true);
       }
     }
   }

@@ -9,6 +9,7 @@
 //
 //   torch_train --method topk --ratio 0.01 --granularity layer --workers 4 --epochs 3 --csv out.csv
 //   torch_train --scheme 'compose(topk:0.01,qsgd:15)/layer' --feedback --master qsgd:255/flat
+//   torch_train --method powersgd --rank 2 --granularity flat --feedback
 //
 // Prints a progress bar with the running loss and, per epoch, test accuracy and bytes sent;
 // --csv appends one row per epoch. --theory FILE probes worker 0's gradient at the first step and
@@ -107,6 +108,11 @@ config parse(int argc, char** argv) {
   if (!c.theory.empty() && (!c.t.scheme.empty() || c.theory_draws == 0))
     usage("--theory probes --method's layer-wise and entire-model operators (not --scheme), "
           "with --theory-draws of at least 1");
+  if (c.t.method == "powersgd" &&
+      (!c.t.scheme.empty() || c.master != "identity" || !c.theory.empty() ||
+       (c.t.granularity != "layer" && c.t.granularity != "flat")))
+    usage("--method powersgd takes --rank, --granularity layer|flat and --feedback; no --scheme, "
+          "--master or --theory");
   if (c.model != "cnn" && c.model != "resnet")
     usage("--model is cnn or resnet");
   if (c.workers == 0 || c.t.batch % c.workers != 0) {
@@ -147,13 +153,14 @@ double relative_error(const std::string& spec, const model_layout& layout, std::
 
 /// The run's columns of both CSVs (the per-epoch one and the probe's), and their values.
 constexpr const char* run_header = "method,granularity,ratio,threshold,levels,momentum,feedback,"
-                                   "workers,seed,model";
+                                   "workers,seed,model,rank";
 std::string run_columns(const config& c) {
   std::ostringstream o;
   o << (c.t.scheme.empty() ? c.t.method : '"' + c.t.scheme + '"') << ','
     << (c.t.scheme.empty() ? c.t.granularity : "spec") << ',' << c.t.ratio << ',' << c.t.threshold
     << ',' << c.t.levels << ',' << (c.t.nesterov ? c.t.momentum : -c.t.momentum) << ','
-    << c.t.feedback << ',' << c.workers << ',' << c.t.seed << ',' << c.model;
+    << c.t.feedback << ',' << c.workers << ',' << c.t.seed << ',' << c.model << ','
+    << (c.t.method == "powersgd" ? c.t.rank : 0);
   return o.str();
 }
 
@@ -186,6 +193,54 @@ void compression_proxy(const model_layout& layout, std::span<const float> x, con
   }
 }
 
+/// PowerSGD among the simulated workers (gradcomp/lowrank/powersgd.hpp): each step, two rounds of
+/// messages summed as an all-reduce would; every worker decodes the same mean estimate.
+class powersgd_exchange {
+public:
+  powersgd_exchange(const model_layout& layout, const config& c) {
+    const powersgd_options o{.rank = c.t.rank,
+                             .entire_model = c.t.granularity == "flat",
+                             .error_feedback = c.t.feedback,
+                             .seed = c.t.seed};
+    for (std::size_t w = 0; w < c.workers; ++w) {
+      workers_.emplace_back(layout, o, static_cast<std::uint32_t>(w));
+    }
+    msgs_.resize(c.workers);
+    scratch_.resize(layout.total_size());
+  }
+  [[nodiscard]] std::string name() const {
+    const auto& o = workers_[0].options();
+    return "powersgd rank " + std::to_string(o.rank) +
+           (o.entire_model ? " entire-model" : " layer-wise") +
+           (o.error_feedback ? " with error feedback" : "");
+  }
+  step_stats step(std::span<const std::span<const float>> grads, std::span<float> update) {
+    step_stats st;
+    std::vector<std::span<const std::byte>> views(workers_.size());
+    auto round = [&](lowrank_round r, auto&& encode) {
+      for (std::size_t w = 0; w < workers_.size(); ++w) {
+        encode(workers_[w], msgs_[w]);
+        views[w] = msgs_[w];
+        st.bytes_up += msgs_[w].size();
+      }
+      workers_[0].sum(r, views, sum_);
+      st.bytes_down += sum_.size() * workers_.size();
+    };
+    round(lowrank_round::p, [&](powersgd& w, auto& m) { w.encode_p(grads[w.worker_rank()], m); });
+    round(lowrank_round::q, [&](powersgd& w, auto& m) { w.encode_q(sum_, m); });
+    for (auto& w : workers_) {
+      w.decode(sum_, w.worker_rank() == 0 ? update : std::span<float>(scratch_));
+    }
+    return st;
+  }
+
+private:
+  std::vector<powersgd> workers_;
+  std::vector<std::vector<std::byte>> msgs_;
+  std::vector<std::byte> sum_;
+  std::vector<float> scratch_;
+};
+
 /// Q_M's spec for --master.
 std::string master_spec(const config& c) {
   if (c.master == "same") {
@@ -204,11 +259,21 @@ int train(const config& c) {
   const std::shared_ptr<ex::classifier> net = ex::make_classifier(c.model);
   ex::classifier& model = *net;
   torch_bridge bridge(model, c.workers);
-  const runtime_scheme q_w = ex::worker_scheme(c.t, bridge.layout());
-  const runtime_scheme q_m{master_spec(c)};
-  in_process_cluster<runtime_scheme, runtime_scheme> cluster(
-      q_w, q_m, bridge.layout(), c.workers,
-      {c.t.seed, aggregation::mean, c.t.feedback, false, false, false});
+  using cluster_type = in_process_cluster<runtime_scheme, runtime_scheme>;
+  std::unique_ptr<cluster_type> cluster;
+  std::unique_ptr<powersgd_exchange> lowrank;
+  std::string method_name;
+  if (c.t.method == "powersgd") {
+    lowrank = std::make_unique<powersgd_exchange>(bridge.layout(), c);
+    method_name = lowrank->name();
+  } else {
+    const runtime_scheme q_w = ex::worker_scheme(c.t, bridge.layout());
+    const runtime_scheme q_m{master_spec(c)};
+    cluster = std::make_unique<cluster_type>(
+        q_w, q_m, bridge.layout(), c.workers,
+        cluster_type::options{c.t.seed, aggregation::mean, c.t.feedback, false, false, false});
+    method_name = "Q_W " + q_w.spec + ", Q_M " + q_m.spec;
+  }
   const std::size_t d = bridge.layout().total_size();
   std::vector<float> update(d), velocity(d, 0.0f);
   const std::size_t shard = c.t.batch / c.workers;
@@ -233,10 +298,8 @@ int train(const config& c) {
   if (!c.theory.empty()) {
     probe = std::make_unique<ex::compression_probe>(c.theory, run_header);
   }
-  std::printf("torch_train: Q_W %s, Q_M %s, %zu workers, %zu parameters in %zu tensors, "
-              "%zu steps/epoch\n",
-              q_w.spec.c_str(), q_m.spec.c_str(), c.workers, d, bridge.layout().num_layers(),
-              steps);
+  std::printf("torch_train: %s, %zu workers, %zu parameters in %zu tensors, %zu steps/epoch\n",
+              method_name.c_str(), c.workers, d, bridge.layout().num_layers(), steps);
   std::uint64_t step = 0;
   for (std::size_t epoch = 0; epoch < c.t.epochs; ++epoch) {
     std::vector<std::int64_t> order(train_set.count);
@@ -261,8 +324,9 @@ int train(const config& c) {
         loss += l.item<double>() / static_cast<double>(c.workers);
         grads.emplace_back(bridge.gradient(w));
       }
-      const step_stats st = cluster.step(cpu, std::span<const std::span<const float>>(grads), step,
-                                         1.0f, std::span<float>(update));
+      const std::span<const std::span<const float>> g(grads);
+      const step_stats st = lowrank ? lowrank->step(g, update)
+                                    : cluster->step(cpu, g, step, 1.0f, std::span<float>(update));
       if (probe && (step == 0 || s + 1 == steps)) {
         probe->record(run_columns(c), epoch + 1, step, ex::method_spec(c.t, "layer"),
                       ex::method_spec(c.t, "flat"), bridge.layout(), grads[0], c.theory_draws);

@@ -27,7 +27,7 @@ fi
 "$DIR/tests/fuzz/fuzz_seeds" "$DIR/seeds" || exit 1
 passed=0
 failed=0
-for t in decode header roundtrip; do
+for t in decode header roundtrip lowrank; do
   corpus="$DIR/corpus/$t"
   mkdir -p "$corpus" "$DIR/crashes"
   log="$DIR/$t.log"

@@ -26,6 +26,7 @@ struct training_options {
   double ratio = 0.01;                            ///< top-k, random-k
   double threshold = 0.01;                        ///< threshold-v
   std::uint32_t levels = 15;                      ///< QSGD
+  std::size_t rank = 2;                           ///< PowerSGD
   bool feedback = false;                          ///< error feedback on the workers
   std::size_t epochs = 2, steps = 0, batch = 128; ///< steps per epoch, 0 = the whole set
   double lr = 0.1, momentum = 0.9;
@@ -38,9 +39,11 @@ struct training_options {
 inline constexpr const char* training_usage =
     "  --scheme SPEC (any registered scheme, e.g. topk:0.01/layer/coo-f16, terngrad:clip/layer,\n"
     "  compose(topk:0.01,qsgd:15)/layer; --scheme help lists them) or\n"
-    "  --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd|<registered compressor>\n"
+    "  --method identity|topk|randomk|threshold|adaptive|terngrad|qsgd|powersgd|<registered "
+    "compressor>\n"
     "  --granularity layer|flat|bucket:N\n"
-    "  --ratio R --threshold V --levels S --feedback --epochs E --steps N --batch B --lr LR\n"
+    "  --ratio R --threshold V --levels S --rank R --feedback --epochs E --steps N --batch B --lr "
+    "LR\n"
     "  --momentum M --nesterov|--no-nesterov --seed S --train-limit N --test-limit N --data DIR\n";
 
 /// A cursor over argv; every read reports a missing or malformed value through `usage`.
@@ -103,6 +106,8 @@ inline bool read_training_option(arguments& a, training_options& t) {
     t.threshold = a.number();
   else if (a.is("--levels"))
     t.levels = static_cast<std::uint32_t>(a.count());
+  else if (a.is("--rank"))
+    t.rank = a.count();
   else if (a.is("--feedback"))
     t.feedback = true;
   else if (a.is("--epochs"))

@@ -38,6 +38,7 @@
 #include "granularity/span_plan.hpp"
 #include "layout/model_layout.hpp"
 #include "layout/models.hpp"
+#include "lowrank/powersgd.hpp"
 #include "memory/dgc_momentum.hpp"
 #include "memory/error_feedback.hpp"
 #include "random/philox.hpp"

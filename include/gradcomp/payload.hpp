@@ -34,6 +34,7 @@ enum class compressor_id : std::uint8_t {
   stochastic_rounding = 10,
   scaled_sign = 11,
   composite = 12, ///< a sparsifier followed by a quantizer (compose<S, Q>)
+  powersgd = 13,  ///< low-rank factors (lowrank/powersgd.hpp)
 };
 
 /// Wire ids of the encodings (header byte 7).
@@ -55,6 +56,9 @@ enum class encoding_id : std::uint8_t {
   sparse_coo_f16_ef = 14,
   sparse_coo_bf16_ef = 15,
   sparse_codes_ef = 16,
+  // the two rounds of a low-rank step (lowrank/lowrank_message.hpp)
+  lowrank_p_f32 = 17,
+  lowrank_q_f32 = 18,
 };
 
 } // namespace gradcomp

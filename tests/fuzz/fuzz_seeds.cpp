@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 // Writes the seed corpora of the fuzz targets: valid messages of every fuzzed spec (prefixed with
 // the bytes that select it) for the decoder, the bare messages for the header target, and one
-// gradient material per spec for the round-trip target. usage: fuzz_seeds OUTPUT_DIR
+// gradient material per spec for the round-trip target, and the lowrank target's sum messages.
+// usage: fuzz_seeds OUTPUT_DIR
 #include "fuzz_specs.hpp"
+#include "lowrank_fixture.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -63,6 +65,17 @@ int write_material(const fs::path& root, std::size_t i) {
   return 1;
 }
 
+/// The lowrank target's seeds: each case's valid sum message, behind its selector byte.
+int write_lowrank(const fs::path& root) {
+  for (std::uint8_t s = 0; s < 4; ++s) {
+    std::vector<std::byte> in{std::byte{s}};
+    const auto valid = fuzz::make_lowrank_case(s).valid_sum;
+    in.insert(in.end(), valid.begin(), valid.end());
+    write_file(root / "lowrank" / std::to_string(s), in);
+  }
+  return 4;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -71,10 +84,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   const fs::path root = argv[1];
-  for (const char* d : {"decode", "header", "roundtrip"}) {
+  for (const char* d : {"decode", "header", "roundtrip", "lowrank"}) {
     fs::create_directories(root / d);
   }
-  int count = 0;
+  int count = write_lowrank(root);
   for (std::size_t i = 0; i < fuzz::fuzz_specs().size(); ++i) {
     count += write_messages(root, i) + write_material(root, i);
   }

@@ -28,8 +28,8 @@ public:
   /// Re-seats every parameter of `module` in one flat buffer (values kept) and prepares
   /// `gradient_buffers` flat gradient buffers. Parameters must be float32, on the CPU.
   torch_bridge(torch::nn::Module& module, std::size_t gradient_buffers) {
-    std::vector<std::size_t> sizes;
-    std::vector<std::string> names;
+    std::vector<layer_info> layers;
+    std::size_t offset = 0;
     for (const auto& item : module.named_parameters(/*recurse=*/true)) {
       const torch::Tensor& p = item.value();
       if (p.scalar_type() != torch::kFloat32 || !p.device().is_cpu()) {
@@ -37,10 +37,13 @@ public:
                                     " is not a float32 CPU tensor");
       }
       params_.push_back(p);
-      names.push_back(item.key());
-      sizes.push_back(static_cast<std::size_t>(p.numel()));
+      const auto size = static_cast<std::size_t>(p.numel());
+      // rows: the first dimension of a matrix or convolution kernel (low-rank compressors)
+      const auto rows = p.dim() >= 2 ? static_cast<std::size_t>(p.size(0)) : std::size_t{0};
+      layers.push_back({item.key(), offset, size, rows});
+      offset += size;
     }
-    layout_ = model_layout::from_sizes(sizes, names);
+    layout_ = model_layout::from_layers(std::move(layers));
     const auto total = static_cast<std::int64_t>(layout_.total_size());
     flat_params_ = torch::empty({total}, torch::kFloat32);
     {

@@ -22,6 +22,9 @@ struct layer_info {
   std::string name;
   std::size_t offset = 0;
   std::size_t size = 0;
+  /// The tensor's first dimension (output channels or features), 0 where unknown: the layer is
+  /// then viewed as a rows x (size / rows) matrix (low-rank compressors, lowrank/matrix_plan.hpp).
+  std::size_t rows = 0;
   friend bool operator==(const layer_info&, const layer_info&) = default;
 };
 
@@ -73,6 +76,10 @@ public:
                           " (gaps are not allowed)");
       detail::require(l.size <= std::numeric_limits<std::size_t>::max() - l.offset,
                       errc::invalid_layout, "layer '" + l.name + "' overflows size_t");
+      detail::require(l.rows == 0 || l.size % l.rows == 0, errc::invalid_layout,
+                      "layer '" + l.name + "' has " + std::to_string(l.size) +
+                          " elements, not a whole number of its " + std::to_string(l.rows) +
+                          " rows");
       expected = l.offset + l.size;
       for (std::size_t j = 0; j < i; ++j) {
         detail::require(layers[j].name != l.name, errc::invalid_layout,

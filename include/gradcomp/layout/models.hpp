@@ -9,20 +9,22 @@
 
 /// @file
 /// The paper's models as layer tables with their real per-tensor sizes, in PyTorch registration
-/// order (one entry per parameter tensor). Shared by tests, benchmarks and examples.
+/// order (one entry per parameter tensor), with the first dimension of each weight (its rows).
+/// Shared by tests, benchmarks and examples.
 
 namespace gradcomp::models {
 
 namespace detail {
 struct table_builder {
-  std::vector<std::size_t> sizes;
-  std::vector<std::string> names;
-  void add(std::string name, std::size_t size) {
-    names.push_back(std::move(name));
-    sizes.push_back(size);
+  std::vector<layer_info> layers;
+  std::size_t offset = 0;
+  /// A tensor of `size` elements whose first dimension is `rows` (0: a vector).
+  void add(std::string name, std::size_t size, std::size_t rows = 0) {
+    layers.push_back({std::move(name), offset, size, rows});
+    offset += size;
   }
   void conv(const std::string& name, std::size_t in, std::size_t out, std::size_t k, bool bias) {
-    add(name + ".weight", out * in * k * k);
+    add(name + ".weight", out * in * k * k, out);
     if (bias) {
       add(name + ".bias", out);
     }
@@ -32,12 +34,12 @@ struct table_builder {
     add(name + ".bias", c);
   }
   void linear(const std::string& name, std::size_t in, std::size_t out, bool bias) {
-    add(name + ".weight", out * in);
+    add(name + ".weight", out * in, out);
     if (bias) {
       add(name + ".bias", out);
     }
   }
-  [[nodiscard]] model_layout build() { return model_layout::from_sizes(sizes, std::move(names)); }
+  [[nodiscard]] model_layout build() { return model_layout::from_layers(std::move(layers)); }
 };
 } // namespace detail
 

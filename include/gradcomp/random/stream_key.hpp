@@ -26,7 +26,12 @@ namespace gradcomp {
 enum class role : std::uint8_t { worker = 0, master = 1 };
 
 /// What a random word is used for; distinct purposes never share a counter.
-enum class random_purpose : std::uint8_t { rounding = 0, subset = 1, rounding_low = 2 };
+enum class random_purpose : std::uint8_t {
+  rounding = 0,
+  subset = 1,
+  rounding_low = 2,
+  lowrank_start = 3, ///< starting (or restarting) columns of a low-rank factor
+};
 
 /// Identifies one compression call: whose gradient, which step, which seed.
 struct stream_key {
