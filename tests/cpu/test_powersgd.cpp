@@ -11,6 +11,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -162,6 +163,58 @@ TEST_CASE("powersgd plan: which matrices are compressed, at which rank") {
   }
 }
 
+TEST_CASE("low-rank kernels sum in their documented order, bit for bit") {
+  // plain scalar references of backend/cpu/lowrank_kernels.hpp's orders, on shapes with short
+  // rows, lane tails and a partly stored last row
+  using namespace gradcomp::backend::cpu;
+  constexpr std::size_t R = 3;
+  for (const auto [rows, cols, size] : {std::array<std::size_t, 3>{7, 37, 7 * 37},
+                                        {9, 100, 8 * 100 + 41},
+                                        {5, 64, 5 * 64},
+                                        {6, 3, 16}}) {
+    INFO(rows << " x " << cols << ", " << size << " stored");
+    const auto m = normal(size, rows + cols);
+    const auto qt = normal(R * cols, 3);
+    const auto p = normal(rows * R, 4);
+    std::vector<float> got_p(rows * R);
+    lowrank_multiply<R>(m.data(), rows, cols, size, qt.data(), got_p.data());
+    std::vector<float> got_q(R * cols);
+    lowrank_multiply_transposed<R>(m.data(), rows, cols, size, p.data(), got_q.data());
+    std::vector<float> got_out(size);
+    std::vector<float> got_res(size);
+    lowrank_reconstruct<R>(p.data(), qt.data(), rows, cols, size, got_out.data());
+    lowrank_reconstruct<R>(p.data(), qt.data(), rows, cols, size, got_res.data(), m.data());
+    std::vector<float> want_q(R * cols, 0.0f);
+    for (std::size_t i = 0; i < rows; ++i) {
+      const std::size_t n = i * cols >= size ? 0 : std::min(cols, size - i * cols);
+      for (std::size_t j = 0; j < R; ++j) {
+        float lane[32] = {};
+        for (std::size_t k = 0; k < n; ++k) {
+          lane[k % 32] += m[i * cols + k] * qt[j * cols + k];
+        }
+        for (std::size_t w = 16; w > 0; w /= 2) {
+          for (std::size_t l = 0; l < w; ++l) {
+            lane[l] = lane[2 * l] + lane[2 * l + 1];
+          }
+        }
+        REQUIRE(got_p[i * R + j] == lane[0]);
+        for (std::size_t k = 0; k < n; ++k) {
+          want_q[j * cols + k] += m[i * cols + k] * p[i * R + j];
+        }
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        float v = 0.0f;
+        for (std::size_t j = 0; j < R; ++j) {
+          v += p[i * R + j] * qt[j * cols + k];
+        }
+        REQUIRE(got_out[i * cols + k] == v);
+        REQUIRE(got_res[i * cols + k] == m[i * cols + k] - v);
+      }
+    }
+    REQUIRE(got_q == want_q);
+  }
+}
+
 TEST_CASE("powersgd recovers a rank-r matrix exactly and projects like the closed form") {
   const std::size_t rows = 96;
   const std::size_t cols = 70;
@@ -199,7 +252,7 @@ TEST_CASE("powersgd recovers a rank-r matrix exactly and projects like the close
     for (std::size_t i = 0; i < rows; ++i) {
       for (std::size_t j = 0; j < r; ++j) {
         for (std::size_t k = 0; k < cols; ++k) {
-          p[i * r + j] += static_cast<double>(m[i * cols + k]) * q0[k * r + j];
+          p[i * r + j] += static_cast<double>(m[i * cols + k]) * q0[j * cols + k];
         }
       }
     }

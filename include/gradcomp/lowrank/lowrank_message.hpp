@@ -162,11 +162,11 @@ inline void sum_lowrank_messages(const lowrank_plan& plan, lowrank_round round, 
       sum[i] += v.value(i);
     }
   }
-  for (const float v : sum) {
-    require(std::isfinite(v), errc::value_out_of_range,
-            std::string("the sum of the ") + lowrank_round_name(round) +
-                " messages overflows fp32");
-  }
+  require(std::all_of(sum.begin(), sum.end(), [](float v) { return std::isfinite(v); }),
+          errc::value_out_of_range, [&] {
+            return std::string("the sum of the ") + lowrank_round_name(round) +
+                   " messages overflows fp32";
+          });
   const stream_key key{seed, step, static_cast<std::uint32_t>(views.size()), role::master};
   key.validate();
   write_lowrank_message(plan, round, key, sum, out);

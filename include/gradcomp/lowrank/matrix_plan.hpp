@@ -29,7 +29,7 @@
 ///
 /// Each round of a step has one buffer of fp32 values in plan order: round P holds, per matrix,
 /// its P factor (rows x r', row-major) or, for a raw one, its values; round Q holds the Q factors
-/// (cols x r', row-major) of the compressed matrices only.
+/// of the compressed matrices only, transposed (r' x cols: Q's columns one after another).
 
 namespace gradcomp {
 

@@ -9,6 +9,7 @@
 #include "matrix_plan.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -66,15 +67,22 @@ public:
     detail::require(grad.size() == plan_.total_size(), errc::size_mismatch,
                     "gradient of " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(plan_.total_size()));
-    gather_input(grad);
     for (const lowrank_matrix& m : plan_.matrices()) {
-      if (m.compressed()) {
+      if (!m.compressed()) { // a raw matrix goes straight into the message
+        gather(grad, m.begin, m.size, p_.data() + m.p_offset);
+        continue;
+      }
+      // M = grad + e a few rows at a time, multiplied while they are in cache
+      const std::size_t rows = std::max<std::size_t>(1, gather_block / m.cols);
+      for (std::size_t i = 0; i < m.rows; i += rows) {
+        const std::size_t first = std::min(i * m.cols, m.size);
+        const std::size_t n = std::min(rows * m.cols, m.size - first);
+        float* x = input_.data() + m.begin + first;
+        gather(grad, m.begin + first, n, x);
         backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
-          backend::cpu::lowrank_multiply<R>(input_.data() + m.begin, m.rows, m.cols, m.size,
-                                            q_.data() + m.q_offset, p_.data() + m.p_offset);
+          backend::cpu::lowrank_multiply<R>(x, std::min(rows, m.rows - i), m.cols, n,
+                                            q_.data() + m.q_offset, p_.data() + m.p_offset + i * R);
         });
-      } else {
-        std::copy_n(input_.data() + m.begin, m.size, p_.data() + m.p_offset);
       }
     }
     require_finite(p_, lowrank_round::p);
@@ -145,9 +153,10 @@ public:
       backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
         const float* p = p_.data() + m.p_offset;
         backend::cpu::lowrank_reconstruct<R>(p, q_.data() + m.q_offset, m.rows, m.cols, m.size, o);
-        if (opt_.error_feedback) {
-          backend::cpu::lowrank_residual<R>(p, q_local_.data() + m.q_offset, m.rows, m.cols, m.size,
-                                            input_.data() + m.begin, residual_.data() + m.begin);
+        if (opt_.error_feedback) { // e = M - P^ Q_w^T
+          backend::cpu::lowrank_reconstruct<R>(p, q_local_.data() + m.q_offset, m.rows, m.cols,
+                                               m.size, residual_.data() + m.begin,
+                                               input_.data() + m.begin);
         }
       });
     }
@@ -223,14 +232,15 @@ private:
     }
   }
 
-  /// input = grad + residual; a non-finite gradient or input names its layer and element.
-  void gather_input(std::span<const float> grad) {
-    for (std::size_t i = 0; i < grad.size(); ++i) {
-      const float v = opt_.error_feedback ? grad[i] + residual_[i] : grad[i];
-      if (!std::isfinite(v)) [[unlikely]] {
-        name_non_finite(i);
-      }
-      input_[i] = v;
+  /// Elements gathered and multiplied at a time (they stay in the first-level cache).
+  static constexpr std::size_t gather_block = 8192;
+
+  /// out[0, n) = grad + e from element `begin`; a non-finite sum names its layer and element.
+  void gather(std::span<const float> grad, std::size_t begin, std::size_t n, float* out) const {
+    const float* e = opt_.error_feedback ? residual_.data() + begin : nullptr;
+    if (!backend::cpu::add_finite(grad.data() + begin, e, out, n)) [[unlikely]] {
+      const auto* bad = std::find_if(out, out + n, [](float v) { return !std::isfinite(v); });
+      name_non_finite(begin + static_cast<std::size_t>(bad - out));
     }
   }
   [[noreturn]] void name_non_finite(std::size_t i) const {
@@ -250,14 +260,12 @@ private:
     const random_stream rng(opt_.seed, shared.stream_word(), random_purpose::lowrank_start);
     for (const lowrank_matrix& m : plan_.matrices()) {
       for (std::size_t j = 0; j < m.rank; ++j) {
-        float* q = q_.data() + m.q_offset;
-        bool zero = true;
-        for (std::size_t k = 0; k < m.cols && zero; ++k) {
-          zero = q[k * m.rank + j] == 0.0f;
-        }
-        for (std::size_t k = 0; k < m.cols && zero; ++k) {
-          const std::size_t e = m.q_offset + k * m.rank + j;
-          q[k * m.rank + j] = static_cast<float>(rng.bits32(e) >> 8) * 0x1p-23f - 1.0f;
+        float* q = q_.data() + m.q_offset + j * m.cols; // column j of Q
+        if (std::all_of(q, q + m.cols, [](float v) { return v == 0.0f; })) {
+          for (std::size_t k = 0; k < m.cols; ++k) {
+            const std::uint32_t bits = rng.bits32(m.q_offset + j * m.cols + k);
+            q[k] = static_cast<float>(bits >> 8) * 0x1p-23f - 1.0f;
+          }
         }
       }
     }

@@ -29,8 +29,10 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double summand(float v,
   const double d = static_cast<double>(v);
   return kind == sum_kind::square ? d * d : (kind == sum_kind::absolute ? (d < 0 ? -d : d) : d);
 }
-/// The balanced pairwise tree over the canonical_lanes lane sums (the array is overwritten).
-GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr double combine_lanes(double* l) noexcept {
+/// The balanced pairwise tree over the canonical_lanes lane sums (the array is overwritten), in
+/// double for the scales and in float for the low-rank products (backend/cpu/lowrank_kernels.hpp).
+template <class T>
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr T combine_lanes(T* l) noexcept {
   for (std::size_t width = canonical_lanes / 2; width > 0; width /= 2) {
     for (std::size_t j = 0; j < width; ++j) {
       l[j] = l[2 * j] + l[2 * j + 1];

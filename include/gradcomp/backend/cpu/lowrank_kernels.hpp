@@ -2,23 +2,26 @@
 #pragma once
 
 #include "../../config.hpp"
+#include "../../math/canonical_sum.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 
 /// @file
 /// CPU primitives of the low-rank compressors: the skinny products of a rows x cols matrix M
 /// (row-major; only its first `size` elements are stored, the rest are zeros) with factors of
-/// R <= 8 columns, and the orthonormalization of a factor. Every sum has one fixed order, so the
-/// results do not depend on blocking, vector width or thread count:
-///   P[i][j]   = sum over k ascending of M[i][k] * Q[k][j]   (float, from +0)
-///   Q[k][j]   = sum over i ascending of M[i][k] * P[i][j]   (float, from +0)
-///   out[i][k] = sum over j ascending of P[i][j] * Q[k][j]   (float, from +0)
+/// R <= 8 columns, and the orthonormalization of a factor. P (rows x R) is row-major; Q is kept
+/// transposed, R rows of cols (Qt), so that every product streams M once with unit-stride vectors.
+/// Every sum has one fixed order, so the results do not depend on vector width or threads:
+///   P[i][j]   = the canonical lane sum (math/canonical_sum.hpp: 32 lanes, lane l adds the terms
+///               k = l mod 32 in ascending k from +0, then the pairwise tree) of M[i][k] Qt[j][k],
+///               in float; the lanes are what a warp holds, and four 8-wide vectors on a CPU;
+///   Qt[j][k]  = sum over i ascending of M[i][k] * P[i][j]   (float, from +0);
+///   out[i][k] = sum over j ascending of P[i][j] * Qt[j][k]  (float, from +0).
 /// Products are rounded before they are added (the library is built with -ffp-contract=off).
-/// The loops work on blocks of four rows to keep four independent add chains in flight; each
-/// output still sees its terms in the order above.
 
 namespace gradcomp::backend::cpu {
 
@@ -29,111 +32,200 @@ namespace detail {
   const std::size_t begin = i * cols;
   return begin >= size ? 0 : std::min(cols, size - begin);
 }
-} // namespace detail
 
-/// P = M Q (rows x R) from Q (cols x R).
-template <std::size_t R>
-void lowrank_multiply(const float* m, std::size_t rows, std::size_t cols, std::size_t size,
-                      const float* q, float* p) noexcept {
-  std::size_t i = 0;
-  for (; i + 4 <= rows && detail::row_length(i + 3, cols, size) == cols; i += 4) {
-    float acc[4][R] = {};
-    const float* row = m + i * cols;
-    for (std::size_t k = 0; k < cols; ++k) {
-      const float* qk = q + k * R;
-      for (std::size_t b = 0; b < 4; ++b) {
-        const float v = row[b * cols + k];
-        GRADCOMP_UNROLL(8)
-        for (std::size_t j = 0; j < R; ++j) {
-          acc[b][j] += v * qk[j];
-        }
-      }
-    }
-    std::memcpy(p + i * R, acc, sizeof acc);
-  }
-  for (; i < rows; ++i) {
-    float acc[R] = {};
-    const float* row = m + i * cols;
-    const std::size_t n = detail::row_length(i, cols, size);
-    for (std::size_t k = 0; k < n; ++k) {
-      for (std::size_t j = 0; j < R; ++j) {
-        acc[j] += row[k] * q[k * R + j];
-      }
-    }
-    std::memcpy(p + i * R, acc, sizeof acc);
-  }
+#if defined(__GNUC__)
+/// Eight floats as one GCC/Clang vector (two SSE registers, or one AVX register): the loops
+/// below do the same float operations per element as their scalar tails, eight at a time.
+using f32x8 = float __attribute__((vector_size(32)));
+using u32x8 = std::uint32_t __attribute__((vector_size(32)));
+inline constexpr std::size_t vector_floats = 8;
+// (vectors pass by reference: by value they would change the ABI without AVX enabled)
+GRADCOMP_FORCEINLINE void load8(f32x8& v, const float* p) noexcept {
+  std::memcpy(&v, p, sizeof v);
 }
+GRADCOMP_FORCEINLINE void store8(float* p, const f32x8& v) noexcept {
+  std::memcpy(p, &v, sizeof v);
+}
+#else
+inline constexpr std::size_t vector_floats = 0; // scalar loops only
+#endif
 
-/// Q = M^T P (cols x R) from P (rows x R).
+/// The canonical lane sums of a[k] * b[j * stride + k] over k < n for j < R, in float, into
+/// out[0, R): one pass over a.
 template <std::size_t R>
-void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t cols,
-                                 std::size_t size, const float* p, float* q) noexcept {
-  std::fill(q, q + cols * R, 0.0f);
-  std::size_t i = 0;
-  for (; i + 4 <= rows && detail::row_length(i + 3, cols, size) == cols; i += 4) {
-    const float* row = m + i * cols;
-    const float* pi = p + i * R;
-    for (std::size_t k = 0; k < cols; ++k) {
-      float* qk = q + k * R;
+void lane_dots(const float* a, const float* b, std::size_t stride, std::size_t n,
+               float* out) noexcept {
+  constexpr std::size_t L = math::canonical_lanes;
+  float lane[R][L] = {};
+  std::size_t k = 0;
+#if defined(__GNUC__)
+  static_assert(L == 4 * vector_floats);
+  f32x8 acc[R][4] = {};
+  for (; k + L <= n; k += L) {
+    for (std::size_t v = 0; v < 4; ++v) {
+      f32x8 x;
+      load8(x, a + k + 8 * v);
       GRADCOMP_UNROLL(8)
       for (std::size_t j = 0; j < R; ++j) {
-        float acc = qk[j];
-        acc += row[k] * pi[j];
-        acc += row[cols + k] * pi[R + j];
-        acc += row[2 * cols + k] * pi[2 * R + j];
-        acc += row[3 * cols + k] * pi[3 * R + j];
-        qk[j] = acc;
+        f32x8 y;
+        load8(y, b + j * stride + k + 8 * v);
+        acc[j][v] += x * y;
+      }
+    }
+  }
+  std::memcpy(lane, acc, sizeof lane);
+#endif
+  for (std::size_t j = 0; j < R; ++j) {
+    const float* bj = b + j * stride;
+    for (std::size_t kk = k; kk + L <= n; kk += L) {
+      for (std::size_t l = 0; l < L; ++l) {
+        lane[j][l] += a[kk + l] * bj[kk + l];
+      }
+    }
+    const std::size_t tail = n - (n - k) % L;
+    for (std::size_t l = 0; tail + l < n; ++l) {
+      lane[j][l] += a[tail + l] * bj[tail + l];
+    }
+    out[j] = math::combine_lanes(lane[j]);
+  }
+}
+} // namespace detail
+
+/// out = a + b (b may be null: out = a); true when every result is finite.
+inline bool add_finite(const float* a, const float* b, float* out, std::size_t n) noexcept {
+  std::size_t i = 0;
+  bool finite = true;
+#if defined(__GNUC__)
+  detail::u32x8 non_finite = {};
+  for (; i + detail::vector_floats <= n; i += detail::vector_floats) {
+    detail::f32x8 v;
+    detail::load8(v, a + i);
+    if (b != nullptr) {
+      detail::f32x8 w;
+      detail::load8(w, b + i);
+      v += w;
+    }
+    detail::store8(out + i, v);
+    detail::u32x8 bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    non_finite |= reinterpret_cast<detail::u32x8>((bits & 0x7f800000u) == 0x7f800000u);
+  }
+  for (std::size_t l = 0; l < detail::vector_floats; ++l) {
+    finite = finite && non_finite[l] == 0;
+  }
+#endif
+  for (; i < n; ++i) {
+    out[i] = b != nullptr ? a[i] + b[i] : a[i];
+    finite = finite && std::isfinite(out[i]);
+  }
+  return finite;
+}
+
+/// P = M Q (rows x R, row-major) from Qt (R x cols).
+template <std::size_t R>
+void lowrank_multiply(const float* m, std::size_t rows, std::size_t cols, std::size_t size,
+                      const float* qt, float* p) noexcept {
+  for (std::size_t i = 0; i < rows; ++i) {
+    const std::size_t n = detail::row_length(i, cols, size);
+    detail::lane_dots<R>(m + i * cols, qt, cols, n, p + i * R);
+  }
+}
+
+/// Qt = (M^T P)^T (R x cols) from P (rows x R, row-major).
+template <std::size_t R>
+void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t cols,
+                                 std::size_t size, const float* p, float* qt) noexcept {
+  std::fill(qt, qt + R * cols, 0.0f);
+  std::size_t i = 0;
+  // four rows at a time: each Qt element is loaded and stored once per four rows, its terms still
+  // added in row order
+  for (; i + 4 <= rows && detail::row_length(i + 3, cols, size) == cols; i += 4) {
+    const float* r0 = m + i * cols;
+    const float* r1 = r0 + cols;
+    const float* r2 = r1 + cols;
+    const float* r3 = r2 + cols;
+    for (std::size_t j = 0; j < R; ++j) {
+      const float p0 = p[i * R + j];
+      const float p1 = p[(i + 1) * R + j];
+      const float p2 = p[(i + 2) * R + j];
+      const float p3 = p[(i + 3) * R + j];
+      float* q = qt + j * cols;
+      std::size_t k = 0;
+#if defined(__GNUC__)
+      for (; k + detail::vector_floats <= cols; k += detail::vector_floats) {
+        detail::f32x8 acc;
+        detail::f32x8 x[4];
+        detail::load8(acc, q + k);
+        detail::load8(x[0], r0 + k);
+        detail::load8(x[1], r1 + k);
+        detail::load8(x[2], r2 + k);
+        detail::load8(x[3], r3 + k);
+        acc += x[0] * p0;
+        acc += x[1] * p1;
+        acc += x[2] * p2;
+        acc += x[3] * p3;
+        detail::store8(q + k, acc);
+      }
+#endif
+      for (; k < cols; ++k) {
+        float acc = q[k];
+        acc += r0[k] * p0;
+        acc += r1[k] * p1;
+        acc += r2[k] * p2;
+        acc += r3[k] * p3;
+        q[k] = acc;
       }
     }
   }
   for (; i < rows; ++i) {
     const float* row = m + i * cols;
     const std::size_t n = detail::row_length(i, cols, size);
-    for (std::size_t k = 0; k < n; ++k) {
-      for (std::size_t j = 0; j < R; ++j) {
-        q[k * R + j] += row[k] * p[i * R + j];
+    for (std::size_t j = 0; j < R; ++j) {
+      const float pij = p[i * R + j];
+      float* q = qt + j * cols;
+      for (std::size_t k = 0; k < n; ++k) {
+        q[k] += row[k] * pij;
       }
     }
   }
 }
 
-/// out = P Q^T over the stored elements.
+/// out = P Q^T over the stored elements; with a non-null m, out = M - P Q^T instead (the
+/// residual of error feedback).
 template <std::size_t R>
-void lowrank_reconstruct(const float* p, const float* q, std::size_t rows, std::size_t cols,
-                         std::size_t size, float* out) noexcept {
+void lowrank_reconstruct(const float* p, const float* qt, std::size_t rows, std::size_t cols,
+                         std::size_t size, float* out, const float* m = nullptr) noexcept {
   for (std::size_t i = 0; i < rows; ++i) {
     const std::size_t n = detail::row_length(i, cols, size);
     float pi[R];
     std::memcpy(pi, p + i * R, sizeof pi);
     float* o = out + i * cols;
-    for (std::size_t k = 0; k < n; ++k) {
-      float v = 0.0f;
+    const float* mi = m == nullptr ? nullptr : m + i * cols;
+    std::size_t k = 0;
+#if defined(__GNUC__)
+    for (; k + detail::vector_floats <= n; k += detail::vector_floats) {
+      detail::f32x8 v = {};
       GRADCOMP_UNROLL(8)
       for (std::size_t j = 0; j < R; ++j) {
-        v += pi[j] * q[k * R + j];
+        detail::f32x8 q;
+        detail::load8(q, qt + j * cols + k);
+        v += pi[j] * q;
       }
-      o[k] = v;
+      if (mi != nullptr) {
+        detail::f32x8 x;
+        detail::load8(x, mi + k);
+        v = x - v;
+      }
+      detail::store8(o + k, v);
     }
-  }
-}
-
-/// residual = M - P Q^T over the stored elements (P Q^T summed as in lowrank_reconstruct).
-template <std::size_t R>
-void lowrank_residual(const float* p, const float* q, std::size_t rows, std::size_t cols,
-                      std::size_t size, const float* m, float* residual) noexcept {
-  for (std::size_t i = 0; i < rows; ++i) {
-    const std::size_t n = detail::row_length(i, cols, size);
-    float pi[R];
-    std::memcpy(pi, p + i * R, sizeof pi);
-    const float* mi = m + i * cols;
-    float* e = residual + i * cols;
-    for (std::size_t k = 0; k < n; ++k) {
+#endif
+    for (; k < n; ++k) {
       float v = 0.0f;
       GRADCOMP_UNROLL(8)
       for (std::size_t j = 0; j < R; ++j) {
-        v += pi[j] * q[k * R + j];
+        v += pi[j] * qt[j * cols + k];
       }
-      e[k] = mi[k] - v;
+      o[k] = mi == nullptr ? v : mi[k] - v;
     }
   }
 }
