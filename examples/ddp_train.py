@@ -9,6 +9,7 @@ zero; Nesterov momentum 0.9), error feedback on the workers, gloo between proces
 
     /usr/bin/python3 examples/ddp_train.py --scheme topk:0.01/layer --workers 2 --epochs 3
     /usr/bin/python3 examples/ddp_train.py --dense --workers 2        # plain DDP all-reduce
+    /usr/bin/python3 examples/ddp_train.py --powersgd 2 --workers 2   # gradcomp's PowerSGD hook
 
 Prints one line per epoch (test accuracy, bytes per step per rank) and, with --json FILE, writes
 the per-epoch results. Needs the gradcomp package on PYTHONPATH (build/python, or pip install .).
@@ -63,6 +64,10 @@ def options(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scheme", default="topk:0.01/layer", help="a registered scheme's spec")
     p.add_argument("--dense", action="store_true", help="no compression: DDP's own all-reduce")
+    p.add_argument("--powersgd", type=int, metavar="RANK",
+                   help="PowerSGD at this rank (gradcomp.torch.powersgd_hook), not --scheme")
+    p.add_argument("--entire-model", action="store_true",
+                   help="with --powersgd: one matrix per bucket instead of one per parameter")
     p.add_argument("--no-feedback", dest="feedback", action="store_false")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--epochs", type=int, default=3)
@@ -109,8 +114,12 @@ def worker(rank: int, o, port: int, out_dir: str) -> None:
     dist._DEFAULT_FIRST_BUCKET_BYTES = min(dist._DEFAULT_FIRST_BUCKET_BYTES,
                                            int(o.bucket_cap_mb * 2**20))
     model = nn.parallel.DistributedDataParallel(Net(), bucket_cap_mb=o.bucket_cap_mb)
-    state: Optional[gtorch.CompressionState] = None
-    if not o.dense:
+    state = None
+    if o.powersgd:
+        state = gtorch.PowerSGDState(rank=o.powersgd, entire_model=o.entire_model,
+                                     error_feedback=o.feedback, seed=o.seed)
+        model.register_comm_hook(state, gtorch.powersgd_hook)
+    elif not o.dense:
         state = gtorch.CompressionState(o.scheme, error_feedback=o.feedback, seed=o.seed)
         model.register_comm_hook(state, gtorch.comm_hook)
     x, y = load(o.data, "train", o.train_limit)
@@ -137,7 +146,7 @@ def worker(rank: int, o, port: int, out_dir: str) -> None:
             loss_sum += loss.item()
             step += 1
         sent = (state.bytes_sent - sent_before) / steps if state else dense_bytes
-        buckets = len(state.buckets) if state else 0
+        buckets = len(state.workers if o.powersgd else state.buckets) if state else 0
         acc = accuracy(model.module, xt, yt)
         epochs.append({"epoch": epoch + 1, "train_loss": loss_sum / steps, "test_accuracy": acc,
                        "bytes_per_step": sent, "dense_bytes_per_step": dense_bytes,
@@ -158,9 +167,15 @@ def run(o):
         return [torch.load(os.path.join(d, f"rank{r}.pt")) for r in range(o.workers)]
 
 
+def describe(o) -> str:
+    if o.powersgd:
+        return f"powersgd rank {o.powersgd}" + (" entire-model" if o.entire_model else "")
+    return "dense all-reduce" if o.dense else o.scheme
+
+
 def main(argv=None) -> int:
     o = options(argv)
-    print(f"ddp_train: {'dense all-reduce' if o.dense else o.scheme}"
+    print(f"ddp_train: {describe(o)}"
           f"{'' if o.dense or not o.feedback else ' with error feedback'}, {o.workers} processes",
           flush=True)
     ranks = run(o)
@@ -168,7 +183,7 @@ def main(argv=None) -> int:
     print(f"ranks end with identical parameters: {same}")
     if o.json:
         with open(o.json, "w") as f:
-            json.dump({"scheme": None if o.dense else o.scheme, "workers": o.workers,
+            json.dump({"scheme": None if o.dense else describe(o), "workers": o.workers,
                        "identical": same, "epochs": ranks[0]["epochs"]}, f, indent=1)
     return 0 if same else 1
 

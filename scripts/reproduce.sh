@@ -4,7 +4,7 @@
 # and Fashion-MNIST (examples/torch_train.cpp, libtorch), then one figure per method and a
 # summary table (scripts/reproduce_plot.py) and the no-training compression-error proxy.
 #
-#   scripts/reproduce.sh [short|full|resnet|demo] [OUT_DIR]
+#   scripts/reproduce.sh [short|full|resnet|powersgd|demo] [OUT_DIR]
 #
 #   demo   top-k 1 % and TernGrad, layer-wise vs entire-model, 3 seeds, 2 epochs on 12,000 images
 #          (the README's first command runs this; a few minutes)
@@ -21,6 +21,9 @@
 #   resnet the rows whose direction the paper finds to depend on the model (top-k 0.1 % and 1 %,
 #          vanilla SGD and Nesterov momentum) on the small ResNet (torch_train --model resnet, 29
 #          tensors), 3 seeds, 3 epochs on 8,000 images, with the compression probe: 24 runs.
+#   powersgd PowerSGD (Vogels et al. 2019) at ranks 1, 2 and 4 with error feedback, layer-wise vs
+#          entire-model (lowrank/matrix_plan.hpp), next to no compression and top-k 5 % with error
+#          feedback (about rank 2's bytes layer-wise), 3 seeds, 6 epochs on 30,000 images: 30 runs.
 #          EPOCHS=N and LIMIT=N (0: all 60,000 images) change the length of every preset.
 #
 # Writes OUT_DIR (default build/reproduction/PRESET; docs/reproduction holds the committed
@@ -43,7 +46,8 @@ case "$preset" in
   short) epochs=6 limit=30000 seeds="1 2 3" ;;
   full) epochs=6 limit=30000 seeds="1 2 3" ;;
   resnet) epochs=3 limit=8000 seeds="1 2 3" model=resnet ;;
-  *) echo "usage: $0 [short|full|resnet|demo] [OUT_DIR]"; exit 2 ;;
+  powersgd) epochs=6 limit=30000 seeds="1 2 3" ;;
+  *) echo "usage: $0 [short|full|resnet|powersgd|demo] [OUT_DIR]"; exit 2 ;;
 esac
 epochs=${EPOCHS:-$epochs}
 limit=${LIMIT:-$limit}
@@ -72,6 +76,9 @@ case "$preset" in
                  "qsgd --levels 15|0.4" "qsgd --levels 255|0.4" "sign|0.01" "scaled_sign|0.4"
                  "natural|0.4" "sr_bf16|0.4") ;;
   resnet) methods=("topk --ratio 0.001|0.4" "topk --ratio 0.01|0.4") ;;
+  powersgd) methods=("powersgd --rank 1 --feedback|0.4" "powersgd --rank 2 --feedback|0.4"
+                     "powersgd --rank 4 --feedback|0.4" "topk --ratio 0.05 --feedback|0.4"
+                     "identity|0.4") ;;
 esac
 optimizers=("$vanilla")
 [[ $preset == full || $preset == resnet ]] && optimizers+=("$nesterov")

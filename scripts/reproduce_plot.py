@@ -20,7 +20,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 NAMES = {"randomk": "Random-k", "topk": "Top-k", "threshold": "Threshold-v",
          "terngrad": "TernGrad", "adaptive": "Adaptive Threshold", "qsgd": "QSGD",
          "identity": "no compression", "sign": "signSGD", "scaled_sign": "scaled sign",
-         "natural": "natural compression", "sr_bf16": "stochastic rounding (bf16)"}
+         "natural": "natural compression", "sr_bf16": "stochastic rounding (bf16)",
+         "powersgd": "PowerSGD"}
 # the paper's finding per method (Dutta et al. 2020, SPECS.md 1.5)
 PAPER = {"randomk": "comparable; layer-wise better at 0.1 %",
          "topk": "entire-model better at <= 10 % with vanilla SGD on CIFAR; layer-wise with Nesterov / on ResNet-50",
@@ -55,6 +56,8 @@ def setting(row):
         parts.append(f"v = {float(row['threshold']):g}")
     if m == "qsgd":
         parts.append(f"s = {row['levels']}")
+    if m == "powersgd":
+        parts.append(f"rank {row.get('rank', '?')}")
     mom = float(row["momentum"])
     if mom > 0:
         parts.append(f"Nesterov {mom:g}")
@@ -71,6 +74,7 @@ def main():
     # acc[(method, setting)][granularity][seed] = [acc per epoch]
     acc = defaultdict(lambda: defaultdict(lambda: defaultdict(dict)))
     paper = {}
+    up = defaultdict(dict)  # up[(method, setting)][granularity] = bytes sent up per step
     model_name = "CNN"
     with src.open() as f:
         for row in csv.DictReader(f):
@@ -79,11 +83,12 @@ def main():
             model_name = {"resnet": "small ResNet"}.get(row.get("model", "cnn"), "CNN")
             acc[key][row["granularity"]][row["seed"]][int(row["epoch"])] = \
                 100 * float(row["test_accuracy"])
+            up[key][row["granularity"]] = float(row["bytes_up_per_step"])
     by_method = defaultdict(list)
     for key in acc:
         by_method[key[0]].append(key)
     lines = ["| method, setting | layer-wise final acc. | entire-model final acc. | "
-             "observed | paper |", "|---|---|---|---|---|"]
+             "observed | KB up per step (LW / EM) | paper |", "|---|---|---|---|---|---|"]
     for method, keys in sorted(by_method.items()):
         cols = min(4, len(keys))
         rows = (len(keys) + cols - 1) // cols
@@ -118,8 +123,9 @@ def main():
                 spread = max(sl, sf, 0.1)
                 observed = ("comparable" if abs(ml - mf) <= spread
                             else "layer-wise better" if ml > mf else "entire-model better")
+                kb = f"{up[key]['layer'] / 1e3:.1f} / {up[key]['flat'] / 1e3:.1f}"
                 lines.append(f"| {key[1]} | {ml:.2f} ± {sl:.2f} | {mf:.2f} ± {sf:.2f} | "
-                             f"{observed} (Δ {ml - mf:+.2f}, {n} seeds) | {paper[key]} |")
+                             f"{observed} (Δ {ml - mf:+.2f}, {n} seeds) | {kb} | {paper[key]} |")
         fig.suptitle(f"{NAMES.get(method, method)}, Fashion-MNIST {model_name}, 4 workers",
                      fontsize=10)
         fig.tight_layout()

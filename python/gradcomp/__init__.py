@@ -8,7 +8,8 @@
 Schemes are spec strings (``gradcomp.registry_help()`` lists them); messages are byte for byte
 those of the C++ library's codec<Scheme>. Tensors are CPU tensors; encode and decode read and
 write them in place, without copies. ``gradcomp.torch.comm_hook`` plugs a scheme into
-DistributedDataParallel.
+DistributedDataParallel; ``gradcomp.PowerSGD`` and ``gradcomp.torch.powersgd_hook`` do the same
+for PowerSGD.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch as _torch  # not "torch": the gradcomp.torch submodule takes that n
 from . import _gradcomp
 from ._gradcomp import Error
 
-__all__ = ["Codec", "ErrorFeedback", "Error", "registry_help", "example_specs", "flatten_sizes"]
+__all__ = ["Codec", "ErrorFeedback", "PowerSGD", "Error", "registry_help", "example_specs",
+           "flatten_sizes"]
 
 _DTYPES = {_torch.float32: 0, _torch.float16: 1, _torch.bfloat16: 2}
 
@@ -158,3 +160,90 @@ class ErrorFeedback:
 
     def reset(self) -> None:
         self._memory.reset()
+
+
+class PowerSGD:
+    """PowerSGD (Vogels et al. 2019) for one worker, as the C++ gradcomp::powersgd: rank-r factors
+    of every matrix of the layout (layer-wise) or of the whole flat gradient (entire_model), one
+    power iteration per step warm-started from the last, with error feedback. A step is two rounds;
+    in each, every worker's message is summed (``sum``, by any worker, in rank order: the same
+    bytes everywhere) and every worker reads the sum:
+
+        p = worker.encode_p(grad);  p_sum = worker.sum("p", all_p)
+        q = worker.encode_q(p_sum); q_sum = worker.sum("q", all_q)
+        mean = worker.decode(q_sum)
+
+    ``layout``: tensors (a tensor of two or more dimensions is a matrix of shape[0] rows; others
+    are sent raw) or (size, rows) pairs. Gradients are float32. Errors are gradcomp.Error.
+    """
+
+    def __init__(self, layout, *, rank: int = 2, entire_model: bool = False,
+                 error_feedback: bool = True, seed: int = 0, worker_rank: int = 0,
+                 min_compression_rate: float = 2.0):
+        sizes, rows = [], []
+        for t in layout:
+            if isinstance(t, _torch.Tensor):
+                sizes.append(int(t.numel()))
+                rows.append(int(t.shape[0]) if t.dim() >= 2 else 0)
+            else:
+                size, r = t
+                sizes.append(int(size))
+                rows.append(int(r))
+        self.sizes, self.rows = sizes, rows
+        self._worker = _gradcomp.PowerSGD(sizes, rows, rank, entire_model, error_feedback, seed,
+                                          worker_rank, float(min_compression_rate))
+
+    @property
+    def numel(self) -> int:
+        return self._worker.total_size
+
+    @property
+    def step(self) -> int:
+        return self._worker.step
+
+    @property
+    def compressed_matrices(self) -> int:
+        return self._worker.compressed_matrices
+
+    def _message(self, n: int) -> _torch.Tensor:
+        out = _torch.empty(n, dtype=_torch.uint8)
+        self._worker.take(out.data_ptr(), n)
+        return out
+
+    def encode_p(self, grad: _torch.Tensor) -> _torch.Tensor:
+        """Round 1: this worker's P message (a new uint8 tensor)."""
+        _check_buffer(grad, "the gradient", self.numel)
+        if grad.dtype != _torch.float32:
+            raise TypeError(f"gradcomp: PowerSGD takes float32 gradients, got {grad.dtype}")
+        return self._message(self._worker.encode_p(grad.data_ptr(), grad.numel()))
+
+    def sum(self, round: str, messages: Sequence[_torch.Tensor]) -> _torch.Tensor:
+        """The sum of every worker's message of round "p" or "q" of this step."""
+        for m in messages:
+            _check_message(m)
+        views = [(m.data_ptr(), m.numel()) for m in messages]
+        return self._message(self._worker.sum(round, views))
+
+    def encode_q(self, p_sum: _torch.Tensor) -> _torch.Tensor:
+        """Round 2: this worker's Q message, from the sum of the P messages."""
+        _check_message(p_sum)
+        return self._message(self._worker.encode_q(p_sum.data_ptr(), p_sum.numel()))
+
+    def decode(self, q_sum: _torch.Tensor, out: Optional[_torch.Tensor] = None) -> _torch.Tensor:
+        """The mean gradient estimate from the sum of the Q messages, into `out` or a new tensor."""
+        _check_message(q_sum)
+        if out is None:
+            out = _torch.empty(self.numel, dtype=_torch.float32)
+        _check_buffer(out, "the output", self.numel)
+        if out.dtype != _torch.float32:
+            raise TypeError(f"gradcomp: PowerSGD decodes into float32, got {out.dtype}")
+        self._worker.decode(q_sum.data_ptr(), q_sum.numel(), out.data_ptr(), out.numel())
+        return out
+
+    def abort_step(self) -> None:
+        """Drops a step in progress; the residual and warm start stay as they were."""
+        self._worker.abort_step()
+
+    def __repr__(self) -> str:
+        return (f"gradcomp.PowerSGD({len(self.sizes)} layers, {self.compressed_matrices} "
+                f"compressed, {self.numel} elements)")

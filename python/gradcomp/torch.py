@@ -25,9 +25,9 @@ from typing import Dict, Iterator, List, Optional
 import torch
 import torch.distributed as dist
 
-from . import Codec, ErrorFeedback
+from . import Codec, ErrorFeedback, PowerSGD
 
-__all__ = ["CompressionState", "comm_hook", "FlatParameters"]
+__all__ = ["CompressionState", "comm_hook", "PowerSGDState", "powersgd_hook", "FlatParameters"]
 
 _MASK64 = (1 << 64) - 1
 
@@ -110,6 +110,62 @@ def comm_hook(state: CompressionState,
         return buffer
 
     return work.get_future().then(average)
+
+
+@dataclass
+class PowerSGDState:
+    """What powersgd_hook keeps: one gradcomp.PowerSGD worker per bucket (its residual and warm
+    start) and the bytes sent (bytes_sent: this rank's two messages per bucket and step)."""
+
+    rank: int = 2
+    entire_model: bool = False
+    error_feedback: bool = True
+    seed: int = 0
+    min_compression_rate: float = 2.0
+    process_group: Optional[dist.ProcessGroup] = None
+    bytes_sent: int = 0
+    bytes_dense: int = 0
+    workers: Dict[int, PowerSGD] = field(default_factory=dict)
+
+    def worker(self, index: int, grads: List[torch.Tensor], rank: int) -> PowerSGD:
+        w = self.workers.get(index)
+        shape = [(int(g.numel()), int(g.shape[0]) if g.dim() >= 2 else 0) for g in grads]
+        if w is None or list(zip(w.sizes, w.rows)) != shape:
+            w = PowerSGD(shape, rank=self.rank, entire_model=self.entire_model,
+                         error_feedback=self.error_feedback, seed=bucket_seed(self.seed, index),
+                         worker_rank=rank, min_compression_rate=self.min_compression_rate)
+            self.workers[index] = w
+        return w
+
+
+def powersgd_hook(state: PowerSGDState,
+                  bucket: dist.GradBucket) -> torch.futures.Future[torch.Tensor]:
+    """PowerSGD on one bucket (float32): each round's messages are allgathered (every rank's has
+    the same size) and summed in rank order, so every rank applies the same mean estimate."""
+    group = state.process_group if state.process_group is not None else dist.group.WORLD
+    world = dist.get_world_size(group)
+    buffer = bucket.buffer()
+    if buffer.dtype != torch.float32:
+        raise TypeError(f"gradcomp: powersgd_hook takes float32 buckets, got {buffer.dtype}")
+    w = state.worker(bucket.index(), bucket.gradients(), dist.get_rank(group))
+
+    def all_of(message: torch.Tensor) -> List[torch.Tensor]:
+        gathered = [torch.empty_like(message) for _ in range(world)]
+        dist.all_gather(gathered, message, group=group)
+        state.bytes_sent += message.numel()
+        return gathered
+
+    try:
+        p_sum = w.sum("p", all_of(w.encode_p(buffer)))
+        q_sum = w.sum("q", all_of(w.encode_q(p_sum)))
+        w.decode(q_sum, out=buffer)
+    except Exception:
+        w.abort_step()
+        raise
+    state.bytes_dense += 4 * buffer.numel()
+    fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
+    fut.set_result(buffer)
+    return fut
 
 
 class FlatParameters:

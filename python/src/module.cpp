@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // gradcomp._gradcomp: the Python binding of any_codec and error_feedback over the compiled
-// registry. Buffers cross as (address, element count) of contiguous CPU memory, checked and
-// passed by the Python layer (gradcomp/__init__.py) from torch tensors, so nothing is copied.
-// The GIL is released while a codec runs.
+// registry, and of PowerSGD (lowrank/powersgd.hpp). Buffers cross as (address, element count) of
+// contiguous CPU memory, checked and passed by the Python layer (gradcomp/__init__.py) from torch
+// tensors, so nothing is copied. The GIL is released while a codec runs.
 #include <gradcomp/gradcomp.hpp>
 #include <gradcomp/runtime/any_codec.hpp>
 
@@ -91,6 +91,70 @@ struct py_error_feedback {
   }
 };
 
+/// PowerSGD for one worker; each call leaves its message (or sum) in `message`, which the Python
+/// layer copies out with take().
+struct py_powersgd {
+  powersgd worker;
+  std::vector<std::byte> message;
+
+  static lowrank_round round_of(const std::string& r) {
+    if (r != "p" && r != "q") {
+      throw py::value_error("gradcomp: a PowerSGD round is 'p' or 'q', got '" + r + "'");
+    }
+    return r == "p" ? lowrank_round::p : lowrank_round::q;
+  }
+  std::size_t encode_p(std::uintptr_t grad, std::size_t n) {
+    py::gil_scoped_release unlocked;
+    worker.encode_p(view<const float>(grad, n), message);
+    return message.size();
+  }
+  std::size_t encode_q(std::uintptr_t sum, std::size_t bytes) {
+    py::gil_scoped_release unlocked;
+    worker.encode_q(view<const std::byte>(sum, bytes), message);
+    return message.size();
+  }
+  void decode(std::uintptr_t sum, std::size_t bytes, std::uintptr_t out, std::size_t n) {
+    py::gil_scoped_release unlocked;
+    worker.decode(view<const std::byte>(sum, bytes), view<float>(out, n));
+  }
+  /// msgs: (address, bytes) of each worker's message of the round.
+  std::size_t sum(const std::string& round,
+                  const std::vector<std::pair<std::uintptr_t, std::size_t>>& msgs) {
+    const lowrank_round r = round_of(round);
+    std::vector<std::span<const std::byte>> views;
+    for (const auto& [address, bytes] : msgs) {
+      views.push_back(view<const std::byte>(address, bytes));
+    }
+    py::gil_scoped_release unlocked;
+    worker.sum(r, views, message);
+    return message.size();
+  }
+  void take(std::uintptr_t out, std::size_t bytes) const {
+    if (bytes != message.size()) {
+      throw py::value_error("gradcomp: take() into " + std::to_string(bytes) +
+                            " bytes, the message has " + std::to_string(message.size()));
+    }
+    std::copy(message.begin(), message.end(), view<std::byte>(out, bytes).begin());
+  }
+};
+
+powersgd make_powersgd(const std::vector<std::size_t>& sizes, const std::vector<std::size_t>& rows,
+                       std::size_t rank, bool entire_model, bool error_feedback, std::uint64_t seed,
+                       std::uint32_t worker_rank, double min_compression_rate) {
+  if (rows.size() != sizes.size()) {
+    throw py::value_error("gradcomp: " + std::to_string(rows.size()) + " row counts for " +
+                          std::to_string(sizes.size()) + " layers");
+  }
+  std::vector<layer_info> layers;
+  std::size_t offset = 0;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    layers.push_back({"layer" + std::to_string(i), offset, sizes[i], rows[i]});
+    offset += sizes[i];
+  }
+  const powersgd_options opt{rank, min_compression_rate, entire_model, error_feedback, seed};
+  return powersgd(model_layout::from_layers(std::move(layers)), opt, worker_rank);
+}
+
 } // namespace
 
 PYBIND11_MODULE(_gradcomp, m) {
@@ -129,6 +193,35 @@ PYBIND11_MODULE(_gradcomp, m) {
            [](const py_error_feedback& e) { return e.memory.max_encoded_bytes(); })
       .def("encode", &py_error_feedback::encode)
       .def("reset", [](py_error_feedback& e) { e.memory.reset(); });
+
+  py::class_<py_powersgd>(m, "PowerSGD")
+      .def(py::init([](const std::vector<std::size_t>& sizes, const std::vector<std::size_t>& rows,
+                       std::size_t rank, bool entire_model, bool error_feedback, std::uint64_t seed,
+                       std::uint32_t worker_rank, double min_compression_rate) {
+             return py_powersgd{make_powersgd(sizes, rows, rank, entire_model, error_feedback, seed,
+                                              worker_rank, min_compression_rate),
+                                {}};
+           }),
+           py::arg("sizes"), py::arg("rows"), py::arg("rank"), py::arg("entire_model"),
+           py::arg("error_feedback"), py::arg("seed"), py::arg("worker_rank"),
+           py::arg("min_compression_rate"))
+      .def_property_readonly("step", [](const py_powersgd& p) { return p.worker.step(); })
+      .def_property_readonly("total_size",
+                             [](const py_powersgd& p) { return p.worker.plan().total_size(); })
+      .def_property_readonly("compressed_matrices",
+                             [](const py_powersgd& p) {
+                               std::size_t n = 0;
+                               for (const auto& matrix : p.worker.plan().matrices()) {
+                                 n += matrix.compressed() ? 1 : 0;
+                               }
+                               return n;
+                             })
+      .def("encode_p", &py_powersgd::encode_p)
+      .def("encode_q", &py_powersgd::encode_q)
+      .def("decode", &py_powersgd::decode)
+      .def("sum", &py_powersgd::sum)
+      .def("take", &py_powersgd::take)
+      .def("abort_step", [](py_powersgd& p) { p.worker.abort_step(); });
 
   m.def("registry_help", &runtime::registry_help);
   m.def("example_specs", &runtime::example_specs);

@@ -3,11 +3,13 @@
 // parameter-server mode, equals the in-process simulation bit for bit; sparse messages of
 // different sizes, empty selections and zero-length layers; and the faults: another layout,
 // scheme, seed or step on one rank, a corrupted message, a rank whose compression fails, and an
-// exchange that times out, each a named error on every rank with nothing left hanging.
+// exchange that times out, each a named error on every rank with nothing left hanging; and
+// PowerSGD's two all-reduce rounds against the in-process exchange.
 
 #define CATCH_CONFIG_RUNNER
 #include <gradcomp/comm/in_process_sharded.hpp>
 #include <gradcomp/comm/mpi_cluster.hpp>
+#include <gradcomp/comm/mpi_powersgd.hpp>
 #include <gradcomp/gradcomp.hpp>
 
 #include <catch2/catch.hpp>
@@ -705,6 +707,68 @@ TEST_CASE("envelopes: every field is checked, with the sender named", "[mpi][env
   CHECK_THROWS_MATCHES(
       exchange_envelope::parse(bytes, 2), error,
       Catch::Predicate<error>([](const error& x) { return x.code() == errc::bad_magic; }));
+}
+
+TEST_CASE("PowerSGD over MPI equals the in-process exchange; a failed rank stops everyone",
+          "[mpi][powersgd]") {
+  const std::size_t me = world_rank(), n = world_size();
+  const model_layout lowrank_layout = model_layout::from_layers(
+      {{"conv", 0, 16 * 27, 16}, {"bias", 16 * 27, 16, 0}, {"fc", 16 * 28, 10 * 16, 10}});
+  auto grad = [&](std::size_t rank, std::uint64_t step) {
+    std::vector<float> g(lowrank_layout.total_size());
+    std::mt19937_64 rng(1000 * step + rank);
+    std::normal_distribution<float> nd(0.0f, 0.01f);
+    for (auto& v : g) {
+      v = nd(rng);
+    }
+    return g;
+  };
+  for (const bool entire : {false, true}) {
+    INFO((entire ? "entire model" : "layer-wise") << ", rank " << me);
+    const powersgd_options opt{.rank = 2, .entire_model = entire, .seed = 17};
+    mpi_powersgd job(MPI_COMM_WORLD, lowrank_layout, opt, test_timeout());
+    std::vector<powersgd> sim;
+    for (std::size_t r = 0; r < n; ++r) {
+      sim.emplace_back(lowrank_layout, opt, static_cast<std::uint32_t>(r));
+    }
+    std::vector<float> out(lowrank_layout.total_size());
+    std::vector<float> want(out.size());
+    for (std::uint64_t step = 0; step < 3; ++step) {
+      const step_stats st = job.step(grad(me, step), out);
+      CHECK(st.bytes_up == n * job.worker().message_bytes(lowrank_round::p) +
+                               n * job.worker().message_bytes(lowrank_round::q));
+      std::vector<std::vector<std::byte>> m(n);
+      std::vector<std::span<const std::byte>> views(n);
+      std::vector<std::byte> sum;
+      for (std::size_t r = 0; r < n; ++r) {
+        sim[r].encode_p(grad(r, step), m[r]);
+        views[r] = m[r];
+      }
+      sim[0].sum(lowrank_round::p, views, sum);
+      const std::vector<std::byte> p_sum = sum;
+      for (std::size_t r = 0; r < n; ++r) {
+        sim[r].encode_q(p_sum, m[r]);
+        views[r] = m[r];
+      }
+      sim[0].sum(lowrank_round::q, views, sum);
+      std::vector<float> other(out.size());
+      for (std::size_t r = 0; r < n; ++r) {
+        sim[r].decode(sum, r == me ? want : other);
+      }
+      REQUIRE(out == want);
+    }
+    // a NaN on the last rank: it names the element, every other rank names it; nothing changes
+    const std::vector<float> before(job.worker().residual().begin(), job.worker().residual().end());
+    auto g = grad(me, 3);
+    if (me == n - 1) {
+      g[5] = NAN;
+    }
+    const errc e = failure_of([&] { job.step(g, out); });
+    CHECK(e == (me == n - 1 ? errc::non_finite_input : errc::peer_failed));
+    CHECK(std::equal(before.begin(), before.end(), job.worker().residual().begin()));
+    CHECK(job.worker().step() == 3);
+    job.step(grad(me, 3), out); // the communicator is still usable
+  }
 }
 
 int main(int argc, char** argv) {

@@ -72,3 +72,18 @@ def test_ddp_with_compression_trains_ranks_agree_and_matches_the_simulator():
         print(line)
     if gaps:
         assert abs(sum(gaps) / len(gaps)) < 0.04, gaps  # no systematic gap to the simulator
+
+
+@pytest.mark.skipif(not os.path.isdir(ddp_train.DATA), reason="dataset-fashion-mnist not installed")
+def test_ddp_with_powersgd_trains_and_ranks_agree():
+    """gradcomp.torch.powersgd_hook: rank 2 layer-wise with error feedback on several buckets."""
+    o = ddp_train.options(SETTINGS + ["--bucket-cap-mb", "0.01", "--powersgd", "2"])
+    ranks = ddp_train.run(o)
+    last = ranks[0]["epochs"][-1]
+    assert torch.equal(ranks[0]["params"], ranks[1]["params"])  # bitwise identical
+    assert last["buckets"] >= 3
+    assert last["test_accuracy"] > 0.6  # chance is 0.1
+    assert last["bytes_per_step"] < 0.25 * last["dense_bytes_per_step"]
+    print(f"\npowersgd rank 2 DDP: accuracy {last['test_accuracy']:.3f}, "
+          f"{last['bytes_per_step']:.0f} B/step per rank "
+          f"({last['bytes_per_step'] / last['dense_bytes_per_step']:.3f} of dense)")
