@@ -6,12 +6,12 @@
 // on ResNet-50 again with two threads (cpu_threads(2)). Names:
 // <spec>/<cpu|cpu_t2>/<layout>/<phase>, the spec with its granularity and phase encode or decode,
 // e.g. topk:0.01/layer/coo-f32/cpu/resnet50/encode; PowerSGD:
-// powersgd:<r>/<layer|flat>/cpu/<layout>/step. Each benchmark reports input GB/s, bits/element,
-// payload bytes, and its rate as a fraction of memcpy's input rate on a buffer of the same size
-// measured in the same process (vs_memcpy), so machine noise cancels. Baselines in the same binary:
-// memcpy, a plain vectorized read (sum), top-k by std::nth_element and by std::partial_sort over
-// magnitudes, and the tests' plain reference top-k (a full sort). scripts/bench.sh runs a subset
-// and renders the table and plot.
+// powersgd:<r>/<layer|flat>/<cpu|cpu_t2>/<layout>/step. Each benchmark reports input GB/s,
+// bits/element, payload bytes, and its rate as a fraction of memcpy's input rate on a buffer of the
+// same size measured in the same process (vs_memcpy), so machine noise cancels. Baselines in the
+// same binary: memcpy, a plain vectorized read (sum), top-k by std::nth_element and by
+// std::partial_sort over magnitudes, and the tests' plain reference top-k (a full sort).
+// scripts/bench.sh runs a subset and renders the table and plot.
 
 #include "../tests/support/reference.hpp"
 #include "../tests/support/specs.hpp"
@@ -192,11 +192,12 @@ void register_level_sums(const std::string& spec, const std::string& layout_name
 /// message, reconstruction and residual), with error feedback. bits_per_elem counts both messages
 /// a worker sends per step.
 void register_powersgd(const std::string& layout_name, const model_layout& layout, std::size_t r,
-                       bool entire_model) {
-  const std::string name = "powersgd:" + std::to_string(r) + (entire_model ? "/flat" : "/layer") +
-                           "/cpu/" + layout_name + "/step";
+                       bool entire_model, cpu_policy exec = cpu) {
+  std::string name = "powersgd:" + std::to_string(r);
+  name.append(entire_model ? "/flat/" : "/layer/").append(backend_name(exec));
+  name.append("/").append(layout_name).append("/step");
   benchmark::RegisterBenchmark(name.c_str(),
-                               [layout, r, entire_model](benchmark::State& st) {
+                               [layout, r, entire_model, exec](benchmark::State& st) {
                                  powersgd w(layout,
                                             {.rank = r, .entire_model = entire_model, .seed = 1});
                                  const auto& x = gradient(layout.total_size());
@@ -205,19 +206,19 @@ void register_powersgd(const std::string& layout_name, const model_layout& layou
                                  std::vector<std::byte> sum;
                                  std::size_t sent = 0;
                                  for (auto _ : st) {
-                                   w.encode_p(x, msg);
+                                   w.encode_p(exec, x, msg);
                                    sent = msg.size();
                                    w.sum(lowrank_round::p,
                                          std::span<const std::span<const std::byte>>(
                                              std::array{std::span<const std::byte>(msg)}),
                                          sum);
-                                   w.encode_q(sum, msg);
+                                   w.encode_q(exec, sum, msg);
                                    sent += msg.size();
                                    w.sum(lowrank_round::q,
                                          std::span<const std::span<const std::byte>>(
                                              std::array{std::span<const std::byte>(msg)}),
                                          sum);
-                                   w.decode(sum, out);
+                                   w.decode(exec, sum, out);
                                    benchmark::DoNotOptimize(out.data());
                                  }
                                  report(st, x.size(), sent);
@@ -352,6 +353,10 @@ int main(int argc, char** argv) {
       for (const std::size_t r : {1, 2, 4}) {
         register_powersgd(name, layout, r, false);
         register_powersgd(name, layout, r, true);
+        if (name == "resnet50") {
+          register_powersgd(name, layout, r, false, cpu_threads(2));
+          register_powersgd(name, layout, r, true, cpu_threads(2));
+        }
       }
     }
   }

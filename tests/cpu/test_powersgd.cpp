@@ -388,6 +388,48 @@ TEST_CASE("powersgd is deterministic: message order, runs and checkpoints") {
   }
 }
 
+TEST_CASE("powersgd writes the same bytes with any thread count") {
+  // a matrix, a raw vector and a matrix with a partly used last block, each large enough to split
+  const auto l = model_layout::from_layers(
+      {{"w", 0, 300 * 500, 300}, {"b", 150000, 100000, 0}, {"fc", 250000, 97 * 1031, 97}});
+  for (const bool entire : {false, true}) {
+    INFO((entire ? "entire model" : "layer-wise"));
+    const powersgd_options o{.rank = 3, .entire_model = entire, .seed = 8};
+    // two workers, two steps; every message, output and residual of each thread count
+    auto run = [&](const cpu_policy& exec) {
+      std::vector<bytes> trace;
+      auto ws = workers(l, o, 2);
+      for (std::uint64_t t = 0; t < 2; ++t) {
+        std::vector<bytes> m(2);
+        bytes sum;
+        for (std::size_t w = 0; w < 2; ++w) {
+          ws[w].encode_p(exec, normal(l.total_size(), 10 * t + w, 0.01f), m[w]);
+        }
+        ws[0].sum(lowrank_round::p, std::vector<std::span<const std::byte>>{m[0], m[1]}, sum);
+        const bytes p_sum = sum;
+        for (std::size_t w = 0; w < 2; ++w) {
+          ws[w].encode_q(exec, p_sum, m[w]);
+        }
+        ws[0].sum(lowrank_round::q, std::vector<std::span<const std::byte>>{m[0], m[1]}, sum);
+        std::vector<float> out(l.total_size());
+        ws[1].decode(exec, sum, out);
+        ws[0].decode(exec, sum, out);
+        trace.insert(trace.end(), {m[0], m[1], p_sum, sum});
+        const auto* o8 = reinterpret_cast<const std::byte*>(out.data());
+        trace.emplace_back(o8, o8 + 4 * out.size());
+        const auto* e8 = reinterpret_cast<const std::byte*>(ws[0].residual().data());
+        trace.emplace_back(e8, e8 + 4 * ws[0].residual().size());
+      }
+      return trace;
+    };
+    const auto one = run(cpu);
+    const bool two_threads_same = run(cpu_threads(2)) == one; // (not the bytes in a failure)
+    REQUIRE(two_threads_same);
+    const bool three_threads_same = run(cpu_threads(3)) == one;
+    REQUIRE(three_threads_same);
+  }
+}
+
 TEST_CASE("powersgd refuses hostile messages and out-of-order calls, and changes nothing") {
   const auto l = model_layout::from_layers({{"w", 0, 32 * 24, 32}, {"b", 32 * 24, 32, 0}});
   const powersgd_options o{.rank = 2, .seed = 3};

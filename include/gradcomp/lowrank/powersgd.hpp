@@ -2,6 +2,8 @@
 #pragma once
 
 #include "../backend/cpu/lowrank_kernels.hpp"
+#include "../backend/cpu/parallel.hpp"
+#include "../backend/tags.hpp"
 #include "../error.hpp"
 #include "../layout/model_layout.hpp"
 #include "../random/stream_key.hpp"
@@ -61,38 +63,53 @@ public:
   [[nodiscard]] std::span<const float> residual() const noexcept { return residual_; }
   [[nodiscard]] std::span<const float> warm_start() const noexcept { return q_; }
 
-  /// Round 1: M = grad + e; P = M Q; writes this worker's P message into msg.
-  void encode_p(std::span<const float> grad, std::vector<std::byte>& msg) {
+  /// Round 1: M = grad + e; P = M Q; writes this worker's P message into msg. `exec` (cpu,
+  /// cpu_threads(n)) splits each large matrix's rows, and each large raw layer, across threads:
+  /// the same bytes for every thread count.
+  void encode_p(const cpu_policy& exec, std::span<const float> grad, std::vector<std::byte>& msg) {
     require_phase(phase::idle, "encode_p");
     detail::require(grad.size() == plan_.total_size(), errc::size_mismatch,
                     "gradient of " + std::to_string(grad.size()) + " elements, layout has " +
                         std::to_string(plan_.total_size()));
     for (const lowrank_matrix& m : plan_.matrices()) {
       if (!m.compressed()) { // a raw matrix goes straight into the message
-        gather(grad, m.begin, m.size, p_.data() + m.p_offset);
+        detail::parallel_parts(exec, m.size, parallel_elements,
+                               [&](std::size_t b, std::size_t e, std::size_t) {
+                                 gather(grad, m.begin + b, e - b, p_.data() + m.p_offset + b);
+                               });
         continue;
       }
       // M = grad + e a few rows at a time, multiplied while they are in cache
       const std::size_t rows = std::max<std::size_t>(1, gather_block / m.cols);
-      for (std::size_t i = 0; i < m.rows; i += rows) {
-        const std::size_t first = std::min(i * m.cols, m.size);
-        const std::size_t n = std::min(rows * m.cols, m.size - first);
-        float* x = input_.data() + m.begin + first;
-        gather(grad, m.begin + first, n, x);
-        backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
-          backend::cpu::lowrank_multiply<R>(x, std::min(rows, m.rows - i), m.cols, n,
-                                            q_.data() + m.q_offset, p_.data() + m.p_offset + i * R);
-        });
-      }
+      const std::size_t blocks = (m.rows + rows - 1) / rows;
+      detail::parallel_parts(
+          exec, blocks, std::max<std::size_t>(1, parallel_elements / (rows * m.cols)),
+          [&](std::size_t b0, std::size_t b1, std::size_t) {
+            for (std::size_t i = b0 * rows; i < std::min(b1 * rows, m.rows); i += rows) {
+              const std::size_t first = std::min(i * m.cols, m.size);
+              const std::size_t n = std::min(rows * m.cols, m.size - first);
+              float* x = input_.data() + m.begin + first;
+              gather(grad, m.begin + first, n, x);
+              backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
+                backend::cpu::lowrank_multiply<R>(x, std::min(rows, m.rows - i), m.cols, n,
+                                                  q_.data() + m.q_offset,
+                                                  p_.data() + m.p_offset + i * R);
+              });
+            }
+          });
     }
     require_finite(p_, lowrank_round::p);
     detail::write_lowrank_message(plan_, lowrank_round::p, key(role::worker), p_, msg);
     phase_ = phase::p_sent;
   }
+  void encode_p(std::span<const float> grad, std::vector<std::byte>& msg) {
+    encode_p(cpu, grad, msg);
+  }
 
   /// Round 2: from the sum of the P messages, P^ = orthonormalize(sum P); Q_w = M^T P^; writes
   /// this worker's Q message into msg.
-  void encode_q(std::span<const std::byte> p_sum, std::vector<std::byte>& msg) {
+  void encode_q(const cpu_policy& exec, std::span<const std::byte> p_sum,
+                std::vector<std::byte>& msg) {
     require_phase(phase::p_sent, "encode_q");
     const auto view = check(lowrank_round::p, p_sum);
     for (std::size_t i = 0; i < p_.size(); ++i) {
@@ -104,8 +121,13 @@ public:
         backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
           float* p = p_.data() + m.p_offset;
           backend::cpu::orthonormalize_columns<R>(p, m.rows);
-          backend::cpu::lowrank_multiply_transposed<R>(input_.data() + m.begin, m.rows, m.cols,
-                                                       m.size, p, q_local_.data() + m.q_offset);
+          // threads take column ranges: each column still adds the rows in order
+          detail::parallel_parts(exec, m.cols, std::max<std::size_t>(1, parallel_elements / m.rows),
+                                 [&](std::size_t k0, std::size_t k1, std::size_t) {
+                                   backend::cpu::lowrank_multiply_transposed<R>(
+                                       input_.data() + m.begin, m.rows, m.cols, m.size, p,
+                                       q_local_.data() + m.q_offset, k0, k1);
+                                 });
         });
       }
     }
@@ -113,10 +135,13 @@ public:
     detail::write_lowrank_message(plan_, lowrank_round::q, key(role::worker), q_local_, msg);
     phase_ = phase::q_sent;
   }
+  void encode_q(std::span<const std::byte> p_sum, std::vector<std::byte>& msg) {
+    encode_q(cpu, p_sum, msg);
+  }
 
   /// End of the step: from the sum of the Q messages (of the same workers as the P sum), writes
   /// the mean gradient estimate into out, updates the residual and the warm start.
-  void decode(std::span<const std::byte> q_sum, std::span<float> out) {
+  void decode(const cpu_policy& exec, std::span<const std::byte> q_sum, std::span<float> out) {
     require_phase(phase::q_sent, "decode");
     detail::require(out.size() == plan_.total_size(), errc::size_mismatch,
                     "output of " + std::to_string(out.size()) + " elements, layout has " +
@@ -127,23 +152,23 @@ public:
                         " contributions, the P sum had " + std::to_string(contributors_));
     // |P^ Q^T| <= rank * max |Q| (P^'s columns have unit norm): a sum within this bound cannot
     // overflow the output
-    const auto n = static_cast<float>(contributors_);
+    const auto workers = static_cast<float>(contributors_);
     float largest = 0.0f;
     for (std::size_t i = 0; i < q_local_.size(); ++i) {
-      largest = std::max(largest, std::abs(view.value(i) / n));
+      largest = std::max(largest, std::abs(view.value(i) / workers));
     }
     detail::require(largest <= std::numeric_limits<float>::max() /
                                    static_cast<float>(powersgd_options::max_rank),
                     errc::value_out_of_range,
                     "the Q sum holds values the reconstruction would overflow fp32 with");
     for (std::size_t i = 0; i < q_.size(); ++i) {
-      q_[i] = view.value(i) / n;
+      q_[i] = view.value(i) / workers;
     }
     for (const lowrank_matrix& m : plan_.matrices()) {
       float* o = out.data() + m.begin;
       if (!m.compressed()) {
         for (std::size_t i = 0; i < m.size; ++i) {
-          o[i] = p_[m.p_offset + i] / n;
+          o[i] = p_[m.p_offset + i] / workers;
         }
         if (opt_.error_feedback) {
           std::fill_n(residual_.data() + m.begin, m.size, 0.0f);
@@ -151,19 +176,27 @@ public:
         continue;
       }
       backend::cpu::with_rank(m.rank, [&]<std::size_t R>() {
-        const float* p = p_.data() + m.p_offset;
-        backend::cpu::lowrank_reconstruct<R>(p, q_.data() + m.q_offset, m.rows, m.cols, m.size, o);
-        if (opt_.error_feedback) { // e = M - P^ Q_w^T
-          backend::cpu::lowrank_reconstruct<R>(p, q_local_.data() + m.q_offset, m.rows, m.cols,
-                                               m.size, residual_.data() + m.begin,
-                                               input_.data() + m.begin);
-        }
+        detail::parallel_parts(
+            exec, m.rows, std::max<std::size_t>(1, parallel_elements / m.cols),
+            [&](std::size_t i0, std::size_t i1, std::size_t) { // rows [i0, i1)
+              const std::size_t first = std::min(i0 * m.cols, m.size);
+              const std::size_t stored = std::min((i1 - i0) * m.cols, m.size - first);
+              const float* p = p_.data() + m.p_offset + i0 * R;
+              backend::cpu::lowrank_reconstruct<R>(p, q_.data() + m.q_offset, i1 - i0, m.cols,
+                                                   stored, o + first);
+              if (opt_.error_feedback) { // e = M - P^ Q_w^T
+                backend::cpu::lowrank_reconstruct<R>(
+                    p, q_local_.data() + m.q_offset, i1 - i0, m.cols, stored,
+                    residual_.data() + m.begin + first, input_.data() + m.begin + first);
+              }
+            });
       });
     }
     ++step_;
     phase_ = phase::idle;
     restart_zero_columns();
   }
+  void decode(std::span<const std::byte> q_sum, std::span<float> out) { decode(cpu, q_sum, out); }
 
   /// Sums the workers' messages of one round of this step (any worker may; every one that sums
   /// the same messages writes the same bytes). See detail::sum_lowrank_messages.
@@ -234,6 +267,8 @@ private:
 
   /// Elements gathered and multiplied at a time (they stay in the first-level cache).
   static constexpr std::size_t gather_block = 8192;
+  /// The fewest elements one thread takes (backend/cpu/parallel.hpp).
+  static constexpr std::size_t parallel_elements = 32768;
 
   /// out[0, n) = grad + e from element `begin`; a non-finite sum names its layer and element.
   void gather(std::span<const float> grad, std::size_t begin, std::size_t n, float* out) const {

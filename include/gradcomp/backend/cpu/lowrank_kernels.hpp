@@ -131,11 +131,17 @@ void lowrank_multiply(const float* m, std::size_t rows, std::size_t cols, std::s
   }
 }
 
-/// Qt = (M^T P)^T (R x cols) from P (rows x R, row-major).
+/// Qt = (M^T P)^T (R x cols) from P (rows x R, row-major), for the columns [k_begin, k_end) of M
+/// (each thread of a call can take its own range: every column still adds the rows in order).
 template <std::size_t R>
 void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t cols,
-                                 std::size_t size, const float* p, float* qt) noexcept {
-  std::fill(qt, qt + R * cols, 0.0f);
+                                 std::size_t size, const float* p, float* qt,
+                                 std::size_t k_begin = 0,
+                                 std::size_t k_end = static_cast<std::size_t>(-1)) noexcept {
+  k_end = std::min(k_end, cols);
+  for (std::size_t j = 0; j < R; ++j) {
+    std::fill(qt + j * cols + k_begin, qt + j * cols + k_end, 0.0f);
+  }
   std::size_t i = 0;
   // four rows at a time: each Qt element is loaded and stored once per four rows, its terms still
   // added in row order
@@ -150,9 +156,9 @@ void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t c
       const float p2 = p[(i + 2) * R + j];
       const float p3 = p[(i + 3) * R + j];
       float* q = qt + j * cols;
-      std::size_t k = 0;
+      std::size_t k = k_begin;
 #if defined(__GNUC__)
-      for (; k + detail::vector_floats <= cols; k += detail::vector_floats) {
+      for (; k + detail::vector_floats <= k_end; k += detail::vector_floats) {
         detail::f32x8 acc;
         detail::f32x8 x[4];
         detail::load8(acc, q + k);
@@ -167,7 +173,7 @@ void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t c
         detail::store8(q + k, acc);
       }
 #endif
-      for (; k < cols; ++k) {
+      for (; k < k_end; ++k) {
         float acc = q[k];
         acc += r0[k] * p0;
         acc += r1[k] * p1;
@@ -179,11 +185,11 @@ void lowrank_multiply_transposed(const float* m, std::size_t rows, std::size_t c
   }
   for (; i < rows; ++i) {
     const float* row = m + i * cols;
-    const std::size_t n = detail::row_length(i, cols, size);
+    const std::size_t n = std::min(detail::row_length(i, cols, size), k_end);
     for (std::size_t j = 0; j < R; ++j) {
       const float pij = p[i * R + j];
       float* q = qt + j * cols;
-      for (std::size_t k = 0; k < n; ++k) {
+      for (std::size_t k = k_begin; k < n; ++k) {
         q[k] += row[k] * pij;
       }
     }
