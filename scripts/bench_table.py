@@ -138,9 +138,11 @@ def targets(res, base, size, memcpy_ms, read_ms, torch_path):
     for op in ("sign/signbits", "scaled_sign/signbits", "threshold_v:2e-3/coo-f32",
                "adaptive_threshold/coo-f32", "identity/f32"):
         add(f"{op} encode / plain read", t(op), read_ms, 0.85)
-    for op in ("terngrad/ternary2", "qsgd:15/levels", "qsgd:255/levels", "natural/nat9", "sr_bf16/bf16",
-               "random_k:0.01/coo-f32"):
+    for op in ("terngrad/ternary2", "qsgd:15/levels", "qsgd:255/levels", "natural/nat9", "sr_bf16/bf16"):
         add(f"{op} encode / memcpy", t(op), memcpy_ms, 1.0)
+    add("random_k:0.01/coo-f32 encode / memcpy", t("random_k:0.01/coo-f32"), memcpy_ms, 4.0)
+    add("random_k:0.01,shared_seed/coo-f32 decode / memcpy output rate",
+        t("random_k:0.01,shared_seed/coo-f32", phase="decode"), memcpy_ms, 0.85)
     for ratio, ref in (("0.001", "1pct"), ("0.01", "1pct"), ("0.1", "10pct")):
         goal = 10 if ratio == "0.1" else 20
         add(f"topk:{ratio} encode / std::nth_element ({ref[:-3]}%)", t(f"topk:{ratio}/coo-f32"),

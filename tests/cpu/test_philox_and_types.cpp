@@ -95,9 +95,9 @@ TEST_CASE("batched Philox words equal the one-at-a-time words", "[random][philox
     for (std::uint64_t first = base; first < base + 17; ++first) {
       for (std::size_t len = 0; len <= 48; ++len) {
         std::vector<std::uint64_t> got(len + 1, 0x5a5a5a5a5a5a5a5aull);
-        detail::complemented_bits64(rs, first, len, got.data());
+        detail::bits64_words(rs, first, len, got.data());
         for (std::size_t j = 0; j < len; ++j)
-          REQUIRE(got[j] == ~rs.bits64(first + j));
+          REQUIRE(got[j] == rs.bits64(first + j));
         REQUIRE(got[len] == 0x5a5a5a5a5a5a5a5aull); // nothing written past len
       }
     }
@@ -107,6 +107,29 @@ TEST_CASE("batched Philox words equal the one-at-a-time words", "[random][philox
   for (std::uint64_t q = 0; q < 8; ++q)
     for (std::size_t l = 0; l < 4; ++l)
       REQUIRE(detail::load_le<std::uint32_t>(raw + 32 * l + 4 * q) == rs.block(1000 + q)[l]);
+}
+
+TEST_CASE("the 64x64 high product from 32-bit halves equals the 128-bit product",
+          "[random][bits]") {
+  __extension__ using u128 = unsigned __int128;
+  const random_stream rs(99, 0, random_purpose::subset);
+  const std::uint64_t edges[] = {0,
+                                 1,
+                                 0xffffffffull,
+                                 0x100000000ull,
+                                 ~std::uint64_t{0},
+                                 ~std::uint64_t{0} - 1,
+                                 0x8000000000000000ull};
+  for (const std::uint64_t a : edges)
+    for (const std::uint64_t b : edges)
+      REQUIRE(detail::mul_high64_halves(a, b) ==
+              static_cast<std::uint64_t>((static_cast<u128>(a) * b) >> 64));
+  for (std::uint64_t i = 0; i < 20000; ++i) {
+    const std::uint64_t a = rs.bits64(2 * i), b = rs.bits64(2 * i + 1) >> (i % 64);
+    REQUIRE(detail::mul_high64_halves(a, b) ==
+            static_cast<std::uint64_t>((static_cast<u128>(a) * b) >> 64));
+    REQUIRE(detail::mul_high64(a, b) == detail::mul_high64_halves(a, b));
+  }
 }
 
 namespace {

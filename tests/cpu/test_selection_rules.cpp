@@ -5,6 +5,7 @@
 // checks, decode.
 
 #include "../support/generators.hpp"
+#include "../support/reference.hpp"
 
 #include <gradcomp/gradcomp.hpp>
 
@@ -14,6 +15,7 @@
 #include <cmath>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <vector>
 
 using namespace gradcomp;
@@ -113,10 +115,48 @@ TEST_CASE("built-in rules compute their definitions", "[selection_rule]") {
   for (std::size_t i = 0; i < x.size(); ++i) {
     const float a = std::fabs(x[i]);
     CHECK(mag.key(x.data(), i) == detail::float_bits(a));
-    CHECK(sub.key(x.data(), i) == ~stream.bits64(4096 + i));
     CHECK(at_least.keep(x.data(), i) == (a >= threshold_v{0.5}.float_threshold()));
     CHECK(half_max.keep(x.data(), i) == (a > 0.0f && 2.0f * a >= 2.5f));
   }
+  // random-k's draws: floor(w n / 2^64) of the word at 4096 + j, then at r 2^40 + 4096 + j - r n
+  for (const std::uint64_t n : {std::uint64_t{1}, std::uint64_t{7}, std::uint64_t{1000}}) {
+    for (std::uint64_t j = 0; j < 3 * n + 2; ++j) {
+      const std::uint64_t r = j / n;
+      const std::uint64_t w = stream.bits64((r << 40) + 4096 + j - r * n);
+      __extension__ using u128 = unsigned __int128;
+      CHECK(sub.draw(j, n) == static_cast<std::uint64_t>((static_cast<u128>(w) * n) >> 64));
+    }
+  }
+}
+
+TEST_CASE("random-k keeps the reference's draws, complements and long draw sequences included",
+          "[selection_rule][random_k]") {
+  // every n up to 70 at several ratios (k = 1, k = n, both sides of n/2), 40 steps each: small
+  // spans often need more than n draws, which exercises the counters past the span
+  sparse_workspace ws;
+  std::size_t long_sequences = 0; // spans that drew more than n times
+  for (std::size_t n = 1; n <= 70; ++n) {
+    for (const double ratio : {0.01, 0.3, 0.5, 0.51, 0.9, 1.0}) {
+      for (const bool shared : {false, true}) {
+        const random_k c{ratio, false, shared};
+        const std::size_t k = c.count(n);
+        for (std::uint64_t step = 0; step < 40; ++step) {
+          const stream_key key{23, step, 5};
+          const std::uint64_t g0 = 1000 + 97 * n;
+          const span_context ctx{g0, key.seed, key.stream_word(), 0};
+          (void)detail::select_sparse(cpu, c, static_cast<const float*>(nullptr), n, ctx, ws);
+          REQUIRE(ws.indices == test::ref::random_subset(n, k, key, g0, shared));
+          const auto rule = c.rule(ctx);
+          std::set<std::uint64_t> drawn;
+          std::uint64_t j = 0;
+          while (drawn.size() < sample_target_of(n, k).distinct)
+            drawn.insert(rule.draw(j++, n));
+          long_sequences += j > n ? 1 : 0;
+        }
+      }
+    }
+  }
+  REQUIRE(long_sequences > 0);
 }
 
 TEST_CASE("a top-keys sparsifier from outside the library runs through the codec",

@@ -13,8 +13,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <bit>
 #include <cmath>
 #include <functional>
+#include <map>
 
 using namespace gradcomp;
 namespace ref = gradcomp::test::ref;
@@ -278,6 +280,35 @@ TEST_CASE("random-k subsets are uniform: per-index inclusion ~ Bin(N, k/n)", "[s
   c.apply(cpu, std::span<const float>(x), std::span<float>(a), stream_key{5, 1, 0});
   c.apply(cpu, std::span<const float>(x), std::span<float>(b), stream_key{5, 1, 3});
   REQUIRE(a != b);
+}
+
+TEST_CASE("random-k draws every k-subset equally often, complements included",
+          "[stats][random_k]") {
+  // (6, 3) keeps its first 3 distinct draws, (7, 5) the complement of its first 2, (5, 1) one
+  struct shape {
+    std::size_t n;
+    double ratio;
+    std::size_t k, subsets;
+  };
+  const std::size_t N = 100000;
+  for (const shape sh : {shape{6, 0.5, 3, 20}, shape{7, 5.0 / 7.0, 5, 21}, shape{5, 0.2, 1, 5}}) {
+    codec c(scheme<random_k>{{sh.ratio}}, model_layout::from_sizes({sh.n}));
+    const std::vector<float> x(sh.n, 1.0f);
+    std::vector<float> q(sh.n);
+    std::map<unsigned, double> seen; // subset as a bit mask -> count
+    for (std::size_t s = 0; s < N; ++s) {
+      c.apply(cpu, std::span<const float>(x), std::span<float>(q), stream_key{17, s, 2});
+      unsigned mask = 0;
+      for (std::size_t i = 0; i < sh.n; ++i)
+        mask |= q[i] != 0 ? 1u << i : 0u;
+      REQUIRE(static_cast<std::size_t>(std::popcount(mask)) == sh.k);
+      seen[mask] += 1;
+    }
+    REQUIRE(seen.size() == sh.subsets);
+    const double t = hoeffding(N, alpha_total / static_cast<double>(sh.subsets));
+    for (const auto& [mask, count] : seen)
+      REQUIRE(std::fabs(count / N - 1.0 / static_cast<double>(sh.subsets)) <= t);
+  }
 }
 
 TEST_CASE("stochastic rounding to bf16 and fp16 is unbiased; round-to-nearest is caught",

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <set>
 #include <vector>
 
 namespace gradcomp::test::ref {
@@ -77,20 +78,30 @@ inline std::vector<float> topk(const std::vector<float>& x, std::size_t k) {
   return keep(x, order);
 }
 
+/// Random-k's subset as SPECS.md's sampling without replacement: draw j of the span at g0 is
+/// floor(w * n / 2^64) of the 64-bit word w at counter g0 + j (for j >= n: r 2^40 + g0 + j - r n,
+/// r = j / n); the first min(k, n - k) distinct draws are the subset, or, when k > n - k, its
+/// complement. Returned ascending.
 inline std::vector<std::size_t> random_subset(std::size_t n, std::size_t k, const stream_key& key,
                                               std::uint64_t g0, bool shared) {
   stream_key sk = key;
   if (shared)
     sk.rank = 0;
   const random_stream rs(sk.seed, sk.stream_word(), random_purpose::subset);
-  std::vector<std::size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-    const std::uint64_t ka = rs.bits64(g0 + a), kb = rs.bits64(g0 + b);
-    return ka != kb ? ka < kb : a < b;
-  });
-  order.resize(k);
-  return order;
+  const bool complement = k > n - k;
+  const std::size_t distinct = complement ? n - k : k;
+  std::set<std::size_t> drawn;
+  for (std::uint64_t j = 0; drawn.size() < distinct; ++j) {
+    const std::uint64_t r = j / n;
+    const std::uint64_t word = rs.bits64((r << 40) + g0 + (j - r * n));
+    __extension__ using u128 = unsigned __int128;
+    drawn.insert(static_cast<std::size_t>((static_cast<u128>(word) * n) >> 64));
+  }
+  std::vector<std::size_t> subset;
+  for (std::size_t i = 0; i < n; ++i)
+    if ((drawn.count(i) != 0) != complement)
+      subset.push_back(i);
+  return subset;
 }
 
 inline std::vector<float> threshold(const std::vector<float>& x, double v) {

@@ -13,9 +13,12 @@ namespace gradcomp {
 /// Random-k: keeps a uniformly random k-subset of each span.
 ///
 /// Contract
-/// - k = ceil(ratio * n), clamped to [1, n], exact (as topk). The subset is the k elements with
-///   the smallest 64-bit Philox keys, key(i) drawn from (seed, step, role, rank) at the global
-///   element index i (ties to the lower index): uniform, and identical on every backend.
+/// - k = ceil(ratio * n), clamped to [1, n], exact (as topk). The subset is uniformly random,
+///   drawn in O(k): draw j of a span is floor(w_j * n / 2^64), w_j the 64-bit Philox word of the
+///   subset stream (seed, step, role, rank) at counter draw_counter(j); the span keeps the first k
+///   distinct draws, or, when k > n/2, all but the first n - k distinct draws (sample_target_of).
+///   Identical on every backend and thread count; uniform to within n / 2^64 per draw. Spans must
+///   end below element 2^40 of the gradient.
 /// - `unbiased = false` (as the paper ran it): Q(x) = x on the subset; E Q(x) = (k/n) x; Omega = 0.
 ///   `unbiased = true` (Wangni/Stich rand-k): values scaled by n/k at decode, in fp32; unbiased;
 ///   Omega = n/k - 1 exactly.
@@ -46,9 +49,12 @@ struct random_k {
     }
     return static_cast<double>(n) / static_cast<double>(count(n)) - 1.0;
   }
+  /// Bit 61 names the subset rule (set: the draws above), so that a peer that picks subsets
+  /// otherwise refuses these messages instead of regenerating other indices.
+  static constexpr std::uint64_t subset_by_draws = std::uint64_t{1} << 61;
   [[nodiscard]] std::uint64_t parameter_word() const {
-    return detail::ratio_ppb(ratio, "random_k") | (std::uint64_t{unbiased} << 62) |
-           (std::uint64_t{shared_seed} << 63);
+    return detail::ratio_ppb(ratio, "random_k") | subset_by_draws |
+           (std::uint64_t{unbiased} << 62) | (std::uint64_t{shared_seed} << 63);
   }
   [[nodiscard]] std::size_t count(std::size_t n) const {
     return detail::count_from_ppb(detail::ratio_ppb(ratio, "random_k"), n);
@@ -63,19 +69,37 @@ struct random_k {
   [[nodiscard]] bool indices_implied() const noexcept { return shared_seed; }
   static constexpr bool needs_span_max = false;
 
-  /// The selection rule: the key of element i is the complemented 64-bit Philox word of the
-  /// subset stream at its global index (the k largest keys are the k smallest words). fill()
-  /// makes sixteen per generator call on the CPU.
+  /// The selection rule (a sample rule, compressor/selection_rule.hpp). Draws j < n of the span
+  /// beginning at global element b use counters b + j, so spans never share a word; the rare
+  /// draws j >= n (a span drawing more than n times) use counters r * 2^40 + b + (j - r n),
+  /// r = j / n. fill_draws() makes sixteen per generator call on the CPU.
   struct subset_rule {
-    using key_type = std::uint64_t;
     random_stream stream;
     std::uint64_t global_begin = 0;
-    template <class T>
-    [[nodiscard]] GRADCOMP_HOST_DEVICE key_type key(const T*, std::uint64_t i) const noexcept {
-      return ~stream.bits64(global_begin + i);
+    [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t draw(std::uint64_t j,
+                                                          std::uint64_t n) const noexcept {
+      return detail::mul_high64(stream.bits64(counter(j, n)), n);
     }
-    void fill(std::size_t i, std::size_t len, std::uint64_t* out) const noexcept {
-      detail::complemented_bits64(stream, global_begin + i, len, out);
+    void fill_draws(std::uint64_t j, std::size_t len, std::uint64_t n,
+                    std::uint64_t* out) const noexcept {
+      if (j + len > n) {
+        for (std::size_t t = 0; t < len; ++t) {
+          out[t] = draw(j + t, n);
+        }
+        return;
+      }
+      detail::bits64_words(stream, global_begin + j, len, out);
+      for (std::size_t t = 0; t < len; ++t) {
+        out[t] = detail::mul_high64(out[t], n);
+      }
+    }
+    [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t counter(std::uint64_t j,
+                                                             std::uint64_t n) const noexcept {
+      if (j < n) {
+        return global_begin + j;
+      }
+      const std::uint64_t r = j / n;
+      return (r << 40) + global_begin + (j - r * n);
     }
   };
   /// The rule of one span; it reads no gradient, so receivers regenerate a shared-seed subset.

@@ -38,6 +38,24 @@ GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool is_non_finite(float x) 
   return abs_bits(x) >= inf_abs_bits;
 }
 
+/// The high 64 bits of the 128-bit product a * b, floor(a * b / 2^64), from 32-bit halves.
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+mul_high64_halves(std::uint64_t a, std::uint64_t b) noexcept {
+  const std::uint64_t a0 = a & 0xffffffffu, a1 = a >> 32, b0 = b & 0xffffffffu, b1 = b >> 32;
+  const std::uint64_t mid = (a0 * b0 >> 32) + (a1 * b0 & 0xffffffffu) + a0 * b1;
+  return a1 * b1 + (a1 * b0 >> 32) + (mid >> 32);
+}
+/// floor(a * b / 2^64), the same on every target (a 128-bit product where the host has one).
+GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr std::uint64_t
+mul_high64(std::uint64_t a, std::uint64_t b) noexcept {
+#if defined(__SIZEOF_INT128__) && !defined(__CUDA_ARCH__)
+  __extension__ using u128 = unsigned __int128;
+  return static_cast<std::uint64_t>((static_cast<u128>(a) * b) >> 64);
+#else
+  return mul_high64_halves(a, b);
+#endif
+}
+
 /// Little-endian stores and loads on unaligned byte pointers (the wire format is LE).
 template <class T>
 inline void store_le(std::byte* p, T v) noexcept {

@@ -17,6 +17,7 @@ namespace gradcomp::detail {
 struct reduce_groups {};    // canonical per-group sums (double) + max |x| bits
 struct select_top_keys {};  // exact k largest keys, ties to the lower index, indices ascending
 struct select_where {};     // indices where a predicate holds, ascending
+struct select_sample {};    // a sample rule's subset (first distinct draws), indices ascending
 struct encode_codes {};     // per-element coder + fixed-width bit packing
 struct decode_codes {};     // unpacking + per-element decoder (validate, or write)
 struct for_each_element {}; // f(i) for i in [0, n), f a GRADCOMP_HOST_DEVICE functor (may be async)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "../backend/cpu/select_sample.hpp"
 #include "../backend/cpu/select_top_keys.hpp"
 #include "../compressor/selection_rule.hpp"
 #include "dispatch.hpp"
@@ -10,9 +11,9 @@
 #include <vector>
 
 /// @file
-/// A sparsifier's selection on one span, for any backend that implements the select_top_keys and
-/// select_where primitives: the sparsifier's rule (compressor/selection_rule.hpp) is bound to the
-/// span's values and handed to the primitive its kind asks for.
+/// A sparsifier's selection on one span, for any backend that implements the select_top_keys,
+/// select_sample and select_where primitives: the sparsifier's rule (compressor/selection_rule.hpp)
+/// is bound to the span's values and handed to the primitive its kind asks for.
 
 namespace gradcomp {
 
@@ -31,7 +32,7 @@ struct sparse_workspace {
 namespace detail {
 
 /// A top-keys rule bound to a span's values: the key function of select_top_keys, with the
-/// rule's batched fill() where it has one (random-k's Philox words, sixteen per call).
+/// rule's batched fill() where it has one.
 template <class Rule, class T>
 struct bound_key {
   Rule rule;
@@ -57,6 +58,8 @@ sparse_selection select_sparse(const Exec& exec, const C& c, const T* x, std::si
   if constexpr (top_keys_rule<rule_type>) {
     run<select_top_keys>(exec, n, c.count(n), bound_key<rule_type, T>{rule, x}, ws.indices,
                          ws.select);
+  } else if constexpr (sample_rule<rule_type>) {
+    run<select_sample>(exec, n, c.count(n), rule, ws.indices, ws.select);
   } else {
     run<select_where>(
         exec, n, [rule, x](std::size_t i) { return rule.keep(x, i); }, ws.indices);

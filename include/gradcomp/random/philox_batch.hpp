@@ -62,10 +62,10 @@ inline void philox_blocks8(const random_stream& rs, std::uint64_t first, std::by
 #endif
 }
 
-/// ~bits64(g) for the global elements g = first .. first+len-1 (random_stream::bits64: element
+/// bits64(g) for the global elements g = first .. first+len-1 (random_stream::bits64: element
 /// g reads lanes 2(g%2), 2(g%2)+1 of block g/2), sixteen elements per philox_blocks8() call.
-inline void complemented_bits64(const random_stream& rs, std::uint64_t first, std::size_t len,
-                                std::uint64_t* out) noexcept {
+inline void bits64_words(const random_stream& rs, std::uint64_t first, std::size_t len,
+                         std::uint64_t* out) noexcept {
   alignas(64) std::byte raw[128];
   const std::uint64_t end = first + len;
   for (std::uint64_t group = first & ~std::uint64_t{15}; group < end; group += 16) {
@@ -77,7 +77,7 @@ inline void complemented_bits64(const random_stream& rs, std::uint64_t first, st
       const unsigned lane = static_cast<unsigned>(g & 1u) * 2u;
       const auto high = load_le<std::uint32_t>(raw + 32 * lane + 4 * q);
       const auto low = load_le<std::uint32_t>(raw + 32 * (lane + 1) + 4 * q);
-      out[g - first] = ~((static_cast<std::uint64_t>(high) << 32) | low);
+      out[g - first] = (static_cast<std::uint64_t>(high) << 32) | low;
     }
   }
 }

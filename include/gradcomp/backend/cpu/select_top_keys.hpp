@@ -25,6 +25,7 @@ struct cpu_select_scratch {
   std::vector<std::uint64_t> kth;
   std::vector<std::vector<std::uint64_t>> part_key; // candidates found by each thread
   std::vector<std::vector<std::size_t>> part_idx;
+  std::vector<std::uint64_t> marked; // select_sample: one bit per element of the span
 };
 
 /// Filter chunks per part when a call uses several threads (2^15 elements).

@@ -16,7 +16,8 @@
 /// Kernels of the sparse device codec (backend/cuda/sparse_engine.cuh), every one over all spans
 /// in one launch (one block per tile of one span). Selection is exact and matches the CPU:
 ///  - predicate rules (threshold-v, adaptive threshold) flag x_i by the same test;
-///  - top-key rules (top-k on |x| bits, random-k on complemented Philox words) find the k-th
+///  - sample rules (random-k) mark their draws (backend/cuda/sample_kernels.cuh);
+///  - top-key rules (top-k on |x| bits) find the k-th
 ///    largest key of every span by a segmented radix select (8-bit digits, most significant
 ///    first), then keep the keys above it and, of the keys equal to it, the lowest indices;
 /// flags become positions by an exclusive scan over the whole buffer (CUB), so the kept indices
@@ -42,7 +43,7 @@ struct sparse_span {
   Rule rule{};
   std::uint64_t global_begin = 0;
   std::uint64_t n = 0;
-  std::uint64_t k = 0;       ///< top-key rules: how many to keep
+  std::uint64_t k = 0;       ///< top-key and sample rules: how many to keep
   std::uint32_t implied = 0; ///< indices implied by the seed: none on the wire
   key_type prefix = 0;       ///< radix select: the k-th key's digits found so far
   std::uint64_t need = 0;    ///< radix select: keys still to take among those matching prefix

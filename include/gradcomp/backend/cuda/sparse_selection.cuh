@@ -5,6 +5,7 @@
 #include "../../compressor/selection_rule.hpp"
 #include "kernels.cuh"
 #include "runtime.cuh"
+#include "sample_kernels.cuh"
 #include "sparse_kernels.cuh"
 
 #include <algorithm>
@@ -19,11 +20,12 @@
 /// device_selection<Sparsifier>: what a sparsifier keeps, on the device, for every span at once;
 /// the first stage of the sparse codec and of the composite codec. Per call: the max |x| of every
 /// span (one launch; the finiteness check, adaptive threshold's max), then the selection (a
-/// predicate: one launch; top keys: a segmented radix select, 8-bit digits, two launches per
-/// digit, then tie ranks and flags), one exclusive scan of the flags over the whole buffer (CUB)
-/// into positions (so kept indices come out ascending, as on the CPU), and the kept count of
-/// every span copied to the host. The launch count does not depend on the number of spans.
-/// Gradients of fewer than 2^32 - 1 elements (32-bit positions).
+/// predicate: one launch; sample: marked draws, a scan, the completing draws; top keys: a
+/// segmented radix select, 8-bit digits, two launches per digit, then tie ranks and flags), one
+/// exclusive scan of the flags over the whole buffer (CUB) into positions (so kept indices come out
+/// ascending, as on the CPU), and the kept count of every span copied to the host. The launch count
+/// does not depend on the number of spans. Gradients of fewer than 2^32 - 1 elements (32-bit
+/// positions).
 
 namespace gradcomp::detail::cuda {
 
@@ -34,6 +36,7 @@ public:
   using rule_type = selection_rule_t<Sparsifier>;
   using span_type = sparse_span<rule_type>;
   static constexpr bool top_keys = top_keys_rule<rule_type>;
+  static constexpr bool sample = sample_rule<rule_type>;
 
   /// The spans of `host`'s plan and the sparsifier of each, get(the span's compressor). Spans a
   /// per-layer rule sends raw get their max |x| (the finiteness check) and nothing else: their
@@ -107,7 +110,7 @@ public:
                              max_bits != nullptr ? max_bits[s] : 0u};
       sp.rule = c.rule(ctx);
       if (plan_[s].compressed) { // raw: no tiles in the selection, nothing kept
-        if constexpr (top_keys) {
+        if constexpr (top_keys || sample) {
           sp.k = c.count(sp.n);
         }
         sp.implied = c.indices_implied() ? 1u : 0u;
@@ -171,6 +174,8 @@ public:
     if (tile_count_ > 0) {
       if constexpr (top_keys) {
         select_top_keys(st, x, launches);
+      } else if constexpr (sample) {
+        select_sample(st, launches);
       } else {
         predicate_flags<rule_type, T><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
             x, spans_.data(), tiles_.data(), tile_count_, flags_.data());
@@ -268,6 +273,18 @@ private:
     top_key_flags<rule_type, T, true><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
         x, spans_.data(), tiles_.data(), tile_count_, positions_.data(), flags_.data());
     launches += 2;
+  }
+
+  /// Sample rules (sample_kernels.cuh): unmarked flags, the first draws, a scan, the rest.
+  void select_sample(cudaStream_t st, std::size_t& launches) {
+    sample_clear_flags<rule_type><<<grid_for(tile_count_, 1), tile_threads, 0, st>>>(
+        spans_.data(), tiles_.data(), tile_count_, flags_.data());
+    sample_first_draws<rule_type><<<grid_for(S_, 1), tile_threads, 0, st>>>(
+        spans_.data(), static_cast<std::uint32_t>(S_), flags_.data());
+    scan(flags_.data(), positions_.data(), st, launches);
+    sample_complete<rule_type><<<grid_for(S_, 128), 128, 0, st>>>(
+        spans_.data(), static_cast<std::uint32_t>(S_), positions_.data(), flags_.data());
+    launches += 3;
   }
 
   void scan(const unsigned* in, unsigned* result, cudaStream_t st, std::size_t& launches) {
