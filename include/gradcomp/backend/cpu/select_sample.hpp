@@ -33,16 +33,17 @@ struct backend_impl<cpu_tag, select_sample> {
     std::vector<std::uint64_t>& marked = scratch.marked;
     marked.assign(ceil_div(n, std::size_t{64}), 0);
     mark_draws(n, target.distinct, rule, marked.data());
-    out.reserve(k);
+    out.resize(k);
+    std::size_t* o = out.data();
     const std::uint64_t flip = target.complement ? ~std::uint64_t{0} : 0;
-    for (std::size_t w = 0; w < marked.size(); ++w) {
+    const std::size_t words = marked.size();
+    for (std::size_t w = 0; w < words; ++w) {
       std::uint64_t bits = marked[w] ^ flip;
-      if (w + 1 == marked.size() && n % 64 != 0) {
+      if (w + 1 == words && n % 64 != 0) {
         bits &= (std::uint64_t{1} << (n % 64)) - 1; // no index past the span
       }
-      while (bits != 0) {
-        out.push_back(64 * w + static_cast<std::size_t>(std::countr_zero(bits)));
-        bits &= bits - 1;
+      for (; bits != 0; bits &= bits - 1) {
+        *o++ = 64 * w + static_cast<std::size_t>(std::countr_zero(bits));
       }
     }
   }
