@@ -77,12 +77,48 @@ struct positives : plain_sparsifier<positives> {
   [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const positives&, const positives&) = default;
 };
+
+/// Keeps ceil(2n / 3) entries drawn by a fixed walk j -> (5j + 3) mod n (a sample rule); past n/2
+/// that is all but the first n - k distinct draws.
+struct walk_two_thirds : plain_sparsifier<walk_two_thirds> {
+  static constexpr compressor_id id = compressor_id::random_k;
+  static constexpr std::string_view name = "walk_two_thirds";
+  [[nodiscard]] std::size_t count(std::size_t n) const { return (2 * n + 2) / 3; }
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
+  struct rule_type {
+    [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t draw(std::uint64_t j,
+                                                          std::uint64_t n) const noexcept {
+      return (5 * j + 3) % n;
+    }
+  };
+  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
+  friend bool operator==(const walk_two_thirds&, const walk_two_thirds&) = default;
+};
+
+/// A broken sample rule: every draw is index 0, so no span of n > 2 reaches its count.
+struct stuck_draws : plain_sparsifier<stuck_draws> {
+  static constexpr compressor_id id = compressor_id::random_k;
+  static constexpr std::string_view name = "stuck_draws";
+  [[nodiscard]] std::size_t count(std::size_t n) const { return (n + 1) / 2; }
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
+  struct rule_type {
+    [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t draw(std::uint64_t,
+                                                          std::uint64_t) const noexcept {
+      return 0;
+    }
+  };
+  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
+  friend bool operator==(const stuck_draws&, const stuck_draws&) = default;
+};
 } // namespace user_sparsifiers
 
 using user_sparsifiers::positives;
 using user_sparsifiers::smallest_quarter;
+using user_sparsifiers::stuck_draws;
+using user_sparsifiers::walk_two_thirds;
 static_assert(sparsifier<smallest_quarter> && keeps_fixed_count<smallest_quarter>);
 static_assert(sparsifier<positives> && !keeps_fixed_count<positives>);
+static_assert(sparsifier<walk_two_thirds> && keeps_fixed_count<walk_two_thirds>);
 
 namespace {
 
@@ -188,6 +224,45 @@ TEST_CASE("a predicate sparsifier from outside the library runs through the code
   const std::vector<float> out = apply(scheme<positives, flat_span>{}, l, x);
   for (std::size_t i = 0; i < x.size(); ++i) {
     CHECK(out[i] == (x[i] > 0.0f ? x[i] : 0.0f));
+  }
+}
+
+TEST_CASE("a sample sparsifier from outside the library runs through the codec",
+          "[selection_rule]") {
+  const model_layout l = model_layout::from_sizes({37, 1, 301, 64});
+  const std::vector<float> x = gradient(l.total_size(), 4);
+  const std::vector<float> out = apply(scheme<walk_two_thirds, layer_span>{}, l, x);
+  for (std::size_t s = 0; s < l.num_layers(); ++s) {
+    const std::size_t b = l[s].offset, n = l[s].size, k = (2 * n + 2) / 3;
+    const sample_target t = sample_target_of(n, k);
+    std::vector<bool> marked(n, false);
+    std::size_t found = 0;
+    for (std::uint64_t j = 0; found < t.distinct; ++j) {
+      const std::size_t i = (5 * j + 3) % n;
+      found += marked[i] ? 0 : 1;
+      marked[i] = true;
+    }
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool keep = marked[i] != t.complement;
+      kept += keep ? 1 : 0;
+      CHECK(out[b + i] == (keep ? x[b + i] : 0.0f));
+    }
+    CHECK(kept == k);
+  }
+}
+
+TEST_CASE("a sample rule that cannot reach its count is an error, not a hang", "[selection_rule]") {
+  const model_layout l = model_layout::from_sizes({1000});
+  const std::vector<float> x = gradient(1000, 2);
+  codec c(scheme<stuck_draws, flat_span>{}, l);
+  std::vector<std::byte> msg(c.max_encoded_bytes());
+  try {
+    (void)c.encode(cpu, std::span<const float>(x), std::span<std::byte>(msg), {});
+    FAIL("no error");
+  } catch (const error& e) {
+    CHECK(e.code() == errc::invalid_parameter);
+    CHECK_THAT(e.what(), Catch::Contains("distinct"));
   }
 }
 

@@ -57,6 +57,13 @@ struct sample_target {
   return k > n - k ? sample_target{n - k, true} : sample_target{k, false};
 }
 
+/// How many draws a span of n may take before its rule counts as broken: 64 n + 64. At most n/2
+/// distinct indices are ever sought, and i.i.d. uniform draws miss them in 64 n draws with
+/// probability below 2^-n.
+[[nodiscard]] GRADCOMP_HOST_DEVICE constexpr std::uint64_t sample_draw_limit(std::uint64_t n) {
+  return 64 * n + 64;
+}
+
 /// A sparsifier as both backends use it; a top-keys or sample sparsifier also gives count(n).
 template <class C>
 concept sparsifier = requires(const C& c, const span_context& ctx, std::size_t n) {

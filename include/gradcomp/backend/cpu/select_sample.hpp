@@ -9,6 +9,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 /// @file
@@ -51,6 +52,8 @@ struct backend_impl<cpu_tag, select_sample> {
 private:
   /// Marks draws 0, 1, 2, ... until `distinct` indices are marked. A batch never holds more
   /// draws than indices still missing, so the last draw taken is the one that completes the set.
+  /// A rule that has not found them in sample_draw_limit(n) draws is broken (uniform draws
+  /// fail that with probability below 2^-n): invalid_parameter, never a hang.
   template <class Rule>
   static void mark_draws(std::uint64_t n, std::uint64_t distinct, const Rule& rule,
                          std::uint64_t* marked) {
@@ -59,6 +62,11 @@ private:
     std::uint64_t found = 0;
     std::uint64_t j = 0;
     while (found < distinct) {
+      require(j < sample_draw_limit(n), errc::invalid_parameter, [&] {
+        return "sample rule: " + std::to_string(found) + " distinct indices of the " +
+               std::to_string(distinct) + " needed in a span of " + std::to_string(n) + " after " +
+               std::to_string(j) + " draws";
+      });
       const auto len = static_cast<std::size_t>(std::min<std::uint64_t>(batch, distinct - found));
       fill(rule, j, len, n, draws);
       for (std::size_t t = 0; t < len; ++t) {

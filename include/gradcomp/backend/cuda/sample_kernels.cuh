@@ -74,7 +74,9 @@ __global__ void sample_complete(const sparse_span<Rule>* __restrict__ spans, std
     const unsigned mark = sample_mark(sp);
     const std::uint64_t flagged = positions[sp.global_begin + sp.n] - positions[sp.global_begin];
     std::uint64_t marked = target.complement ? sp.n - flagged : flagged;
-    for (std::uint64_t j = target.distinct; marked < target.distinct; ++j) {
+    // a rule that cannot reach the count stops where the CPU's refuses it (sample_draw_limit)
+    for (std::uint64_t j = target.distinct; marked < target.distinct && j < sample_draw_limit(sp.n);
+         ++j) {
       unsigned& flag = flags[sp.global_begin + sp.rule.draw(j, sp.n)];
       if (flag != mark) {
         flag = mark;
