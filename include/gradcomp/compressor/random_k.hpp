@@ -15,10 +15,10 @@ namespace gradcomp {
 /// Contract
 /// - k = ceil(ratio * n), clamped to [1, n], exact (as topk). The subset is uniformly random,
 ///   drawn in O(k): draw j of a span is floor(w_j * n / 2^64), w_j the 64-bit Philox word of the
-///   subset stream (seed, step, role, rank) at counter draw_counter(j); the span keeps the first k
-///   distinct draws, or, when k > n/2, all but the first n - k distinct draws (sample_target_of).
-///   Identical on every backend and thread count; uniform to within n / 2^64 per draw. Spans must
-///   end below element 2^40 of the gradient.
+///   subset stream (seed, step, role, rank) at counter subset_rule::counter(j, n); the span keeps
+///   the first k distinct draws, or, when k > n/2, all but the first n - k distinct draws
+///   (sample_target_of). Identical on every backend and thread count; uniform to within n / 2^64
+///   per draw; no two draws of a gradient below 2^40 elements share a counter.
 /// - `unbiased = false` (as the paper ran it): Q(x) = x on the subset; E Q(x) = (k/n) x; Omega = 0.
 ///   `unbiased = true` (Wangni/Stich rand-k): values scaled by n/k at decode, in fp32; unbiased;
 ///   Omega = n/k - 1 exactly.
