@@ -30,7 +30,8 @@ static_assert(!sparsifier<terngrad> && !sparsifier<qsgd>);
 // comparisons then have external linkage (clang warns about unused internal ones).
 namespace user_sparsifiers {
 
-/// What every test sparsifier below shares but its rule: no parameter, no scale, indices sent.
+/// What every test sparsifier below shares but its rule (Self::rule_type, made the same for every
+/// span) and count: no parameter, no scale, indices sent, at most count(n) kept.
 template <class Self>
 struct plain_sparsifier {
   using payload_kind = sparse_payload;
@@ -43,6 +44,10 @@ struct plain_sparsifier {
   [[nodiscard]] std::uint64_t parameter_word() const { return 7; }
   [[nodiscard]] bool indices_implied() const noexcept { return false; }
   [[nodiscard]] float value_scale(std::size_t, std::size_t) const noexcept { return 1.0f; }
+  [[nodiscard]] std::size_t max_selected(std::size_t n) const {
+    return static_cast<const Self&>(*this).count(n);
+  }
+  [[nodiscard]] auto rule(const span_context&) const noexcept { return typename Self::rule_type{}; }
   friend bool operator==(const plain_sparsifier&, const plain_sparsifier&) = default;
 };
 
@@ -51,7 +56,6 @@ struct smallest_quarter : plain_sparsifier<smallest_quarter> {
   static constexpr compressor_id id = compressor_id::topk;
   static constexpr std::string_view name = "smallest_quarter";
   [[nodiscard]] std::size_t count(std::size_t n) const { return (n + 3) / 4; }
-  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
   struct rule_type {
     using key_type = std::uint32_t;
     template <class T>
@@ -59,7 +63,6 @@ struct smallest_quarter : plain_sparsifier<smallest_quarter> {
       return ~detail::abs_bits(to_float(xs[i]));
     }
   };
-  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const smallest_quarter&, const smallest_quarter&) = default;
 };
 
@@ -67,14 +70,13 @@ struct smallest_quarter : plain_sparsifier<smallest_quarter> {
 struct positives : plain_sparsifier<positives> {
   static constexpr compressor_id id = compressor_id::threshold_v;
   static constexpr std::string_view name = "positives";
-  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return n; }
+  [[nodiscard]] std::size_t count(std::size_t n) const { return n; } ///< as many as may pass
   struct rule_type {
     template <class T>
     [[nodiscard]] GRADCOMP_HOST_DEVICE bool keep(const T* xs, std::uint64_t i) const noexcept {
       return to_float(xs[i]) > 0.0f;
     }
   };
-  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const positives&, const positives&) = default;
 };
 
@@ -84,14 +86,12 @@ struct walk_two_thirds : plain_sparsifier<walk_two_thirds> {
   static constexpr compressor_id id = compressor_id::random_k;
   static constexpr std::string_view name = "walk_two_thirds";
   [[nodiscard]] std::size_t count(std::size_t n) const { return (2 * n + 2) / 3; }
-  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
   struct rule_type {
     [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t draw(std::uint64_t j,
                                                           std::uint64_t n) const noexcept {
       return (5 * j + 3) % n;
     }
   };
-  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const walk_two_thirds&, const walk_two_thirds&) = default;
 };
 
@@ -100,14 +100,12 @@ struct stuck_draws : plain_sparsifier<stuck_draws> {
   static constexpr compressor_id id = compressor_id::random_k;
   static constexpr std::string_view name = "stuck_draws";
   [[nodiscard]] std::size_t count(std::size_t n) const { return (n + 1) / 2; }
-  [[nodiscard]] std::size_t max_selected(std::size_t n) const { return count(n); }
   struct rule_type {
     [[nodiscard]] GRADCOMP_HOST_DEVICE std::uint64_t draw(std::uint64_t,
                                                           std::uint64_t) const noexcept {
       return 0;
     }
   };
-  [[nodiscard]] rule_type rule(const span_context&) const noexcept { return {}; }
   friend bool operator==(const stuck_draws&, const stuck_draws&) = default;
 };
 } // namespace user_sparsifiers
