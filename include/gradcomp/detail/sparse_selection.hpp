@@ -31,8 +31,7 @@ struct sparse_workspace {
 
 namespace detail {
 
-/// A top-keys rule bound to a span's values: the key function of select_top_keys, with the
-/// rule's batched fill() where it has one.
+/// A top-keys rule bound to a span's values: the key function of select_top_keys.
 template <class Rule, class T>
 struct bound_key {
   Rule rule;
@@ -40,11 +39,6 @@ struct bound_key {
   [[nodiscard]] typename Rule::key_type operator()(std::size_t i) const noexcept {
     return rule.key(xs, i);
   }
-  void fill(std::size_t i, std::size_t len, typename Rule::key_type* out) const noexcept requires
-      requires(const Rule& r, typename Rule::key_type* o) {
-    r.fill(i, len, o);
-  }
-  { rule.fill(i, len, out); }
 };
 
 /// Selects span-local indices of x[0, n) into ws.indices (ascending) by c's rule; x may be null

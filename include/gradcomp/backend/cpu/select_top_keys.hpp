@@ -80,16 +80,11 @@ GRADCOMP_FORCEINLINE void append_where(std::size_t len, Hit&& hit, Emit&& emit) 
   }
 }
 
-/// The keys of elements base .. base+len-1: by the key function's batched fill() where it has
-/// one (random-k's Philox words, sixteen per generator call), else one call per element.
+/// The keys of elements base .. base+len-1, one call per element.
 template <class KeyFn, class K>
 GRADCOMP_FORCEINLINE void load_keys(const KeyFn& key, std::size_t base, std::size_t len, K* out) {
-  if constexpr (requires { key.fill(base, len, out); }) {
-    key.fill(base, len, out);
-  } else {
-    for (std::size_t j = 0; j < len; ++j) {
-      out[j] = key(base + j);
-    }
+  for (std::size_t j = 0; j < len; ++j) {
+    out[j] = key(base + j);
   }
 }
 
