@@ -2,7 +2,7 @@
 #pragma once
 
 /// @file
-/// Compiler configuration shared by every gradcomp header: the four house macros and the guard
+/// Compiler configuration shared by every gradcomp header: the house macros and the guard
 /// against value-changing floating-point flags.
 
 #if defined(__CUDACC__) || defined(__HIPCC__)
@@ -23,6 +23,13 @@
 #define GRADCOMP_FORCEINLINE __forceinline
 #else
 #define GRADCOMP_FORCEINLINE inline __attribute__((always_inline))
+#endif
+
+/// Hints that the cache line at address p is read soon (a no-op where the compiler has no hint).
+#if defined(__GNUC__) && !defined(__CUDA_ARCH__)
+#define GRADCOMP_PREFETCH(p) __builtin_prefetch(p)
+#else
+#define GRADCOMP_PREFETCH(p) ((void)(p))
 #endif
 
 // gradcomp promises bit-identical results across backends and a documented NaN/Inf policy.

@@ -29,6 +29,13 @@ concept top_keys_rule = requires(const R& r, const float* xs, std::uint64_t i) {
   typename R::key_type;
   { r.key(xs, i) } -> std::same_as<typename R::key_type>;
 };
+/// A top-keys rule whose key(xs, i) is abs_bits(xs[i]) (top-k's; it says so with
+/// `static constexpr bool key_is_abs_bits = true`): its selection's filter pass also gives the
+/// span's max |x|, so an encode reads the span once for both.
+template <class R>
+concept magnitude_key_rule = top_keys_rule<R> && requires {
+  requires R::key_is_abs_bits;
+};
 template <class R>
 concept predicate_rule = requires(const R& r, const float* xs, std::uint64_t i) {
   { r.keep(xs, i) } -> std::same_as<bool>;

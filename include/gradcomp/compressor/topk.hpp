@@ -47,6 +47,7 @@ struct topk {
   /// The selection rule: |x| as bits, the larger key the larger magnitude (+0 and -0 tie).
   struct magnitude_rule {
     using key_type = std::uint32_t;
+    static constexpr bool key_is_abs_bits = true;
     template <class T>
     [[nodiscard]] GRADCOMP_HOST_DEVICE key_type key(const T* xs, std::uint64_t i) const noexcept {
       return detail::abs_bits(to_float(xs[i]));

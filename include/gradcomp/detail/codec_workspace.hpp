@@ -46,7 +46,8 @@ struct codec_workspace {
   std::vector<std::size_t> indices;         ///< every span's selected span-local indices
   std::vector<std::size_t> index_offsets;   ///< span s's indices are [offsets[s], offsets[s+1])
   std::vector<sparse_selection> selections; ///< sparse spans: value scale, implied indices
-  std::vector<float> kept;  ///< composite spans: kept values (encode), decoded values (decode)
+  std::vector<float> kept;  ///< sparse spans: kept values as fp32 (encode; composite spans: times
+                            ///< the sparsifier's value scale), decoded values (composite decode)
   sparse_workspace sparse;  ///< scratch of one span's selection
   std::vector<double> sums; ///< scratch of the scale reductions
 

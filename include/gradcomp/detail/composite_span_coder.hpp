@@ -5,7 +5,6 @@
 #include "../encoding/sparse_codes.hpp"
 #include "codec_workspace.hpp"
 #include "input_checks.hpp"
-#include "scan.hpp"
 #include "sparse_selection.hpp"
 
 #include <algorithm>
@@ -34,14 +33,13 @@ struct composite_span_coder {
   /// Whether v is a scale the span can carry: the quantizer's (shared scales).
   [[nodiscard]] static bool valid_scale(const C& c, float v) { return c.quantizer.valid_scale(v); }
 
-  /// Phase 1: max |x| (finite), S's selection, the kept values gathered (times S's value scale,
-  /// beside their indices in the workspace) and Q's scales over them; returns the span's bytes.
+  /// Phase 1: S's selection of a finite span (select_finite), the kept values gathered (times S's
+  /// value scale, beside their indices in the workspace) and Q's scales over them; returns the
+  /// span's bytes.
   template <class Exec, class T, class Where>
-  std::size_t plan(const Exec& exec, const C& c, const T* x, std::size_t n, span_context ctx,
+  std::size_t plan(const Exec& exec, const C& c, const T* x, std::size_t n, const span_context& ctx,
                    codec_workspace& ws, const Where& name) const {
-    ctx.max_abs_bits = scan_max_abs(exec, x, n);
-    require_finite(ctx.max_abs_bits, x, n, ctx.global_begin, name);
-    const sparse_selection sel = select_sparse(exec, c.sparsifier, x, n, ctx, ws.sparse);
+    const sparse_selection sel = select_finite(exec, c.sparsifier, x, n, ctx, ws.sparse, name);
     const std::size_t k = ws.sparse.indices.size();
     const std::size_t at = ws.add_selected();
     ws.kept.resize(ws.indices.size());

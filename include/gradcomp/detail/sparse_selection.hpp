@@ -5,7 +5,10 @@
 #include "../backend/cpu/select_top_keys.hpp"
 #include "../compressor/selection_rule.hpp"
 #include "dispatch.hpp"
+#include "input_checks.hpp"
+#include "scan.hpp"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -39,19 +42,30 @@ struct bound_key {
   [[nodiscard]] typename Rule::key_type operator()(std::size_t i) const noexcept {
     return rule.key(xs, i);
   }
+  /// Hints that the key of element i is wanted soon.
+  void prefetch(std::size_t i) const noexcept {
+    if (xs != nullptr) {
+      GRADCOMP_PREFETCH(xs + i);
+    }
+  }
 };
 
 /// Selects span-local indices of x[0, n) into ws.indices (ascending) by c's rule; x may be null
-/// for a rule that reads no values (regenerating random-k's shared subset).
+/// for a rule that reads no values (regenerating random-k's shared subset). A top-keys selection
+/// stores in *max_key, when given, the largest key of the span.
 template <class Exec, class C, class T>
 sparse_selection select_sparse(const Exec& exec, const C& c, const T* x, std::size_t n,
-                               const span_context& ctx, sparse_workspace& ws) {
+                               const span_context& ctx, sparse_workspace& ws,
+                               std::uint64_t* max_key = nullptr) {
   static_assert(require_sparsifier<C>());
   const auto rule = c.rule(ctx);
   using rule_type = std::remove_cvref_t<decltype(rule)>;
   if constexpr (top_keys_rule<rule_type>) {
-    run<select_top_keys>(exec, n, c.count(n), bound_key<rule_type, T>{rule, x}, ws.indices,
-                         ws.select);
+    const std::uint64_t top = run<select_top_keys>(
+        exec, n, c.count(n), bound_key<rule_type, T>{rule, x}, ws.indices, ws.select);
+    if (max_key != nullptr) {
+      *max_key = top;
+    }
   } else if constexpr (sample_rule<rule_type>) {
     run<select_sample>(exec, n, c.count(n), rule, ws.indices, ws.select);
   } else {
@@ -59,6 +73,26 @@ sparse_selection select_sparse(const Exec& exec, const C& c, const T* x, std::si
         exec, n, [rule, x](std::size_t i) { return rule.keep(x, i); }, ws.indices);
   }
   return {c.value_scale(n, ws.indices.size()), c.indices_implied()};
+}
+
+/// The selection of an encode, whose span must be finite (errc::non_finite_input, named by
+/// name(), before anything is written). The span's max |x| is scanned first (ctx.max_abs_bits,
+/// for rules that need it), except for a magnitude-key rule that does not need it: its filter
+/// pass gives the max, and the span is read once.
+template <class Exec, class C, class T, class Where>
+sparse_selection select_finite(const Exec& exec, const C& c, const T* x, std::size_t n,
+                               span_context ctx, sparse_workspace& ws, const Where& name) {
+  if constexpr (magnitude_key_rule<selection_rule_t<C>> && !C::needs_span_max) {
+    std::uint64_t max_key = 0;
+    const sparse_selection sel = select_sparse(exec, c, x, n, ctx, ws, &max_key);
+    require_finite(static_cast<std::uint32_t>(std::min<std::uint64_t>(max_key, inf_abs_bits)), x, n,
+                   ctx.global_begin, name);
+    return sel;
+  } else {
+    ctx.max_abs_bits = scan_max_abs(exec, x, n);
+    require_finite(ctx.max_abs_bits, x, n, ctx.global_begin, name);
+    return select_sparse(exec, c, x, n, ctx, ws);
+  }
 }
 
 } // namespace detail

@@ -5,8 +5,6 @@
 #include "../encoding/sparse_coo.hpp"
 #include "../encoding/sparse_span_header.hpp"
 #include "codec_workspace.hpp"
-#include "input_checks.hpp"
-#include "scan.hpp"
 #include "sparse_selection.hpp"
 
 #include <algorithm>
@@ -35,25 +33,26 @@ struct sparse_span_coder {
   /// Sparse spans carry no scales: any shared scale is invalid.
   [[nodiscard]] static bool valid_scale(const C&, float) noexcept { return false; }
 
-  /// Phase 1: max |x| (finite), the selection and its value checks; returns the span's bytes.
+  /// Phase 1: the selection of a finite span, its kept values gathered (and checked) beside
+  /// their indices in the workspace; returns the span's bytes.
   template <class Exec, class T, class Where>
-  std::size_t plan(const Exec& exec, const C& c, const T* x, std::size_t n, span_context ctx,
+  std::size_t plan(const Exec& exec, const C& c, const T* x, std::size_t n, const span_context& ctx,
                    codec_workspace& ws, const Where& name) const {
-    ctx.max_abs_bits = scan_max_abs(exec, x, n);
-    require_finite(ctx.max_abs_bits, x, n, ctx.global_begin, name);
-    const sparse_selection sel = select_sparse(exec, c, x, n, ctx, ws.sparse);
+    const sparse_selection sel = select_finite(exec, c, x, n, ctx, ws.sparse, name);
     const std::size_t k = ws.sparse.indices.size();
-    span::require_values_fit(x, ws.sparse.indices.data(), k, sel.value_scale, name);
     ws.selections[ws.open_span()] = sel;
-    (void)ws.add_selected();
+    const std::size_t at = ws.add_selected();
+    ws.kept.resize(ws.indices.size());
+    span::gather_kept(x, ws.indices.data() + at, k, sel.value_scale, ws.kept.data() + at, name);
     return encoding_type::bytes(n, k, sel.indices_implied);
   }
 
   template <class Exec, class T>
-  void write(const Exec&, const C&, const T* x, std::size_t n, const span_context&,
+  void write(const Exec&, const C&, const T*, std::size_t n, const span_context&,
              codec_workspace& ws, std::size_t s, std::byte* dst) const {
-    span::write(dst, x, n, ws.span_indices(s), ws.span_index_count(s),
-                ws.selections[s].indices_implied, ws.selections[s].value_scale);
+    span::write(dst, ws.kept.data() + ws.index_offsets[s], n, ws.span_indices(s),
+                ws.span_index_count(s), ws.selections[s].indices_implied,
+                ws.selections[s].value_scale);
   }
 
   /// Validates the span against the sparsifier; regenerates implied indices from ctx (the

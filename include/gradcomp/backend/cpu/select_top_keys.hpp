@@ -4,14 +4,14 @@
 #include "../../config.hpp"
 #include "../../detail/bits.hpp"
 #include "../../detail/dispatch.hpp"
+#include "compress_where.hpp"
 #include "parallel.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
-#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -25,7 +25,8 @@ struct cpu_select_scratch {
   std::vector<std::uint64_t> kth;
   std::vector<std::vector<std::uint64_t>> part_key; // candidates found by each thread
   std::vector<std::vector<std::size_t>> part_idx;
-  std::vector<std::uint64_t> marked; // select_sample: one bit per element of the span
+  std::vector<std::uint64_t> part_top; // the largest key each thread's part saw
+  std::vector<std::uint64_t> marked;   // select_sample: one bit per element of the span
 };
 
 /// Filter chunks per part when a call uses several threads (2^15 elements).
@@ -45,100 +46,106 @@ void concatenate_parts(std::vector<std::vector<V>>& parts, std::size_t count, st
   }
 }
 
-/// Calls emit(j), in increasing j < len, for every j where hit(j) holds. The hits of sixteen
-/// elements are computed as a byte vector first (a vector compare where hit() allows it) and
-/// tested as two words, so the mostly empty groups of a selective filter cost no branch per
-/// element.
-template <class Hit, class Emit>
-GRADCOMP_FORCEINLINE void append_where(std::size_t len, Hit&& hit, Emit&& emit) {
-  std::size_t g = 0;
-  for (; g + 16 <= len; g += 16) {
-    alignas(16) std::uint8_t h[16];
-    for (std::size_t j = 0; j < 16; ++j) {
-      h[j] = hit(g + j) ? 1 : 0;
-    }
-    std::uint64_t w[2];
-    std::memcpy(w, h, sizeof w);
-    for (std::size_t half = 0; half < 2; ++half) {
-      // one bit per hit byte (bit 8b for byte b, in memory order on little and big endian)
-      std::uint64_t bits = std::endian::native == std::endian::little ? w[half] : 0;
-      if constexpr (std::endian::native != std::endian::little) {
-        for (std::size_t b = 0; b < 8; ++b) {
-          bits |= std::uint64_t{h[8 * half + b]} << (8 * b);
-        }
-      }
-      while (bits != 0) {
-        emit(g + 8 * half + static_cast<std::size_t>(std::countr_zero(bits)) / 8);
-        bits &= bits - 1;
-      }
-    }
+/// The k-th largest (1 <= k <= keys.size()) of keys, by most-significant-digit radix selection:
+/// a histogram of the 11 bits below those all remaining keys share, then only the keys of the
+/// digit holding the k-th go on (into scratch). Each pass reads the remaining keys twice; the
+/// candidates of a top-k filter take two or three passes.
+inline std::uint64_t kth_largest_key(const std::vector<std::uint64_t>& keys, std::size_t k,
+                                     std::vector<std::uint64_t>& scratch) {
+  constexpr unsigned digit_bits = 11;
+  constexpr std::size_t digits = std::size_t{1} << digit_bits;
+  std::uint64_t lo = ~std::uint64_t{0};
+  std::uint64_t hi = 0;
+  for (const std::uint64_t key : keys) { // a vectorized pass (std::minmax_element is not)
+    lo = std::min(lo, key);
+    hi = std::max(hi, key);
   }
-  for (; g < len; ++g) {
-    if (hit(g)) {
-      emit(g);
+  const std::uint64_t* cur = keys.data();
+  std::size_t size = keys.size();
+  std::array<std::size_t, digits> hist; // 16 KB on the stack: no allocation per call
+  for (;;) {
+    const auto width = static_cast<unsigned>(std::bit_width(lo ^ hi));
+    if (width == 0) {
+      return hi; // every remaining key is equal
     }
-  }
-}
-
-/// The keys of elements base .. base+len-1, one call per element.
-template <class KeyFn, class K>
-GRADCOMP_FORCEINLINE void load_keys(const KeyFn& key, std::size_t base, std::size_t len, K* out) {
-  for (std::size_t j = 0; j < len; ++j) {
-    out[j] = key(base + j);
+    const unsigned shift = width > digit_bits ? width - digit_bits : 0;
+    hist.fill(0);
+    for (std::size_t j = 0; j < size; ++j) {
+      ++hist[(cur[j] >> shift) & (digits - 1)];
+    }
+    std::size_t d = digits - 1;
+    while (hist[d] < k) { // the digits above the k-th key's
+      k -= hist[d];
+      --d;
+    }
+    if (shift == 0) { // the bits above the digit are shared
+      return (hi & ~std::uint64_t{digits - 1}) | d;
+    }
+    scratch.resize(std::max(scratch.size(), hist[d]));
+    std::size_t kept = 0;
+    lo = ~std::uint64_t{0};
+    hi = 0;
+    for (std::size_t j = 0; j < size; ++j) { // in place once cur is scratch: kept <= j
+      const std::uint64_t key = cur[j];
+      if (((key >> shift) & (digits - 1)) == d) {
+        scratch[kept++] = key;
+        lo = std::min(lo, key);
+        hi = std::max(hi, key);
+      }
+    }
+    cur = scratch.data();
+    size = kept;
   }
 }
 
 /// Exact top-k over keys: the k elements with the largest key(i), ties broken toward the lower
-/// index, written to `out` in ascending index order. Method: estimate a threshold from a fixed
-/// strided sample, keep the candidates at or above it in one branch-free filtering pass (lowering
-/// the threshold if fewer than k survive), then select exactly among the candidates. The result is
-/// exact and independent of the sample; the sample only decides how much work the filter saves.
+/// index, written to `out` in ascending index order; returns the largest key of the span (the
+/// filter's by-product: a rule whose keys are |x| bits gets the finiteness scan for free).
+/// Method: estimate a threshold from a fixed sample of the keys, keep the candidates at or above it
+/// in one filtering pass (lowering the threshold if fewer than k survive), then select exactly
+/// among the candidates. The result is exact and independent of the sample; the sample only decides
+/// how much work the filter saves.
 template <>
 struct backend_impl<cpu_tag, select_top_keys> {
   template <class KeyFn>
-  static void run(const cpu_policy& exec, std::size_t n, std::size_t k, KeyFn&& key,
-                  std::vector<std::size_t>& out, cpu_select_scratch& ws) {
+  static std::uint64_t run(const cpu_policy& exec, std::size_t n, std::size_t k, KeyFn&& key,
+                           std::vector<std::size_t>& out, cpu_select_scratch& ws) {
     out.clear();
-    if (k == 0 || n == 0) {
-      return;
+    if (n == 0) {
+      return 0;
     }
-    if (k >= n) {
-      out.resize(n);
+    if (k >= n || k == 0) { // everything or nothing: no filter, one pass for the largest key
+      std::uint64_t top = 0;
       for (std::size_t i = 0; i < n; ++i) {
-        out[i] = i;
+        top = std::max<std::uint64_t>(top, static_cast<std::uint64_t>(key(i)));
       }
-      return;
+      if (k != 0) {
+        out.resize(n);
+        for (std::size_t i = 0; i < n; ++i) {
+          out[i] = i;
+        }
+      }
+      return top;
     }
-    // 1. Threshold estimate from a strided sample: its rank-th largest key (selected, not
-    //    sorted: layer-wise top-k runs this once per layer). At most 1/8 of the span is sampled.
-    const std::size_t m =
-        std::min<std::size_t>(n, std::max<std::size_t>(1024, std::min<std::size_t>(16384, n / 8)));
-    const std::size_t stride = n / m;
-    ws.sample.resize(m);
-    for (std::size_t j = 0; j < m; ++j) {
-      ws.sample[j] = static_cast<std::uint64_t>(key(j * stride));
-    }
+    // 1. Threshold estimate from a sample: its rank-th largest key.
+    const std::size_t m = sample_keys(n, key, ws.sample);
     // Aim for ~1.25 k candidates plus slack for sampling noise.
     const double frac = static_cast<double>(k) / static_cast<double>(n);
     std::size_t rank = static_cast<std::size_t>(frac * static_cast<double>(m) * 1.25) + 16;
+    std::uint64_t top = 0;
     for (;;) {
       std::uint64_t threshold = 0;
       if (rank < m - 1) {
-        const auto nth = ws.sample.begin() + static_cast<std::ptrdiff_t>(rank);
-        std::nth_element(ws.sample.begin(), nth, ws.sample.end(), std::greater<>());
-        threshold = *nth;
+        threshold = kth_largest_key(ws.sample, rank + 1, ws.kth);
       }
-      filter(exec, n, key, threshold, ws);
+      top = filter(exec, n, key, threshold, ws);
       if (ws.cand_idx.size() >= k) {
         break;
       }
       rank = rank >= m - 1 ? m - 1 : std::min(m - 1, rank * 4 + 64);
     }
     // 2. Exact k-th largest key among the candidates.
-    ws.kth.assign(ws.cand_key.begin(), ws.cand_key.end());
-    std::nth_element(ws.kth.begin(), ws.kth.begin() + static_cast<std::ptrdiff_t>(k - 1),
-                     ws.kth.end(), std::greater<>());
-    const std::uint64_t kth = ws.kth[k - 1];
+    const std::uint64_t kth = kth_largest_key(ws.cand_key, k, ws.kth);
     std::size_t greater = 0;
     for (std::uint64_t c : ws.cand_key) {
       greater += c > kth ? 1 : 0;
@@ -153,48 +160,83 @@ struct backend_impl<cpu_tag, select_top_keys> {
         out.push_back(ws.cand_idx[c]);
       }
     }
+    return top;
   }
 
 private:
+  /// Fills `sample` with keys of the span and returns how many: every key of a span of at most
+  /// 1024, else 1024 to 16384 keys (at most 1/8 of the span) in runs of sixteen consecutive keys
+  /// at evenly spaced places: one or two cache misses per run, prefetched a few runs ahead where
+  /// the key function offers prefetch(i) (layer-wise top-k samples every layer).
   template <class KeyFn>
-  static void filter(const cpu_policy& exec, std::size_t n, KeyFn& key, std::uint64_t threshold,
-                     cpu_select_scratch& ws) {
+  static std::size_t sample_keys(std::size_t n, const KeyFn& key,
+                                 std::vector<std::uint64_t>& sample) {
+    if (n <= 1024) {
+      sample.resize(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        sample[i] = static_cast<std::uint64_t>(key(i));
+      }
+      return n;
+    }
+    constexpr std::size_t run = 16;
+    constexpr std::size_t ahead = 8;
+    const std::size_t runs = std::max<std::size_t>(1024, std::min<std::size_t>(16384, n / 8)) / run;
+    const std::size_t stride = n / runs; // >= 16: runs do not overlap
+    sample.resize(runs * run);
+    for (std::size_t r = 0; r < runs; ++r) {
+      if constexpr (requires { key.prefetch(r); }) {
+        key.prefetch(std::min(r + ahead, runs - 1) * stride);
+      }
+      for (std::size_t q = 0; q < run; ++q) {
+        sample[r * run + q] = static_cast<std::uint64_t>(key(r * stride + q));
+      }
+    }
+    return runs * run;
+  }
+
+  /// The candidates (key >= threshold) of the span, in index order; returns the largest key.
+  template <class KeyFn>
+  static std::uint64_t filter(const cpu_policy& exec, std::size_t n, KeyFn& key,
+                              std::uint64_t threshold, cpu_select_scratch& ws) {
     const std::size_t chunks = ceil_div(n, select_chunk);
     const std::size_t parts = part_count(exec, chunks, select_min_chunks);
     ws.part_key.resize(std::max(parts, ws.part_key.size()));
     ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
-    parallel_parts(exec, chunks, select_min_chunks,
-                   [&](std::size_t c0, std::size_t c1, std::size_t part) {
-                     filter_chunks(n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
-                   });
+    ws.part_top.assign(parts, 0);
+    parallel_parts(
+        exec, chunks, select_min_chunks, [&](std::size_t c0, std::size_t c1, std::size_t part) {
+          ws.part_top[part] =
+              filter_chunks(n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
+        });
     concatenate_parts(ws.part_key, parts, ws.cand_key);
     concatenate_parts(ws.part_idx, parts, ws.cand_idx);
+    return *std::max_element(ws.part_top.begin(), ws.part_top.end());
   }
   template <class KeyFn>
-  static void filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t threshold,
-                            std::size_t c0, std::size_t c1, std::vector<std::uint64_t>& cand_key,
-                            std::vector<std::size_t>& cand_idx) {
+  static std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t threshold,
+                                     std::size_t c0, std::size_t c1,
+                                     std::vector<std::uint64_t>& cand_key,
+                                     std::vector<std::size_t>& cand_idx) {
     using key_t = std::invoke_result_t<const KeyFn&, std::size_t>;
     cand_key.clear();
     cand_idx.clear();
-    key_t kbuf[select_chunk];
-    std::uint64_t hit_key[select_chunk];
-    std::size_t hit_idx[select_chunk];
+    key_t hit_key[select_chunk];
+    std::uint32_t hit_pos[select_chunk];
     const auto t = static_cast<key_t>(threshold);
+    key_t top = 0;
     for (std::size_t base = c0 * select_chunk; base < std::min(n, c1 * select_chunk);
          base += select_chunk) {
       const std::size_t len = std::min(select_chunk, n - base);
-      load_keys(key, base, len, kbuf);
-      std::size_t hits = 0;
-      append_where(
-          len, [&](std::size_t j) { return kbuf[j] >= t; },
-          [&](std::size_t j) {
-            hit_key[hits] = static_cast<std::uint64_t>(kbuf[j]);
-            hit_idx[hits++] = base + j;
-          });
-      cand_key.insert(cand_key.end(), hit_key, hit_key + hits); // one append per chunk
-      cand_idx.insert(cand_idx.end(), hit_idx, hit_idx + hits);
+      const std::size_t hits = keys_at_least(key, base, len, t, hit_key, hit_pos, top);
+      const std::size_t old = cand_key.size();
+      cand_key.resize(old + hits); // one append per chunk
+      cand_idx.resize(old + hits);
+      for (std::size_t h = 0; h < hits; ++h) {
+        cand_key[old + h] = static_cast<std::uint64_t>(hit_key[h]);
+        cand_idx[old + h] = base + hit_pos[h];
+      }
     }
+    return static_cast<std::uint64_t>(top);
   }
 };
 
