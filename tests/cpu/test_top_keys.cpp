@@ -2,8 +2,8 @@
 // The CPU top-keys selection (backend/cpu/select_top_keys.hpp, compress_where.hpp) against plain
 // references: the key filter (its vector path where the build has one: CMake builds this file a
 // second time with -mavx512f, as test_top_keys_avx512), the radix k-th largest key, the whole
-// selection at several sizes, thread counts and tie patterns, and the encode's finiteness check
-// that top-k now takes from its filter pass.
+// selection at several sizes, thread counts and tie patterns, the threshold filter, and the
+// encode's finiteness check that top-k and threshold-v take from their filter pass.
 
 #include <gradcomp/gradcomp.hpp>
 
@@ -164,7 +164,37 @@ TEMPLATE_TEST_CASE("select_top_keys keeps the k largest keys, ties to the lower 
   }
 }
 
-TEST_CASE("top-k names the first NaN or Inf of a large span, wherever it lies", "[top_keys]") {
+TEMPLATE_TEST_CASE("select_at_least keeps every key at or above the threshold", "[top_keys]",
+                   std::uint32_t, std::uint64_t) {
+  std::mt19937_64 rng(15);
+  detail::cpu_select_scratch ws;
+  std::vector<std::size_t> out;
+  for (std::size_t n : {1, 17, 1024, 1025, 40000, 300000}) {
+    for (int shape = 0; shape < 4; ++shape) {
+      const std::vector<TestType> keys = draw_keys<TestType>(rng, n, shape);
+      const TestType max_key = *std::max_element(keys.begin(), keys.end());
+      for (int trial = 0; trial < 3; ++trial) {
+        const TestType t = trial == 0 ? TestType{0} : keys[static_cast<std::size_t>(rng() % n)];
+        std::vector<std::size_t> expect;
+        for (std::size_t i = 0; i < n; ++i) {
+          if (keys[i] >= t) {
+            expect.push_back(i);
+          }
+        }
+        for (unsigned threads : {1u, 3u}) {
+          CAPTURE(n, shape, trial, threads);
+          const std::uint64_t top = detail::run<detail::select_at_least>(
+              cpu_threads(threads), n, key_table<TestType>{keys.data()}, std::uint64_t{t}, out, ws);
+          REQUIRE(out == expect);
+          REQUIRE(top == max_key);
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("top-k and threshold-v name the first NaN or Inf of a large span, wherever it lies",
+          "[top_keys]") {
   // spans far larger than the threshold sample: the filter pass, not the sample, must see them
   const model_layout layout = model_layout::from_sizes({3000, 200000, 77777});
   std::mt19937_64 rng(14);
@@ -176,8 +206,10 @@ TEST_CASE("top-k names the first NaN or Inf of a large span, wherever it lies", 
   codec lw(scheme<topk, layer_span>{{0.01}}, layout);
   codec em(scheme<topk, flat_span>{{0.01}}, layout);
   codec composite(scheme<compose<topk, qsgd>, layer_span>{{{0.01}, {15}}}, layout);
-  std::vector<std::byte> msg(std::max({lw.max_encoded_bytes<float>(), em.max_encoded_bytes<float>(),
-                                       composite.max_encoded_bytes<float>()}));
+  codec threshold(scheme<threshold_v, layer_span>{{2e-3}}, layout);
+  std::vector<std::byte> msg(
+      std::max({lw.max_encoded_bytes<float>(), em.max_encoded_bytes<float>(),
+                composite.max_encoded_bytes<float>(), threshold.max_encoded_bytes<float>()}));
   for (float bad : {NAN, -NAN, INFINITY, -INFINITY}) {
     for (std::size_t at : {std::size_t{3001}, std::size_t{3000 + 123457}, x.size() - 1}) {
       std::vector<float> y = x;
@@ -201,6 +233,7 @@ TEST_CASE("top-k names the first NaN or Inf of a large span, wherever it lies", 
       expect_error(lw);
       expect_error(em);
       expect_error(composite);
+      expect_error(threshold);
     }
   }
 }

@@ -41,6 +41,15 @@ concept predicate_rule = requires(const R& r, const float* xs, std::uint64_t i) 
   { r.keep(xs, i) } -> std::same_as<bool>;
 };
 
+/// A predicate rule that keeps exactly the elements with abs_bits(xs[i]) >= lowest_bits
+/// (threshold-v's; it says so with `static constexpr bool keep_is_abs_bits_at_least = true`): the
+/// CPU filters it as keys against a threshold, and its pass also gives the span's max |x|.
+template <class R>
+concept magnitude_threshold_rule = predicate_rule<R> && requires(const R& r) {
+  requires R::keep_is_abs_bits_at_least;
+  { r.lowest_bits } -> std::convertible_to<std::uint32_t>;
+};
+
 template <class C>
 using selection_rule_t = decltype(std::declval<const C&>().rule(span_context{}));
 

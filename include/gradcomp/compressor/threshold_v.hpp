@@ -57,6 +57,7 @@ struct threshold_v {
 
   /// The selection rule: |x| bits >= the lowest kept bits (at least 1: zeros are never kept).
   struct at_least_rule {
+    static constexpr bool keep_is_abs_bits_at_least = true;
     std::uint32_t lowest_bits = 1;
     template <class T>
     [[nodiscard]] GRADCOMP_HOST_DEVICE bool keep(const T* xs, std::uint64_t i) const noexcept {

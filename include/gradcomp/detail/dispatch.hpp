@@ -15,8 +15,9 @@ namespace gradcomp::detail {
 
 // Primitive ids.
 struct reduce_groups {};    // canonical per-group sums (double) + max |x| bits
-struct select_top_keys {};  // exact k largest keys, ties to the lower index, indices ascending
+struct select_top_keys {};  // exact k largest keys, ties to the lower index, ascending (+ max key)
 struct select_where {};     // indices where a predicate holds, ascending
+struct select_at_least {};  // indices whose key is at least a threshold, ascending (+ max key)
 struct select_sample {};    // a sample rule's subset (first distinct draws), indices ascending
 struct encode_codes {};     // per-element coder + fixed-width bit packing
 struct decode_codes {};     // unpacking + per-element decoder (validate, or write)

@@ -98,6 +98,54 @@ inline std::uint64_t kth_largest_key(const std::vector<std::uint64_t>& keys, std
   }
 }
 
+/// The candidates of chunks [c0, c1) of the span (select_chunk keys each) into cand_key /
+/// cand_idx; returns their largest key.
+template <class KeyFn>
+std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t threshold,
+                            std::size_t c0, std::size_t c1, std::vector<std::uint64_t>& cand_key,
+                            std::vector<std::size_t>& cand_idx) {
+  using key_t = std::invoke_result_t<const KeyFn&, std::size_t>;
+  cand_key.clear();
+  cand_idx.clear();
+  key_t hit_key[select_chunk];
+  std::uint32_t hit_pos[select_chunk];
+  const auto t = static_cast<key_t>(threshold);
+  key_t top = 0;
+  for (std::size_t base = c0 * select_chunk; base < std::min(n, c1 * select_chunk);
+       base += select_chunk) {
+    const std::size_t len = std::min(select_chunk, n - base);
+    const std::size_t hits = keys_at_least(key, base, len, t, hit_key, hit_pos, top);
+    const std::size_t old = cand_key.size();
+    cand_key.resize(old + hits); // one append per chunk
+    cand_idx.resize(old + hits);
+    for (std::size_t h = 0; h < hits; ++h) {
+      cand_key[old + h] = static_cast<std::uint64_t>(hit_key[h]);
+      cand_idx[old + h] = base + hit_pos[h];
+    }
+  }
+  return static_cast<std::uint64_t>(top);
+}
+
+/// The candidates of a span, key(i) >= threshold, in index order into ws.cand_key / ws.cand_idx
+/// (threads filter contiguous chunk ranges); returns the span's largest key.
+template <class KeyFn>
+std::uint64_t filter_candidates(const cpu_policy& exec, std::size_t n, const KeyFn& key,
+                                std::uint64_t threshold, cpu_select_scratch& ws) {
+  const std::size_t chunks = ceil_div(n, select_chunk);
+  const std::size_t parts = part_count(exec, chunks, select_min_chunks);
+  ws.part_key.resize(std::max(parts, ws.part_key.size()));
+  ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
+  ws.part_top.assign(parts, 0);
+  parallel_parts(
+      exec, chunks, select_min_chunks, [&](std::size_t c0, std::size_t c1, std::size_t part) {
+        ws.part_top[part] =
+            filter_chunks(n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
+      });
+  concatenate_parts(ws.part_key, parts, ws.cand_key);
+  concatenate_parts(ws.part_idx, parts, ws.cand_idx);
+  return *std::max_element(ws.part_top.begin(), ws.part_top.end());
+}
+
 /// Exact top-k over keys: the k elements with the largest key(i), ties broken toward the lower
 /// index, written to `out` in ascending index order; returns the largest key of the span (the
 /// filter's by-product: a rule whose keys are |x| bits gets the finiteness scan for free).
@@ -138,7 +186,7 @@ struct backend_impl<cpu_tag, select_top_keys> {
       if (rank < m - 1) {
         threshold = kth_largest_key(ws.sample, rank + 1, ws.kth);
       }
-      top = filter(exec, n, key, threshold, ws);
+      top = filter_candidates(exec, n, key, threshold, ws);
       if (ws.cand_idx.size() >= k) {
         break;
       }
@@ -193,50 +241,20 @@ private:
     }
     return runs * run;
   }
+};
 
-  /// The candidates (key >= threshold) of the span, in index order; returns the largest key.
+/// Indices i in [0, n) where key(i) >= threshold, ascending; returns the largest key of the span
+/// (as select_top_keys: a rule keeping |x| bits at or above a threshold gets the finiteness scan
+/// from the same pass).
+template <>
+struct backend_impl<cpu_tag, select_at_least> {
   template <class KeyFn>
-  static std::uint64_t filter(const cpu_policy& exec, std::size_t n, KeyFn& key,
-                              std::uint64_t threshold, cpu_select_scratch& ws) {
-    const std::size_t chunks = ceil_div(n, select_chunk);
-    const std::size_t parts = part_count(exec, chunks, select_min_chunks);
-    ws.part_key.resize(std::max(parts, ws.part_key.size()));
-    ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
-    ws.part_top.assign(parts, 0);
-    parallel_parts(
-        exec, chunks, select_min_chunks, [&](std::size_t c0, std::size_t c1, std::size_t part) {
-          ws.part_top[part] =
-              filter_chunks(n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
-        });
-    concatenate_parts(ws.part_key, parts, ws.cand_key);
-    concatenate_parts(ws.part_idx, parts, ws.cand_idx);
-    return *std::max_element(ws.part_top.begin(), ws.part_top.end());
-  }
-  template <class KeyFn>
-  static std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t threshold,
-                                     std::size_t c0, std::size_t c1,
-                                     std::vector<std::uint64_t>& cand_key,
-                                     std::vector<std::size_t>& cand_idx) {
-    using key_t = std::invoke_result_t<const KeyFn&, std::size_t>;
-    cand_key.clear();
-    cand_idx.clear();
-    key_t hit_key[select_chunk];
-    std::uint32_t hit_pos[select_chunk];
-    const auto t = static_cast<key_t>(threshold);
-    key_t top = 0;
-    for (std::size_t base = c0 * select_chunk; base < std::min(n, c1 * select_chunk);
-         base += select_chunk) {
-      const std::size_t len = std::min(select_chunk, n - base);
-      const std::size_t hits = keys_at_least(key, base, len, t, hit_key, hit_pos, top);
-      const std::size_t old = cand_key.size();
-      cand_key.resize(old + hits); // one append per chunk
-      cand_idx.resize(old + hits);
-      for (std::size_t h = 0; h < hits; ++h) {
-        cand_key[old + h] = static_cast<std::uint64_t>(hit_key[h]);
-        cand_idx[old + h] = base + hit_pos[h];
-      }
-    }
-    return static_cast<std::uint64_t>(top);
+  static std::uint64_t run(const cpu_policy& exec, std::size_t n, KeyFn&& key,
+                           std::uint64_t threshold, std::vector<std::size_t>& out,
+                           cpu_select_scratch& ws) {
+    const std::uint64_t top = filter_candidates(exec, n, key, threshold, ws);
+    out.swap(ws.cand_idx);
+    return top;
   }
 };
 
