@@ -172,6 +172,13 @@ private:
     return detail::codec_offload<typename Exec::backend_tag>::engine(*this);
   }
   [[nodiscard]] span_coder coder() const noexcept { return base::coder(); }
+  /// The summed checksum digests of blocks [first, end) of a host message, on exec's backend.
+  template <class Exec>
+  static auto checksum_blocks_on(const Exec& exec, std::span<const std::byte> msg) {
+    return [&exec, msg](std::uint64_t first, std::uint64_t end) {
+      return detail::run<detail::sum_checksum_blocks>(exec, msg.data(), msg.size(), first, end);
+    };
+  }
   [[nodiscard]] span_context context(std::size_t s, const stream_key& key) const {
     return {plan_[s].begin, key.seed, key.stream_word(), 0};
   }
@@ -240,7 +247,7 @@ private:
       }
       offset += span_bytes_[s];
     }
-    detail::seal_message(out);
+    detail::seal_message(out, checksum_blocks_on(exec, out));
   }
 
   // ---- decoding ----------------------------------------------------------------------------
@@ -285,7 +292,7 @@ private:
   template <class Exec>
   message_info validate_message(const Exec& exec, std::span<const std::byte> msg,
                                 std::size_t out_size, bool measure = false) {
-    message_info info = detail::parse_frame(msg);
+    message_info info = detail::parse_frame(msg, checksum_blocks_on(exec, msg));
     check_frame(info);
     detail::require_elements("output", out_size, layout_.total_size());
     const std::size_t S = plan_.size();

@@ -212,13 +212,9 @@ TEST_CASE("decoders reject truncated, extended and bit-flipped messages", "[wire
   }
 }
 
-TEST_CASE("the checksum sees swapped blocks and matches its block definition", "[wire][robust]") {
-  codec c(scheme<qsgd, layer_span>{{255}}, test::odd_layout());
-  const auto m =
-      encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 6), {});
-  REQUIRE(m.size() > 3 * detail::checksum_block_bytes);
-  // straightforward definition: 1 KiB blocks, the field zeroed, digests summed mod 2^64
-  std::vector<std::byte> z = m;
+/// The checksum by its straightforward definition: 1 KiB blocks, the field zeroed, each block's
+/// lanes one row after another, digests summed mod 2^64.
+static std::uint64_t checksum_by_definition(std::vector<std::byte> z) {
   for (std::size_t i = 48; i < 56; ++i)
     z.at(i) = std::byte{0};
   std::uint64_t sum = 0;
@@ -236,10 +232,59 @@ TEST_CASE("the checksum sees swapped blocks and matches its block definition", "
       h.tail(detail::checksum_word(z.data() + 1024 * b, i, n));
     sum += h.digest(b, n);
   }
-  REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == detail::checksum_finish(sum, m.size()));
+  return detail::checksum_finish(sum, z.size());
+}
+
+TEST_CASE("the checksum sees swapped blocks and matches its block definition", "[wire][robust]") {
+  codec c(scheme<qsgd, layer_span>{{255}}, test::odd_layout());
+  const auto m =
+      encode(c, test::make_input(c.layout().total_size(), test::distribution::normal, 6), {});
+  REQUIRE(m.size() > 3 * detail::checksum_block_bytes);
+  REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == checksum_by_definition(m));
   auto swapped = m; // blocks 1 and 2 exchanged: same multiset of bytes, other order
   std::swap_ranges(swapped.begin() + 1024, swapped.begin() + 2048, swapped.begin() + 2048);
   REQUIRE(decode_error(c, swapped) == errc::checksum_mismatch);
+}
+
+TEST_CASE("large messages get the defined checksum from every thread count", "[wire][robust]") {
+  // blocks split among threads (backend/cpu/checksum_blocks.hpp)
+  const model_layout l = model_layout::from_sizes({5, 700001, 3});
+  codec c(scheme<identity, layer_span>{}, l);
+  const auto x = test::make_input(l.total_size(), test::distribution::normal, 12);
+  const auto m = encode(c, x, {});
+  REQUIRE(m.size() % detail::checksum_block_bytes != 0);
+  REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == checksum_by_definition(m));
+  for (unsigned threads : {2u, 3u}) {
+    std::vector<std::byte> mt(m.size());
+    (void)c.encode(cpu_threads(threads), std::span<const float>(x), std::span<std::byte>(mt), {});
+    REQUIRE(mt == m);
+    std::vector<float> out(x.size());
+    c.decode(cpu_threads(threads), std::span<const std::byte>(m), std::span<float>(out));
+    REQUIRE(out == x);
+  }
+  // the block sums alone, over ranges that start and end anywhere
+  const std::size_t blocks = (m.size() + 1023) / 1024;
+  for (std::uint64_t first : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{3}}) {
+    for (std::uint64_t end : {std::uint64_t{first}, first + 5, std::uint64_t{blocks}}) {
+      std::uint64_t expect = 0;
+      for (std::uint64_t b = first; b < end; ++b) {
+        expect += detail::checksum_block(m.data() + 1024 * b,
+                                         std::min<std::size_t>(1024, m.size() - 1024 * b), b);
+      }
+      for (unsigned threads : {1u, 2u, 3u}) {
+        CAPTURE(first, end, threads);
+        REQUIRE(detail::run<detail::sum_checksum_blocks>(cpu_threads(threads), m.data(), m.size(),
+                                                         first, end) == expect);
+      }
+    }
+  }
+  auto flipped = m;
+  flipped[m.size() / 2] ^= std::byte{1};
+  std::vector<float> out(x.size());
+  REQUIRE_THROWS_AS(
+      c.decode(cpu_threads(2), std::span<const std::byte>(flipped), std::span<float>(out)),
+      gradcomp::error);
+  REQUIRE(decode_error(c, flipped) == errc::checksum_mismatch);
 }
 
 TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]") {

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
+#include "cpu/checksum_blocks.hpp"
 #include "cpu/codes.hpp"
 #include "cpu/elementwise.hpp"
 #include "cpu/parallel.hpp"

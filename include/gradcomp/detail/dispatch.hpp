@@ -23,6 +23,7 @@ struct encode_codes {};     // per-element coder + fixed-width bit packing
 struct decode_codes {};     // unpacking + per-element decoder (validate, or write)
 struct for_each_element {}; // f(i) for i in [0, n), f a GRADCOMP_HOST_DEVICE functor (may be async)
 struct copy_bytes {};       // bytes between the backend's memory and the host (returns when done)
+struct sum_checksum_blocks {}; // summed digests of a host message's checksum blocks [first, end)
 
 /// validate: check every code; measure: check, and find the largest |decoded value|; assign or
 /// add: write the decoded values (to a validated message's codes).

@@ -74,25 +74,40 @@ inline constexpr std::byte wire_magic[4] = {std::byte{'G'}, std::byte{'C'}, std:
                                             std::byte{'P'}};
 
 /// The message checksum (detail/checksum.hpp) with the checksum field, bytes [48, 56), read as
-/// zero: blocks of checksum_block_bytes from the start of the message.
-[[nodiscard]] inline std::uint64_t message_checksum(std::span<const std::byte> msg) noexcept {
-  std::uint64_t sum = 0;
-  for (std::size_t b = 0; b * checksum_block_bytes < msg.size(); ++b) {
-    const std::size_t begin = b * checksum_block_bytes;
-    const std::size_t n = std::min(checksum_block_bytes, msg.size() - begin);
-    if (b == 0 && n >= wire_header_bytes) {
-      std::byte first[checksum_block_bytes];
-      std::memcpy(first, msg.data(), n);
-      std::memset(first + wire_checksum_offset, 0, 8);
-      sum += checksum_block(first, n, 0);
-    } else {
-      sum += checksum_block(msg.data() + begin, n, b);
-    }
+/// zero: blocks of checksum_block_bytes from the start of the message. blocks_sum(first, end)
+/// gives the summed digests of blocks [first, end) of msg: checksum_blocks, or a backend's
+/// version of it (the CPU's splits the blocks among threads).
+template <class BlocksSum>
+[[nodiscard]] std::uint64_t message_checksum(std::span<const std::byte> msg,
+                                             const BlocksSum& blocks_sum) {
+  if (msg.empty()) {
+    return checksum_finish(0, 0);
   }
+  const std::size_t first_bytes = std::min(checksum_block_bytes, msg.size());
+  std::uint64_t sum = 0;
+  if (first_bytes >= wire_header_bytes) { // block 0 with the checksum field read as zero
+    std::byte first[checksum_block_bytes];
+    std::memcpy(first, msg.data(), first_bytes);
+    std::memset(first + wire_checksum_offset, 0, 8);
+    sum += checksum_block(first, first_bytes, 0);
+  } else {
+    sum += checksum_block(msg.data(), first_bytes, 0);
+  }
+  const std::uint64_t blocks = (msg.size() + checksum_block_bytes - 1) / checksum_block_bytes;
+  sum += blocks_sum(std::uint64_t{1}, blocks);
   return checksum_finish(sum, msg.size());
+}
+[[nodiscard]] inline std::uint64_t message_checksum(std::span<const std::byte> msg) noexcept {
+  return message_checksum(msg, [msg](std::uint64_t first, std::uint64_t end) {
+    return checksum_blocks(msg.data(), msg.size(), first, end);
+  });
 }
 
 /// Stores the checksum of a complete message (header, directory, payloads) in its header.
+template <class BlocksSum>
+void seal_message(std::span<std::byte> msg, const BlocksSum& blocks_sum) {
+  store_le<std::uint64_t>(msg.data() + wire_checksum_offset, message_checksum(msg, blocks_sum));
+}
 inline void seal_message(std::span<std::byte> msg) noexcept {
   store_le<std::uint64_t>(msg.data() + wire_checksum_offset, message_checksum(msg));
 }
@@ -205,10 +220,18 @@ inline message_info parse_frame_fields(std::span<const std::byte> prefix, std::s
 
 /// Parses and validates the frame: magic, version, checksum, header fields, directory, sizes.
 /// Span contents are validated by the encodings. Every failure is a named gradcomp::error.
-inline message_info parse_frame(std::span<const std::byte> msg) {
+/// blocks_sum as for message_checksum.
+template <class BlocksSum>
+message_info parse_frame(std::span<const std::byte> msg, const BlocksSum& blocks_sum) {
   check_frame_start(msg, msg.size());
-  check_checksum(load_le<std::uint64_t>(msg.data() + wire_checksum_offset), message_checksum(msg));
+  check_checksum(load_le<std::uint64_t>(msg.data() + wire_checksum_offset),
+                 message_checksum(msg, blocks_sum));
   return parse_frame_fields(msg, msg.size());
+}
+inline message_info parse_frame(std::span<const std::byte> msg) {
+  return parse_frame(msg, [msg](std::uint64_t first, std::uint64_t end) {
+    return checksum_blocks(msg.data(), msg.size(), first, end);
+  });
 }
 
 inline void write_frame_header(std::byte* p, compressor_id c, encoding_id e, granularity_id g,

@@ -57,7 +57,10 @@ stream_key check_message_key(const Exec& exec, std::span<const std::byte> msg, s
     info.stream_word = load_le<std::uint64_t>(header.data() + 32);
     return check_message_key(info, seed, step, expected_role);
   } else {
-    return check_message_key(parse_frame(msg), seed, step, expected_role);
+    const auto blocks_sum = [&exec, msg](std::uint64_t first, std::uint64_t end) {
+      return run<sum_checksum_blocks>(exec, msg.data(), msg.size(), first, end);
+    };
+    return check_message_key(parse_frame(msg, blocks_sum), seed, step, expected_role);
   }
 }
 } // namespace detail
