@@ -98,9 +98,9 @@ inline std::uint64_t kth_largest_key(const std::vector<std::uint64_t>& keys, std
   }
 }
 
-/// The candidates of chunks [c0, c1) of the span (select_chunk keys each) into cand_key /
-/// cand_idx; returns their largest key.
-template <class KeyFn>
+/// The candidates of chunks [c0, c1) of the span (select_chunk keys each) into cand_idx and,
+/// With_keys, their keys into cand_key; returns the chunks' largest key.
+template <bool With_keys, class KeyFn>
 std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t threshold,
                             std::size_t c0, std::size_t c1, std::vector<std::uint64_t>& cand_key,
                             std::vector<std::size_t>& cand_idx) {
@@ -115,20 +115,25 @@ std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t thres
        base += select_chunk) {
     const std::size_t len = std::min(select_chunk, n - base);
     const std::size_t hits = keys_at_least(key, base, len, t, hit_key, hit_pos, top);
-    const std::size_t old = cand_key.size();
-    cand_key.resize(old + hits); // one append per chunk
-    cand_idx.resize(old + hits);
+    const std::size_t old = cand_idx.size();
+    cand_idx.resize(old + hits); // one append per chunk
     for (std::size_t h = 0; h < hits; ++h) {
-      cand_key[old + h] = static_cast<std::uint64_t>(hit_key[h]);
       cand_idx[old + h] = base + hit_pos[h];
+    }
+    if constexpr (With_keys) {
+      cand_key.resize(old + hits);
+      for (std::size_t h = 0; h < hits; ++h) {
+        cand_key[old + h] = static_cast<std::uint64_t>(hit_key[h]);
+      }
     }
   }
   return static_cast<std::uint64_t>(top);
 }
 
-/// The candidates of a span, key(i) >= threshold, in index order into ws.cand_key / ws.cand_idx
-/// (threads filter contiguous chunk ranges); returns the span's largest key.
-template <class KeyFn>
+/// The candidates of a span, key(i) >= threshold, in index order into ws.cand_idx and, With_keys,
+/// their keys into ws.cand_key (threads filter contiguous chunk ranges); returns the span's
+/// largest key.
+template <bool With_keys, class KeyFn>
 std::uint64_t filter_candidates(const cpu_policy& exec, std::size_t n, const KeyFn& key,
                                 std::uint64_t threshold, cpu_select_scratch& ws) {
   const std::size_t chunks = ceil_div(n, select_chunk);
@@ -136,12 +141,14 @@ std::uint64_t filter_candidates(const cpu_policy& exec, std::size_t n, const Key
   ws.part_key.resize(std::max(parts, ws.part_key.size()));
   ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
   ws.part_top.assign(parts, 0);
-  parallel_parts(
-      exec, chunks, select_min_chunks, [&](std::size_t c0, std::size_t c1, std::size_t part) {
-        ws.part_top[part] =
-            filter_chunks(n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
-      });
-  concatenate_parts(ws.part_key, parts, ws.cand_key);
+  parallel_parts(exec, chunks, select_min_chunks,
+                 [&](std::size_t c0, std::size_t c1, std::size_t part) {
+                   ws.part_top[part] = filter_chunks<With_keys>(
+                       n, key, threshold, c0, c1, ws.part_key[part], ws.part_idx[part]);
+                 });
+  if constexpr (With_keys) {
+    concatenate_parts(ws.part_key, parts, ws.cand_key);
+  }
   concatenate_parts(ws.part_idx, parts, ws.cand_idx);
   return *std::max_element(ws.part_top.begin(), ws.part_top.end());
 }
@@ -186,7 +193,7 @@ struct backend_impl<cpu_tag, select_top_keys> {
       if (rank < m - 1) {
         threshold = kth_largest_key(ws.sample, rank + 1, ws.kth);
       }
-      top = filter_candidates(exec, n, key, threshold, ws);
+      top = filter_candidates<true>(exec, n, key, threshold, ws);
       if (ws.cand_idx.size() >= k) {
         break;
       }
@@ -257,7 +264,7 @@ struct backend_impl<cpu_tag, select_at_least> {
   static std::uint64_t run(const cpu_policy& exec, std::size_t n, KeyFn&& key,
                            std::uint64_t threshold, std::vector<std::size_t>& out,
                            cpu_select_scratch& ws) {
-    const std::uint64_t top = filter_candidates(exec, n, key, threshold, ws);
+    const std::uint64_t top = filter_candidates<false>(exec, n, key, threshold, ws); // no keys
     out.swap(ws.cand_idx);
     return top;
   }
