@@ -234,6 +234,7 @@ private:
                                value_traits<T>::id, static_cast<std::uint32_t>(S),
                                layout_.total_size(), key.seed, key.stream_word(), digest_);
     std::size_t offset = wire_header_bytes + S * wire_directory_entry_bytes;
+    ws_.hashed.begin(out);
     for (std::size_t s = 0; s < S; ++s) {
       const span_desc& d = plan_[s];
       detail::write_directory_entry(p + wire_header_bytes + s * wire_directory_entry_bytes, d.size,
@@ -247,7 +248,11 @@ private:
       }
       offset += span_bytes_[s];
     }
-    detail::seal_message(out, checksum_blocks_on(exec, out));
+    const auto rest = checksum_blocks_on(exec, out);
+    detail::seal_message(out, [&](std::uint64_t first, std::uint64_t end) {
+      return ws_.hashed.digest_sum(first, end, rest);
+    });
+    ws_.hashed.clear();
   }
 
   // ---- decoding ----------------------------------------------------------------------------

@@ -265,7 +265,8 @@ TEST_CASE("large messages get the defined checksum from every thread count", "[w
   // the block sums alone, over ranges that start and end anywhere
   const std::size_t blocks = (m.size() + 1023) / 1024;
   for (std::uint64_t first : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{3}}) {
-    for (std::uint64_t end : {std::uint64_t{first}, first + 5, std::uint64_t{blocks}}) {
+    for (std::uint64_t end :
+         {std::uint64_t{first}, first + 5, first + 8, first + 17, std::uint64_t{blocks}}) {
       std::uint64_t expect = 0;
       for (std::uint64_t b = first; b < end; ++b) {
         expect += detail::checksum_block(m.data() + 1024 * b,
@@ -285,6 +286,53 @@ TEST_CASE("large messages get the defined checksum from every thread count", "[w
       c.decode(cpu_threads(2), std::span<const std::byte>(flipped), std::span<float>(out)),
       gradcomp::error);
   REQUIRE(decode_error(c, flipped) == errc::checksum_mismatch);
+}
+
+namespace {
+/// encode() at 1, 2 and 3 threads: the same bytes, sealed with the defined checksum (the dense
+/// coders hash the checksum blocks they write as they go; detail/prehashed_blocks.hpp).
+template <class S, class T = float>
+void check_checksum_while_writing(S s, const model_layout& l, std::uint64_t seed) {
+  codec c(s, l);
+  const auto xf = test::make_input(l.total_size(), test::distribution::normal, seed);
+  const std::vector<T> x(xf.begin(), xf.end());
+  std::vector<std::byte> first;
+  for (unsigned threads : {1u, 2u, 3u}) {
+    CAPTURE(threads);
+    std::vector<std::byte> m(c.template max_encoded_bytes<T>());
+    m.resize(
+        c.encode(cpu_threads(threads), std::span<const T>(x), std::span<std::byte>(m), {5, 2}));
+    REQUIRE(m.size() > 8 * detail::checksum_block_bytes);
+    REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == checksum_by_definition(m));
+    if (first.empty()) {
+      first = m;
+    }
+    REQUIRE(m == first);
+  }
+}
+} // namespace
+
+TEST_CASE("checksum blocks hashed while the codes are written give the defined checksum",
+          "[wire][robust]") {
+  // spans whose codes start and end inside checksum blocks, long enough for several thread parts
+  const model_layout l = model_layout::from_sizes({5, 300001, 77, 140003, 3, 66000});
+  const model_layout flat = model_layout::from_sizes({l.total_size()});
+  check_checksum_while_writing(scheme<identity, layer_span>{}, l, 21);
+  check_checksum_while_writing(scheme<identity, flat_span>{}, flat, 22);
+  check_checksum_while_writing<scheme<identity, layer_span>, bfloat16>({}, l, 23);
+  check_checksum_while_writing(scheme<qsgd, layer_span>{{15}}, l, 24); // magnitudes + sign plane
+  check_checksum_while_writing(scheme<qsgd, bucket_span>{{255, 100}, {70000}}, l, 25);
+  check_checksum_while_writing(scheme<terngrad, flat_span>{}, flat, 26);
+  check_checksum_while_writing(scheme<sign_sgd, layer_span>{}, l, 27);
+  check_checksum_while_writing(scheme<natural, flat_span>{}, flat, 28);
+  // a message whose length is a whole number of blocks: its last block is hashed by a writer
+  // (a 56-byte header, one 24-byte directory entry, 4 bytes per element: 1 MiB)
+  const model_layout whole = model_layout::from_sizes({256 * 1024 - 20});
+  codec c(scheme<identity, flat_span>{}, whole);
+  const auto x = test::make_input(whole.total_size(), test::distribution::normal, 29);
+  const auto m = encode(c, x, {});
+  CAPTURE(m.size());
+  REQUIRE(detail::load_le<std::uint64_t>(m.data() + 48) == checksum_by_definition(m));
 }
 
 TEST_CASE("hostile but well-sealed messages get named errors", "[wire][robust]") {

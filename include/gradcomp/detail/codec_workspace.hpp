@@ -2,6 +2,7 @@
 #pragma once
 
 #include "../error.hpp"
+#include "prehashed_blocks.hpp"
 #include "sparse_selection.hpp"
 
 #include <algorithm>
@@ -50,6 +51,7 @@ struct codec_workspace {
                             ///< the sparsifier's value scale), decoded values (composite decode)
   sparse_workspace sparse;  ///< scratch of one span's selection
   std::vector<double> sums; ///< scratch of the scale reductions
+  prehashed_blocks hashed;  ///< the message being written: checksum blocks its writers hashed
 
   /// Starts a call over `spans` spans.
   void begin(std::size_t spans) {

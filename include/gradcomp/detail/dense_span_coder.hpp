@@ -49,7 +49,7 @@ struct dense_span_coder {
   void write(const Exec& exec, const C& c, const T* x, std::size_t n, const span_context& ctx,
              codec_workspace& ws, std::size_t s, std::byte* dst) const {
     packed_span::write(exec, c, c.coder(encoding), x, n, ctx.global_begin, ws.span_scales(s),
-                       ctx.rounding(), dst);
+                       ctx.rounding(), dst, &ws.hashed);
   }
 
   /// Validates the span's `bytes` bytes; its scales go to the workspace. With max_abs_bits,

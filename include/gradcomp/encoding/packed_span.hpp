@@ -4,6 +4,7 @@
 #include "../detail/bit_pack.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/dispatch.hpp"
+#include "../detail/prehashed_blocks.hpp"
 #include "../error.hpp"
 #include "../random/stream_key.hpp"
 
@@ -27,16 +28,22 @@ struct packed_span {
     return 4 * c.num_scales(n) + packed_bytes(n, coder_layout(coder));
   }
 
+  /// Writes the span at out. With `hashed` (the message begun there), the checksum blocks the
+  /// codes fill are hashed as they are written (detail/prehashed_blocks.hpp).
   template <class Exec, class C, class Coder, class T>
   static void write(const Exec& exec, const C& c, const Coder& coder, const T* x, std::size_t n,
                     std::uint64_t global_begin, const float* scales, const random_stream& rs,
-                    std::byte* out) {
+                    std::byte* out, prehashed_blocks* hashed = nullptr) {
     const std::size_t ns = c.num_scales(n);
     for (std::size_t i = 0; i < ns; ++i) {
       store_le<float>(out + 4 * i, scales[i]);
     }
-    run<encode_codes>(exec, x, n, global_begin, ns > 0 ? scales : nullptr, c.scale_group(n), rs,
-                      coder, out + 4 * ns);
+    const std::uint64_t digest_sum =
+        run<encode_codes>(exec, x, n, global_begin, ns > 0 ? scales : nullptr, c.scale_group(n), rs,
+                          coder, out + 4 * ns, hashed);
+    if (hashed != nullptr) {
+      hashed->add(digest_sum);
+    }
   }
 
   /// Validates a span payload of `bytes` bytes for n elements; scales are copied to `scales`.

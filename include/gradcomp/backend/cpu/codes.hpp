@@ -9,6 +9,7 @@
 #include "../../math/rounding.hpp"
 #include "../../random/philox_batch.hpp"
 #include "../../random/stream_key.hpp"
+#include "checksum_blocks.hpp"
 #include "code_tables.hpp"
 #include "parallel.hpp"
 
@@ -189,34 +190,53 @@ GRADCOMP_FORCEINLINE void load_block(const std::byte* src, std::size_t len, std:
 /// Code blocks of 64 elements per part when a call uses several threads (2^15 elements).
 inline constexpr std::size_t parallel_min_blocks = 512;
 
+/// Code blocks between two hashings of the checksum blocks an encode has written (4096 elements:
+/// at most 16 KB of codes, still in cache).
+inline constexpr std::size_t hash_every_blocks = 64;
+
 /// Quantize n elements with a coder and pack the codes (detail/bit_pack.hpp) into out. Every
 /// 64-element block has a fixed place in the output, so threads take contiguous block ranges.
+/// With `hashed` (a message begun there), each thread also hashes the checksum blocks wholly
+/// inside the bytes it wrote as it goes (backend/cpu/checksum_blocks.hpp); returns their digest
+/// sum (0 without).
 template <>
 struct backend_impl<cpu_tag, encode_codes> {
   template <class T, class Coder>
-  static void run(const cpu_policy& exec, const T* x, std::size_t n, std::uint64_t global_begin,
-                  const float* scales, std::size_t group, const random_stream& rs,
-                  const Coder& coder, std::byte* out) {
-    with_coder_width(coder, [&](auto width) {
+  static std::uint64_t run(const cpu_policy& exec, const T* x, std::size_t n,
+                           std::uint64_t global_begin, const float* scales, std::size_t group,
+                           const random_stream& rs, const Coder& coder, std::byte* out,
+                           prehashed_blocks* hashed = nullptr) {
+    return with_coder_width(coder, [&](auto width) {
       constexpr unsigned B = decltype(width)::value;
-      parallel_parts(exec, ceil_div(n, codes_per_block), parallel_min_blocks,
-                     [&](std::size_t first_block, std::size_t end_block, std::size_t) {
-                       blocks<B>(x, n, first_block, end_block, global_begin, scales, group, rs,
-                                 coder, out);
-                     });
+      return parallel_reduce(
+          exec, ceil_div(n, codes_per_block), parallel_min_blocks, std::uint64_t{0},
+          [&](std::size_t first_block, std::size_t end_block) {
+            return blocks<B>(x, n, first_block, end_block, global_begin, scales, group, rs, coder,
+                             out, hashed);
+          },
+          [](std::uint64_t a, std::uint64_t b) { return a + b; });
     });
   }
 
 private:
   template <unsigned B, class T, class Coder>
-  static void blocks(const T* x, std::size_t n, std::size_t first_block, std::size_t end_block,
-                     std::uint64_t global_begin, const float* scales, std::size_t group,
-                     const random_stream& rs, const Coder& coder, std::byte* out) {
+  static std::uint64_t blocks(const T* x, std::size_t n, std::size_t first_block,
+                              std::size_t end_block, std::uint64_t global_begin,
+                              const float* scales, std::size_t group, const random_stream& rs,
+                              const Coder& coder, std::byte* out, prehashed_blocks* hashed) {
     alignas(64) float xf[codes_per_block];
     alignas(64) float sc[codes_per_block];
     alignas(64) std::uint32_t codes[codes_per_block];
     const random_stream low = rs.with_purpose(random_purpose::rounding_low);
     high8_source high(rs);
+    constexpr bool sign_plane = has_sign_plane<Coder> && B >= 2;
+    constexpr unsigned M = sign_plane ? B - 1 : B; // bits per code in the first stream
+    std::byte* const signs_out = out + packed_bytes(n, M);
+    // the end of the bytes blocks [first_block, b) fill in each stream
+    auto codes_end = [&](std::size_t b) { return out + std::min(b * (M * 8), packed_bytes(n, M)); };
+    auto signs_end = [&](std::size_t b) { return signs_out + std::min(b * 8, packed_bytes(n, 1)); };
+    hashing_writer codes_hash(hashed, codes_end(first_block));
+    hashing_writer signs_hash(sign_plane ? hashed : nullptr, signs_end(first_block));
     for (std::size_t block = first_block; block < end_block; ++block) {
       const std::size_t base = block * codes_per_block;
       const std::size_t len = std::min(codes_per_block, n - base);
@@ -236,19 +256,23 @@ private:
       with_block_scales(scales, group, base, len, sc, [&](auto scale) {
         code_block(coder, xs, scale, len, random_high, low, first, codes);
       });
-      if constexpr (has_sign_plane<Coder> && B >= 2) {
-        constexpr unsigned M = B - 1;
+      if constexpr (sign_plane) {
         alignas(64) std::uint32_t signs[codes_per_block];
         for (std::size_t j = 0; j < len; ++j) {
           signs[j] = codes[j] >> M;
           codes[j] &= (1u << M) - 1u;
         }
         store_block<M>(codes, len, out + block * (M * 8));
-        store_block<1>(signs, len, out + packed_bytes(n, M) + block * 8);
+        store_block<1>(signs, len, signs_out + block * 8);
       } else {
         store_block<B>(codes, len, out + block * (B * 8));
       }
+      if ((block + 1 - first_block) % hash_every_blocks == 0) {
+        codes_hash.written_to(codes_end(block + 1));
+        signs_hash.written_to(signs_end(block + 1));
+      }
     }
+    return codes_hash.finish(codes_end(end_block)) + signs_hash.finish(signs_end(end_block));
   }
 };
 
