@@ -44,7 +44,9 @@ natural_decode9(std::uint32_t code) noexcept {
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
 natural_valid9(std::uint32_t code) noexcept {
   const std::uint32_t e = code & 0xffu;
-  return e != 255u && (e != 0u || code == 0u);
+  // bitwise, not short-circuit: no branch in validation loops (they vectorize)
+  return static_cast<bool>(static_cast<unsigned>(e != 255u) &
+                           (static_cast<unsigned>(e != 0u) | static_cast<unsigned>(code == 0u)));
 }
 
 inline constexpr std::uint32_t natural8_exponent_offset = 16; // code c <-> biased exponent c + 16
@@ -92,7 +94,8 @@ natural_decode8(std::uint32_t code) noexcept {
 }
 GRADCOMP_HOST_DEVICE GRADCOMP_FORCEINLINE constexpr bool
 natural_valid8(std::uint32_t code) noexcept {
-  return (code & 0x7fu) != 0u || code == 0u;
+  return static_cast<bool>(static_cast<unsigned>((code & 0x7fu) != 0u) |
+                           static_cast<unsigned>(code == 0u)); // bitwise, as natural_valid9
 }
 
 } // namespace gradcomp::math

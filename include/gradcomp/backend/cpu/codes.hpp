@@ -254,7 +254,11 @@ private:
         random_high = high.bytes(first, len);
       }
       with_block_scales(scales, group, base, len, sc, [&](auto scale) {
-        code_block(coder, xs, scale, len, random_high, low, first, codes);
+        if (len == codes_per_block) { // a constant trip count: vectorized at -O2 as well
+          code_block(coder, xs, scale, codes_per_block, random_high, low, first, codes);
+        } else {
+          code_block(coder, xs, scale, len, random_high, low, first, codes);
+        }
       });
       if constexpr (sign_plane) {
         alignas(64) std::uint32_t signs[codes_per_block];
