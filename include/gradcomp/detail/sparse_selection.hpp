@@ -88,7 +88,7 @@ sparse_selection select_sparse(const Exec& exec, const C& c, const T* x, std::si
     }
   } else {
     run<select_where>(
-        exec, n, [rule, x](std::size_t i) { return rule.keep(x, i); }, ws.indices);
+        exec, n, [rule, x](std::size_t i) { return rule.keep(x, i); }, ws.indices, ws.select);
   }
   return {c.value_scale(n, ws.indices.size()), c.indices_implied()};
 }

@@ -33,16 +33,19 @@ struct cpu_select_scratch {
 inline constexpr std::size_t select_chunk = 1024;
 inline constexpr std::size_t select_min_chunks = 32;
 
-/// Appends the part's vectors to `all` in part order (one part: swapped in, no copy).
+/// Copies the first `count` part vectors into `all`, in part order. (Copied, not swapped: a swap
+/// would rotate the buffers, and each would only reach its size after several calls.)
 template <class V>
-void concatenate_parts(std::vector<std::vector<V>>& parts, std::size_t count, std::vector<V>& all) {
-  if (count == 1) {
-    all.swap(parts[0]);
-    return;
-  }
-  all.clear();
+void concatenate_parts(const std::vector<std::vector<V>>& parts, std::size_t count,
+                       std::vector<V>& all) {
+  std::size_t total = 0;
   for (std::size_t p = 0; p < count; ++p) {
-    all.insert(all.end(), parts[p].begin(), parts[p].end());
+    total += parts[p].size();
+  }
+  all.resize(total);
+  auto at = all.begin();
+  for (std::size_t p = 0; p < count; ++p) {
+    at = std::copy(parts[p].begin(), parts[p].end(), at);
   }
 }
 
@@ -130,14 +133,18 @@ std::uint64_t filter_chunks(std::size_t n, const KeyFn& key, std::uint64_t thres
   return static_cast<std::uint64_t>(top);
 }
 
-/// The candidates of a span, key(i) >= threshold, in index order into ws.cand_idx and, With_keys,
-/// their keys into ws.cand_key (threads filter contiguous chunk ranges); returns the span's
-/// largest key.
+/// The candidates of a span, key(i) >= threshold, in index order into `idx` and, With_keys, their
+/// keys into ws.cand_key; returns the span's largest key. One part filters straight into them;
+/// several filter contiguous chunk ranges into the workspace's part vectors, then concatenated.
 template <bool With_keys, class KeyFn>
 std::uint64_t filter_candidates(const cpu_policy& exec, std::size_t n, const KeyFn& key,
-                                std::uint64_t threshold, cpu_select_scratch& ws) {
+                                std::uint64_t threshold, cpu_select_scratch& ws,
+                                std::vector<std::size_t>& idx) {
   const std::size_t chunks = ceil_div(n, select_chunk);
   const std::size_t parts = part_count(exec, chunks, select_min_chunks);
+  if (parts == 1) {
+    return filter_chunks<With_keys>(n, key, threshold, 0, chunks, ws.cand_key, idx);
+  }
   ws.part_key.resize(std::max(parts, ws.part_key.size()));
   ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
   ws.part_top.assign(parts, 0);
@@ -149,7 +156,7 @@ std::uint64_t filter_candidates(const cpu_policy& exec, std::size_t n, const Key
   if constexpr (With_keys) {
     concatenate_parts(ws.part_key, parts, ws.cand_key);
   }
-  concatenate_parts(ws.part_idx, parts, ws.cand_idx);
+  concatenate_parts(ws.part_idx, parts, idx);
   return *std::max_element(ws.part_top.begin(), ws.part_top.end());
 }
 
@@ -193,7 +200,7 @@ struct backend_impl<cpu_tag, select_top_keys> {
       if (rank < m - 1) {
         threshold = kth_largest_key(ws.sample, rank + 1, ws.kth);
       }
-      top = filter_candidates<true>(exec, n, key, threshold, ws);
+      top = filter_candidates<true>(exec, n, key, threshold, ws, ws.cand_idx);
       if (ws.cand_idx.size() >= k) {
         break;
       }
@@ -264,9 +271,7 @@ struct backend_impl<cpu_tag, select_at_least> {
   static std::uint64_t run(const cpu_policy& exec, std::size_t n, KeyFn&& key,
                            std::uint64_t threshold, std::vector<std::size_t>& out,
                            cpu_select_scratch& ws) {
-    const std::uint64_t top = filter_candidates<false>(exec, n, key, threshold, ws); // no keys
-    out.swap(ws.cand_idx);
-    return top;
+    return filter_candidates<false>(exec, n, key, threshold, ws, out); // no keys
   }
 };
 
@@ -275,20 +280,20 @@ struct backend_impl<cpu_tag, select_at_least> {
 template <>
 struct backend_impl<cpu_tag, select_where> {
   template <class Pred>
-  static void run(const cpu_policy& exec, std::size_t n, Pred&& pred,
-                  std::vector<std::size_t>& out) {
+  static void run(const cpu_policy& exec, std::size_t n, Pred&& pred, std::vector<std::size_t>& out,
+                  cpu_select_scratch& ws) {
     const std::size_t chunks = ceil_div(n, select_chunk);
     const std::size_t parts = part_count(exec, chunks, select_min_chunks);
     if (parts == 1) {
       where_chunks(n, pred, 0, chunks, out);
       return;
     }
-    std::vector<std::vector<std::size_t>> found(parts);
+    ws.part_idx.resize(std::max(parts, ws.part_idx.size()));
     parallel_parts(exec, chunks, select_min_chunks,
                    [&](std::size_t c0, std::size_t c1, std::size_t part) {
-                     where_chunks(n, pred, c0, c1, found[part]);
+                     where_chunks(n, pred, c0, c1, ws.part_idx[part]);
                    });
-    concatenate_parts(found, parts, out);
+    concatenate_parts(ws.part_idx, parts, out);
   }
 
 private:
