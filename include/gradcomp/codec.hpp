@@ -224,7 +224,7 @@ private:
     return total;
   }
 
-  // Phase 2: write header, directory and payloads, then the checksum.
+  // Phase 2: header, directory and payloads, then the checksum (blocks hashed as written).
   template <class Exec, class T>
   void write_message(const Exec& exec, std::span<const T> grad, std::span<std::byte> out,
                      const stream_key& key) {
@@ -248,11 +248,7 @@ private:
       }
       offset += span_bytes_[s];
     }
-    const auto rest = checksum_blocks_on(exec, out);
-    detail::seal_message(out, [&](std::uint64_t first, std::uint64_t end) {
-      return ws_.hashed.digest_sum(first, end, rest);
-    });
-    ws_.hashed.clear();
+    detail::seal_message(out, ws_.hashed, checksum_blocks_on(exec, out));
   }
 
   // ---- decoding ----------------------------------------------------------------------------
@@ -291,24 +287,25 @@ private:
     }
   }
 
-  // Phase 1 of every decode: the frame, the output size, and every span (regenerating implied
-  // indices) are validated before anything is written. With `measure`, decoded_max_[s] is the
-  // largest |decoded value| of span s (fp32 bits).
+  // Phase 1 of every decode: frame, output size, every span (implied indices regenerated) and
+  // checksum (blocks hashed as the spans are read) are checked before anything is written. With
+  // `measure`, decoded_max_[s] is the largest |decoded value| of span s (fp32 bits).
   template <class Exec>
   message_info validate_message(const Exec& exec, std::span<const std::byte> msg,
                                 std::size_t out_size, bool measure = false) {
-    message_info info = detail::parse_frame(msg, checksum_blocks_on(exec, msg));
-    check_frame(info);
-    detail::require_elements("output", out_size, layout_.total_size());
     const std::size_t S = plan_.size();
-    ws_.begin(S);
-    decoded_max_.assign(S, 0);
-    for (std::size_t s = 0; s < S; ++s) {
-      validate_span(exec, info, msg.data() + info.spans[s].offset, s,
-                    measure ? &decoded_max_[s] : nullptr);
-      ws_.end_span();
-    }
-    return info;
+    return detail::parse_frame_validated(
+        msg, ws_.hashed, checksum_blocks_on(exec, msg), [&](const message_info& info) {
+          check_frame(info);
+          detail::require_elements("output", out_size, layout_.total_size());
+          ws_.begin(S);
+          decoded_max_.assign(S, 0);
+          for (std::size_t s = 0; s < S; ++s) {
+            validate_span(exec, info, msg.data() + info.spans[s].offset, s,
+                          measure ? &decoded_max_[s] : nullptr);
+            ws_.end_span();
+          }
+        });
   }
 
   template <class Exec>

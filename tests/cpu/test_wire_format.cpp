@@ -289,8 +289,24 @@ TEST_CASE("large messages get the defined checksum from every thread count", "[w
 }
 
 namespace {
+/// The error of decoding m with exec (none: std::nullopt); out must stay untouched on error.
+template <class S>
+std::optional<errc> decode_error_with(codec<S>& c, const cpu_policy& exec,
+                                      const std::vector<std::byte>& m) {
+  std::vector<float> out(c.layout().total_size(), 42.0f);
+  try {
+    c.decode(exec, std::span<const std::byte>(m), std::span<float>(out));
+  } catch (const gradcomp::error& e) {
+    REQUIRE(out == std::vector<float>(out.size(), 42.0f));
+    return e.code();
+  }
+  return std::nullopt;
+}
+
 /// encode() at 1, 2 and 3 threads: the same bytes, sealed with the defined checksum (the dense
-/// coders hash the checksum blocks they write as they go; detail/prehashed_blocks.hpp).
+/// coders hash the checksum blocks they write as they go; detail/prehashed_blocks.hpp). decode()
+/// at each thread count (it hashes the blocks as it validates them) takes the message and finds
+/// a flipped bit anywhere: in the header, in the codes' first, middle and last block.
 template <class S, class T = float>
 void check_checksum_while_writing(S s, const model_layout& l, std::uint64_t seed) {
   codec c(s, l);
@@ -308,6 +324,13 @@ void check_checksum_while_writing(S s, const model_layout& l, std::uint64_t seed
       first = m;
     }
     REQUIRE(m == first);
+    REQUIRE_FALSE(decode_error_with(c, cpu_threads(threads), m).has_value());
+    for (const std::size_t at : {std::size_t{20}, std::size_t{2000}, m.size() / 2, m.size() - 1}) {
+      auto flipped = m;
+      flipped[at] ^= std::byte{0x10};
+      CAPTURE(at);
+      REQUIRE(decode_error_with(c, cpu_threads(threads), flipped) == errc::checksum_mismatch);
+    }
   }
 }
 } // namespace

@@ -59,7 +59,7 @@ struct dense_span_coder {
                 std::size_t n, const span_context&, codec_workspace& ws, std::size_t s,
                 const Where&, std::uint32_t* max_abs_bits) const {
     packed_span::validate(exec, c, c.coder(encoding), src, bytes, n, s,
-                          ws.add_scales(c.num_scales(n)), max_abs_bits);
+                          ws.add_scales(c.num_scales(n)), max_abs_bits, &ws.hashed);
   }
 
   template <class Exec, class T>

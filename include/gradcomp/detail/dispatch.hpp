@@ -30,10 +30,12 @@ struct sum_checksum_blocks {}; // summed digests of a host message's checksum bl
 enum class decode_mode { validate, measure, assign, add };
 
 /// What validating codes found: the index of the first invalid code (n when all are valid) and,
-/// with decode_mode::measure, the largest |decoded value| as fp32 bits.
+/// with decode_mode::measure, the largest |decoded value| as fp32 bits; where the backend hashed
+/// the message's checksum blocks as it read them (detail/prehashed_blocks.hpp), their digest sum.
 struct code_check {
   std::size_t first_invalid = 0;
   std::uint32_t max_abs_bits = 0;
+  std::uint64_t digest_sum = 0;
 };
 
 template <class>

@@ -48,10 +48,12 @@ struct packed_span {
 
   /// Validates a span payload of `bytes` bytes for n elements; scales are copied to `scales`.
   /// With `max_abs_bits`, also stores there the largest |decoded value| (fp32 bits).
+  /// With `hashed` (the message begun there), the checksum blocks of the codes are hashed as they
+  /// are read (detail/prehashed_blocks.hpp).
   template <class Exec, class C, class Coder>
   static void validate(const Exec& exec, const C& c, const Coder& coder, const std::byte* in,
                        std::size_t bytes_in, std::size_t n, std::size_t span, float* scales,
-                       std::uint32_t* max_abs_bits = nullptr) {
+                       std::uint32_t* max_abs_bits = nullptr, prehashed_blocks* hashed = nullptr) {
     auto where = [span] { return "span " + std::to_string(span) + ": "; };
     require(bytes_in == bytes(c, coder, n), errc::corrupt_payload,
             where() + std::to_string(bytes_in) + " payload bytes, the format needs " +
@@ -68,13 +70,16 @@ struct packed_span {
     const code_check check =
         run<decode_codes>(exec, codes, n, scales, c.scale_group(n), coder,
                           max_abs_bits != nullptr ? decode_mode::measure : decode_mode::validate,
-                          static_cast<float*>(nullptr));
+                          static_cast<float*>(nullptr), hashed);
     require(check.first_invalid == n, errc::corrupt_payload, [&] {
       return std::string(where() + "invalid code at element " +
                          std::to_string(check.first_invalid));
     });
     if (max_abs_bits != nullptr) {
       *max_abs_bits = check.max_abs_bits;
+    }
+    if (hashed != nullptr) {
+      hashed->add(check.digest_sum);
     }
     const code_layout layout = coder_layout(coder);
     require(zero_padding(codes, n, layout.magnitude_bits()) &&

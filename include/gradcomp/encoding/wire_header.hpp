@@ -4,6 +4,7 @@
 #include "../core/float16.hpp"
 #include "../detail/bits.hpp"
 #include "../detail/checksum.hpp"
+#include "../detail/prehashed_blocks.hpp"
 #include "../error.hpp"
 #include "../granularity/span_plan.hpp"
 #include "../payload.hpp"
@@ -107,6 +108,15 @@ template <class BlocksSum>
 template <class BlocksSum>
 void seal_message(std::span<std::byte> msg, const BlocksSum& blocks_sum) {
   store_le<std::uint64_t>(msg.data() + wire_checksum_offset, message_checksum(msg, blocks_sum));
+}
+/// seal_message() of a message whose writers hashed some of its blocks into `hashed`
+/// (detail/prehashed_blocks.hpp): only the others are read; `hashed` is cleared.
+template <class BlocksSum>
+void seal_message(std::span<std::byte> msg, prehashed_blocks& hashed, const BlocksSum& blocks_sum) {
+  seal_message(msg, [&](std::uint64_t first, std::uint64_t end) {
+    return hashed.digest_sum(first, end, blocks_sum);
+  });
+  hashed.clear();
 }
 inline void seal_message(std::span<std::byte> msg) noexcept {
   store_le<std::uint64_t>(msg.data() + wire_checksum_offset, message_checksum(msg));
@@ -227,6 +237,33 @@ message_info parse_frame(std::span<const std::byte> msg, const BlocksSum& blocks
   check_checksum(load_le<std::uint64_t>(msg.data() + wire_checksum_offset),
                  message_checksum(msg, blocks_sum));
   return parse_frame_fields(msg, msg.size());
+}
+/// parse_frame() with the checksum checked after `validate(info)` (the caller's checks of the
+/// parsed frame and its spans), which may hash checksum blocks into `hashed` as it reads them
+/// (detail/prehashed_blocks.hpp): the check then reads only the other blocks. The errors are
+/// those of parse_frame() followed by validate(), in that order: when the frame's fields or
+/// validate() fail, the checksum is checked in full first, and a mismatch is what is reported.
+template <class BlocksSum, class Validate>
+message_info parse_frame_validated(std::span<const std::byte> msg, prehashed_blocks& hashed,
+                                   const BlocksSum& blocks_sum, const Validate& validate) {
+  check_frame_start(msg, msg.size());
+  const auto stored = load_le<std::uint64_t>(msg.data() + wire_checksum_offset);
+  message_info info;
+  hashed.begin(msg);
+  try {
+    info = parse_frame_fields(msg, msg.size());
+    validate(info);
+  } catch (const error&) {
+    hashed.clear();
+    check_checksum(stored, message_checksum(msg, blocks_sum));
+    throw;
+  }
+  const std::uint64_t computed = message_checksum(msg, [&](std::uint64_t first, std::uint64_t end) {
+    return hashed.digest_sum(first, end, blocks_sum);
+  });
+  hashed.clear();
+  check_checksum(stored, computed);
+  return info;
 }
 inline message_info parse_frame(std::span<const std::byte> msg) {
   return parse_frame(msg, [msg](std::uint64_t first, std::uint64_t end) {

@@ -85,13 +85,13 @@ inline std::uint64_t checksum_blocks_interleaved(const std::byte* p, std::size_t
   return sum + checksum_blocks(p, length, b, end);
 }
 
-/// One writer's contiguous byte range of a message being written (detail/prehashed_blocks.hpp):
+/// One writer's (or reader's) contiguous byte range of a message (detail/prehashed_blocks.hpp):
 /// as the range grows, its whole blocks are hashed eight at a time while still in cache, and
 /// flagged; finish() hashes the rest of its whole blocks and returns their digest sum. A null
 /// `blocks`, or one with no message begun, makes every call a no-op.
-class hashing_writer {
+class hashing_cursor {
 public:
-  hashing_writer(prehashed_blocks* blocks, const std::byte* start) noexcept
+  hashing_cursor(prehashed_blocks* blocks, const std::byte* start) noexcept
       : blocks_(blocks != nullptr && blocks->base() != nullptr ? blocks : nullptr),
         next_(blocks_ != nullptr ? blocks_->first_whole_block(start) : 0) {}
 
