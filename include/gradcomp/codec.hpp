@@ -35,10 +35,11 @@
 /// check) into the codec's workspace, then, only if all spans succeed and the output is large
 /// enough, the message is written. Decoding validates the whole message before it writes a single
 /// output element. So a failing call leaves the caller's buffers untouched (failure atomicity).
-/// A codec reuses its workspace between calls: no allocation on the hot path once warm; one codec
-/// must not be used from two threads at once. The backend is the policy at the call: `cpu` (or
-/// cpu_threads(n)) on host buffers, cuda_policy{stream} on device buffers (<gradcomp/cuda.cuh>),
-/// with the same bytes; the CUDA backend builds its device tables on the codec's first CUDA call.
+/// A codec reuses its workspace between calls: once warm, no buffer that grows with the gradient
+/// is allocated (small bookkeeping remains); one codec must not be used from two threads at once.
+/// The backend is the policy at the call: `cpu` (or cpu_threads(n)) on host buffers,
+/// cuda_policy{stream} on device buffers (<gradcomp/cuda.cuh>), with the same bytes; the CUDA
+/// backend builds its device tables on the codec's first CUDA call.
 
 namespace gradcomp {
 

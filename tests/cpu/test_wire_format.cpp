@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -311,7 +312,8 @@ template <class S, class T = float>
 void check_checksum_while_writing(S s, const model_layout& l, std::uint64_t seed) {
   codec c(s, l);
   const auto xf = test::make_input(l.total_size(), test::distribution::normal, seed);
-  const std::vector<T> x(xf.begin(), xf.end());
+  std::vector<T> x(xf.size());
+  std::transform(xf.begin(), xf.end(), x.begin(), [](float v) { return from_float<T>(v); });
   std::vector<std::byte> first;
   for (unsigned threads : {1u, 2u, 3u}) {
     CAPTURE(threads);

@@ -12,10 +12,11 @@
 #include <vector>
 
 /// @file
-/// What a codec keeps of one encode or decode call, span by span, reused between calls (no
-/// allocation on the hot path once warm): the scales and the selected indices of every span,
-/// concatenated in span order, with the offsets where each span's part begins. A span coder
-/// appends to the span being planned or validated; the codec closes each span with end_span().
+/// What a codec keeps of one encode or decode call, span by span, reused between calls (not
+/// reallocated once warm: tests/cpu/test_allocations.cpp): the scales and the selected indices of
+/// every span, concatenated in span order, with the offsets where each span's part begins. A span
+/// coder appends to the span being planned or validated; the codec closes each span with
+/// end_span().
 
 namespace gradcomp::detail {
 

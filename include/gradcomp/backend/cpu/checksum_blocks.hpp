@@ -21,6 +21,52 @@ inline constexpr std::size_t checksum_interleave = 8;
 /// How far ahead of the blocks being hashed their successors are fetched (in blocks).
 inline constexpr std::size_t checksum_prefetch_blocks = 4 * checksum_interleave;
 
+#if defined(__GNUC__)
+/// checksum_eight_blocks() with GCC/Clang vector extensions (little-endian hosts).
+template <bool Prefetch>
+inline std::uint64_t checksum_eight_blocks_vectors(const std::byte* p,
+                                                   std::uint64_t index) noexcept {
+  using u64x4 = std::uint64_t __attribute__((vector_size(32)));
+  const checksum_lanes start;
+  const u64x4 seed = {start.lane[0], start.lane[1], start.lane[2], start.lane[3]};
+  u64x4 lanes[checksum_interleave];
+  for (std::size_t k = 0; k < checksum_interleave; ++k) {
+    lanes[k] = seed;
+  }
+  for (std::size_t row = 0; row < checksum_block_bytes; row += 32) {
+    // eight streams 1 KB apart defeat the hardware prefetcher: fetch the blocks 32 KB ahead
+    // into L2, four 64-byte lines per row (eight blocks' worth over the 32 rows)
+    if constexpr (Prefetch) {
+      const std::byte* ahead = p + checksum_prefetch_blocks * checksum_block_bytes + 8 * row;
+      for (std::size_t line = 0; line < 4; ++line) {
+        __builtin_prefetch(ahead + 64 * line, 0, 2);
+      }
+    }
+    GRADCOMP_UNROLL(8)
+    for (std::size_t k = 0; k < checksum_interleave; ++k) {
+      u64x4 w;
+      std::memcpy(&w, p + k * checksum_block_bytes + row, sizeof w);
+      const u64x4 v = lanes[k] ^ w;
+      lanes[k] = ((v << 29) | (v >> 35)) * checksum_p1; // rotl64(v, 29) * p1, as row()
+    }
+  }
+  std::uint64_t sum = 0;
+  for (std::size_t k = 0; k < checksum_interleave; ++k) {
+    checksum_lanes h;
+    for (unsigned l = 0; l < 4; ++l) {
+      h.lane[l] = lanes[k][l];
+    }
+    sum += h.digest(index + k, checksum_block_bytes);
+  }
+  return sum;
+}
+#else
+template <bool Prefetch>
+inline std::uint64_t checksum_eight_blocks_vectors(const std::byte*, std::uint64_t) noexcept {
+  return 0; // never called: checksum_eight_blocks() takes the scalar loop
+}
+#endif
+
 /// The summed digests of the eight whole blocks at p, whose first has index `index`: the same
 /// as checksum_block() on each, with each block's four lanes held as one vector, so that the
 /// multiply-rotate chains of eight blocks overlap (one block at a time waits on its chains'
@@ -29,45 +75,19 @@ inline constexpr std::size_t checksum_prefetch_blocks = 4 * checksum_interleave;
 /// Prefetch: fetch the blocks that follow (a message in memory; not for blocks just written).
 template <bool Prefetch = true>
 inline std::uint64_t checksum_eight_blocks(const std::byte* p, std::uint64_t index) noexcept {
-  std::uint64_t sum = 0;
+  constexpr bool vectors = // GCC/Clang vector extensions hold the little-endian words
 #if defined(__GNUC__)
-  if constexpr (std::endian::native == std::endian::little) {
-    using u64x4 = std::uint64_t __attribute__((vector_size(32)));
-    const checksum_lanes start;
-    const u64x4 seed = {start.lane[0], start.lane[1], start.lane[2], start.lane[3]};
-    u64x4 lanes[checksum_interleave];
-    for (std::size_t k = 0; k < checksum_interleave; ++k) {
-      lanes[k] = seed;
-    }
-    for (std::size_t row = 0; row < checksum_block_bytes; row += 32) {
-      // eight streams 1 KB apart defeat the hardware prefetcher: fetch the blocks 32 KB ahead
-      // into L2, four 64-byte lines per row (eight blocks' worth over the 32 rows)
-      if constexpr (Prefetch) {
-        const std::byte* ahead = p + checksum_prefetch_blocks * checksum_block_bytes + 8 * row;
-        for (std::size_t line = 0; line < 4; ++line) {
-          __builtin_prefetch(ahead + 64 * line, 0, 2);
-        }
-      }
-      GRADCOMP_UNROLL(8)
-      for (std::size_t k = 0; k < checksum_interleave; ++k) {
-        u64x4 w;
-        std::memcpy(&w, p + k * checksum_block_bytes + row, sizeof w);
-        const u64x4 v = lanes[k] ^ w;
-        lanes[k] = ((v << 29) | (v >> 35)) * checksum_p1; // rotl64(v, 29) * p1, as row()
-      }
-    }
-    for (std::size_t k = 0; k < checksum_interleave; ++k) {
-      checksum_lanes h;
-      for (unsigned l = 0; l < 4; ++l) {
-        h.lane[l] = lanes[k][l];
-      }
-      sum += h.digest(index + k, checksum_block_bytes);
-    }
-    return sum;
-  }
+      std::endian::native == std::endian::little;
+#else
+      false;
 #endif
-  for (std::size_t k = 0; k < checksum_interleave; ++k) {
-    sum += checksum_block(p + k * checksum_block_bytes, checksum_block_bytes, index + k);
+  std::uint64_t sum = 0;
+  if constexpr (vectors) {
+    sum = checksum_eight_blocks_vectors<Prefetch>(p, index);
+  } else {
+    for (std::size_t k = 0; k < checksum_interleave; ++k) {
+      sum += checksum_block(p + k * checksum_block_bytes, checksum_block_bytes, index + k);
+    }
   }
   return sum;
 }

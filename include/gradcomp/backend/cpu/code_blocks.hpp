@@ -218,7 +218,11 @@ public:
     return codes_ + std::min(b * (M * 8), packed_bytes(n_, M));
   }
   [[nodiscard]] Byte* signs_at(std::size_t b) const noexcept {
-    return codes_ + packed_bytes(n_, M) + std::min(b * 8, packed_bytes(n_, 1));
+    if constexpr (SignPlane) {
+      return codes_ + packed_bytes(n_, M) + std::min(b * 8, packed_bytes(n_, 1));
+    } else {
+      return codes_; // no sign stream: nothing past the codes is formed
+    }
   }
 
 private:
