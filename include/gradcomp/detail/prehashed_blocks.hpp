@@ -25,20 +25,17 @@ public:
   /// Starts a message: no block hashed yet.
   void begin(std::span<const std::byte> message) {
     base_ = message.data();
-    length_ = message.size();
-    hashed_.assign(ceil_div(length_, checksum_block_bytes), 0);
+    hashed_.assign(ceil_div(message.size(), checksum_block_bytes), 0);
     sum_ = 0;
   }
   /// No message (writers skip hashing).
   void clear() noexcept {
     base_ = nullptr;
-    length_ = 0;
     hashed_.clear();
     sum_ = 0;
   }
 
   [[nodiscard]] const std::byte* base() const noexcept { return base_; }
-  [[nodiscard]] std::size_t length() const noexcept { return length_; }
   /// The whole blocks of the message inside [lo, hi): [first, end) (empty when none is).
   [[nodiscard]] std::uint64_t first_whole_block(const std::byte* lo) const noexcept {
     return ceil_div(static_cast<std::size_t>(lo - base_), checksum_block_bytes);
@@ -80,7 +77,6 @@ public:
 
 private:
   const std::byte* base_ = nullptr;
-  std::size_t length_ = 0;
   std::vector<std::uint8_t> hashed_; ///< per block: 1 when a writer hashed it
   std::uint64_t sum_ = 0;
 };
